@@ -1,0 +1,3 @@
+"""Shanghai-Hong Kong connect gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,144 @@
+"""`connect-gateway`: the command line.
+
+Exit codes: 0 done; 2 usage or configuration error; 3 the message was rejected (translate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from gateway import __version__
+from gateway.config import Config, ConfigError, load
+from gateway.iso20022.profiles import SIDES
+
+EXIT_OK, EXIT_USAGE, EXIT_REJECTED = 0, 2, 3
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    print(f"connect-gateway: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    try:
+        return load(args.config)
+    except ConfigError as exc:
+        _fail(f"configuration: {exc}")
+
+
+def _read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {name}: {exc.strerror}")
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from gateway.translation import Translator
+
+    config = _config(args)
+    data = _read_input(args.file)
+    outcome = Translator(config).process(data, args.source)
+    sys.stdout.buffer.write(outcome.message)
+    sys.stdout.buffer.flush()
+    if outcome.accepted:
+        return EXIT_OK
+    assert outcome.error is not None
+    print(f"rejected ({outcome.error.code}): {outcome.error}", file=sys.stderr)
+    return EXIT_REJECTED
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from gateway.publish import publish
+
+    config = _config(args)
+    bootstrap = args.bootstrap or config.kafka.bootstrap_servers
+    if not bootstrap:
+        _fail("no broker: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
+              "(`connect-gateway broker` starts the embedded one)")
+    topic = args.topic or config.side(args.side).inbound_topic
+    payloads = [_read_input(name) for name in args.files]
+    placed = asyncio.run(publish(bootstrap, topic, payloads))
+    for name, (partition, offset) in zip(args.files, placed, strict=True):
+        print(f"{name} -> {topic}[{partition}]@{offset}")
+    return EXIT_OK
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
+
+    broker = EmbeddedBroker(args.host, args.port)
+    try:
+        bootstrap = broker.start()
+    except BrokerStartError as exc:
+        _fail(str(exc), 1)
+    print(f"embedded Kafka-compatible broker (memory storage) on bootstrap {bootstrap}", flush=True)
+    print("publish with any Kafka client, e.g. kcat -b " + bootstrap + " -t onshore.inbound -P",
+          flush=True)
+    stop = asyncio.Event()
+
+    async def wait() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    try:
+        asyncio.run(wait())
+    finally:
+        broker.stop()
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _config(args)
+    _fail("the Kafka service (consume, validate, deduplicate, translate, publish) is not built "
+          "yet: it is the pipeline issue. Today: `translate`, `publish` and `broker`.")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="connect-gateway",
+                                description="Shanghai-Hong Kong connect clearing and messaging gateway")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (default: "
+                   "$CONNECT_GATEWAY_CONFIG, then built-in defaults)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("translate", help="translate one message offline (no broker)")
+    t.add_argument("--from", dest="source", choices=SIDES, required=True,
+                   help="the dialect the message is in")
+    t.add_argument("file", metavar="FILE|-", help="the message, or - for standard input")
+    t.set_defaults(func=cmd_translate)
+
+    pub = sub.add_parser("publish", help="publish message files to a side's inbound topic")
+    pub.add_argument("--side", choices=SIDES, required=True)
+    pub.add_argument("--bootstrap", metavar="HOST:PORT", help="default: configuration")
+    pub.add_argument("--topic", help="default: the side's inbound topic")
+    pub.add_argument("files", nargs="+", metavar="FILE")
+    pub.set_defaults(func=cmd_publish)
+
+    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker in the foreground")
+    b.add_argument("--host", default="127.0.0.1")
+    b.add_argument("--port", type=int, default=9092)
+    b.set_defaults(func=cmd_broker)
+
+    r = sub.add_parser("run", help="run the gateway service")
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""ISO 20022 message layer: hardened reading, profile validation, idempotency keys, builders."""

@@ -1,0 +1,200 @@
+"""Builders for what the gateway emits: headers, envelopes and rejects.
+
+Rejects:
+- admi.002 when a message cannot be read or validated (`MessageError.answer == "admi.002"`);
+- pacs.002 RJCT when a readable payment-family message is refused;
+- sese.024 Rjctd when a readable securities instruction is refused.
+Each carries every original identifier that could be recovered. Free text the gateway writes
+into an offshore message is made printable Latin (the offshore profile allows nothing else):
+non-Latin characters become \\uXXXX escapes rather than disappearing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from gateway.iso20022 import errors
+from gateway.iso20022.ids import derive_id
+from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, family, ns
+from gateway.iso20022.profiles import Side
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who a header names: a BIC, and optionally a clearing member id for the dialect."""
+
+    bic: str
+
+
+def fit_text(text: str, max_len: int, side: Side) -> str:
+    """Free text written by the gateway, made to fit a field: Latin-only offshore, bounded."""
+    if side == "offshore":
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+        text = "".join(ch if " " <= ch <= "~" else " " for ch in text)
+    else:
+        text = "".join(ch if ch >= " " else " " for ch in text)
+    text = " ".join(text.split()) or "-"
+    return text if len(text) <= max_len else text[: max_len - 3] + "..."
+
+
+def iso_datetime(moment: datetime) -> str:
+    """ISODateTime with an explicit offset (the profiles require one)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: the gateway only writes offset-aware times")
+    return moment.isoformat(timespec="seconds")
+
+
+def build_header(
+    *,
+    fr: Party,
+    to: Party,
+    biz_msg_idr: str,
+    msg_def: str,
+    created: datetime,
+    biz_svc: str | None = None,
+    possible_duplicate: bool = False,
+) -> etree._Element:
+    h = ElementMaker(namespace=ns(HEAD), nsmap={None: ns(HEAD)})
+
+    def party(tag: str, p: Party) -> etree._Element:
+        return h(tag, h.FIId(h.FinInstnId(h.BICFI(p.bic))))
+
+    children = [
+        party("Fr", fr),
+        party("To", to),
+        h.BizMsgIdr(biz_msg_idr),
+        h.MsgDefIdr(msg_def),
+    ]
+    if biz_svc:
+        children.append(h.BizSvc(biz_svc))
+    children.append(h.CreDt(iso_datetime(created)))
+    if possible_duplicate:
+        children.append(h.PssblDplct("true"))
+    return h.AppHdr(*children)
+
+
+def envelope(header: etree._Element, document: etree._Element) -> bytes:
+    """AppHdr + Document in the gateway's envelope, serialised as UTF-8 with a declaration."""
+    root = etree.Element(etree.QName(ENVELOPE_NS, "BizMsg"), nsmap={None: ENVELOPE_NS})
+    root.append(header)
+    root.append(document)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _document(msg_def: str) -> tuple[ElementMaker, etree._Element]:
+    e = ElementMaker(namespace=ns(msg_def), nsmap={None: ns(msg_def)})
+    return e, e.Document()
+
+
+@dataclass(frozen=True)
+class RejectContext:
+    """What every reject needs besides the error: who we are, whom to answer, and when."""
+
+    side: Side  # the dialect of the answer: the side the original came from
+    gateway: Party
+    fallback_to: Party  # that side's system, when the original sender is unknown
+    created: datetime
+    biz_svc: str | None = None
+
+
+def _reject_header(ctx: RejectContext, ids: errors.RecoveredIds, msg_def: str) -> etree._Element:
+    to = Party(ids.sender_bic) if ids.sender_bic else ctx.fallback_to
+    # Stable per original: a redelivered bad message gets the same reject id.
+    biz_id = derive_id("GWRJ", msg_def, ids.reference, ids.payload_ref)
+    return build_header(
+        fr=ctx.gateway, to=to, biz_msg_idr=biz_id, msg_def=msg_def, created=ctx.created,
+        biz_svc=ctx.biz_svc,
+    )
+
+
+def build_admi002(error: errors.MessageError, ctx: RejectContext) -> bytes:
+    """admi.002 for a message that could not be read or validated."""
+    ids = error.ids or errors.RecoveredIds("SHA256:UNKNOWN")
+    a, doc = _document("admi.002.001.01")
+    reason = [a.RjctgPtyRsn(error.code), a.RjctnDtTm(iso_datetime(ctx.created))]
+    if error.location:
+        reason.append(a.ErrLctn(fit_text(error.location, 350, ctx.side)))
+    reason.append(a.RsnDesc(fit_text(f"{error.kind}: {error.detail}", 350, ctx.side)))
+    doc.append(
+        a("admi.002.001.01", a.RltdRef(a.Ref(ids.reference)), a.Rsn(*reason))
+    )
+    return envelope(_reject_header(ctx, ids, "admi.002.001.01"), doc)
+
+
+def build_pacs002_reject(error: errors.MessageError, ctx: RejectContext) -> bytes:
+    """pacs.002 RJCT for a readable message refused for a business reason."""
+    ids = error.ids or errors.RecoveredIds("SHA256:UNKNOWN")
+    p, doc = _document("pacs.002.001.10")
+    orgnl_def = ids.msg_def or "pacs.008.001.08"
+    orgnl_msg_id = ids.msg_id or ids.biz_msg_idr or ids.payload_ref
+    status_id = derive_id("GWST", orgnl_msg_id, ids.payload_ref)
+
+    def reason() -> etree._Element:
+        return p.StsRsnInf(
+            p.Rsn(p.Cd(error.code)), p.AddtlInf(fit_text(error.detail, 105, ctx.side))
+        )
+
+    group = [p.OrgnlMsgId(orgnl_msg_id), p.OrgnlMsgNmId(orgnl_def)]
+    if ids.cre_dt_tm:
+        group.append(p.OrgnlCreDtTm(ids.cre_dt_tm))
+    group += [p.GrpSts("RJCT"), reason()]
+    report = p.FIToFIPmtStsRpt(
+        p.GrpHdr(p.MsgId(status_id), p.CreDtTm(iso_datetime(ctx.created))),
+        p.OrgnlGrpInfAndSts(*group),
+    )
+    if ids.uetr or ids.end_to_end_id:
+        tx = [p.StsId(status_id), p.OrgnlGrpInf(p.OrgnlMsgId(orgnl_msg_id), p.OrgnlMsgNmId(orgnl_def))]
+        for tag, value in (
+            ("OrgnlInstrId", ids.instr_id),
+            ("OrgnlEndToEndId", ids.end_to_end_id),
+            ("OrgnlTxId", ids.tx_id),
+            ("OrgnlUETR", ids.uetr),
+        ):
+            if value:
+                tx.append(p(tag, value))
+        tx += [p.TxSts("RJCT"), reason()]
+        report.append(p.TxInfAndSts(*tx))
+    doc.append(report)
+    return envelope(_reject_header(ctx, ids, "pacs.002.001.10"), doc)
+
+
+# ExternalStatusReason1Code -> the closest securities RejectionReason code.
+_SECURITIES_REASON = {"DU01": "REFE", "DUPL": "REFE", "RC01": "ICAG", "AC01": "SAFE",
+                      "TM01": "LATE", "AM02": "CASH", "AM03": "CASH", "AG01": "ICAG"}
+
+
+def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: str) -> bytes:
+    """sese.024 Rjctd for a readable securities instruction refused for a business reason."""
+    ids = error.ids or errors.RecoveredIds("SHA256:UNKNOWN")
+    s, doc = _document("sese.024.001.10")
+    code = _SECURITIES_REASON.get(error.code, "OTHR")
+    doc.append(
+        s.SctiesSttlmTxStsAdvc(
+            s.TxId(s.AcctOwnrTxId(tx_id)),
+            s.PrcgSts(
+                s.Rjctd(
+                    s.Rsn(
+                        s.Cd(s.Cd(code)),
+                        s.AddtlRsnInf(fit_text(f"{error.code}: {error.detail}", 210, ctx.side)),
+                    )
+                )
+            ),
+        )
+    )
+    return envelope(_reject_header(ctx, ids, "sese.024.001.10"), doc)
+
+
+def build_reject(
+    error: errors.MessageError, ctx: RejectContext, *, sese_tx_id: str | None = None
+) -> bytes:
+    """The right reject for an error: admi.002, pacs.002 or (securities) sese.024."""
+    if error.answer == "admi.002":
+        return build_admi002(error, ctx)
+    msg_def = error.ids.msg_def if error.ids else None
+    if msg_def and family(msg_def) == "sese.023" and sese_tx_id:
+        return build_sese024_reject(error, ctx, sese_tx_id)
+    return build_pacs002_reject(error, ctx)
