@@ -61,8 +61,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
     config = _config(args)
     bootstrap = args.bootstrap or config.kafka.bootstrap_servers
     if not bootstrap:
-        _fail("no broker: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
-              "(`connect-gateway broker` starts the embedded one)")
+        _fail(
+            "no broker: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
+            "(`connect-gateway broker` starts the embedded one)"
+        )
     topic = args.topic or config.side(args.side).inbound_topic
     payloads = [_read_input(name) for name in args.files]
     placed = asyncio.run(publish(bootstrap, topic, payloads))
@@ -80,8 +82,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
     except BrokerStartError as exc:
         _fail(str(exc), 1)
     print(f"embedded Kafka-compatible broker (memory storage) on bootstrap {bootstrap}", flush=True)
-    print("publish with any Kafka client, e.g. kcat -b " + bootstrap + " -t onshore.inbound -P",
-          flush=True)
+    print(
+        "publish with any Kafka client, e.g. kcat -b " + bootstrap + " -t onshore.inbound -P",
+        flush=True,
+    )
     stop = asyncio.Event()
 
     async def wait() -> None:
@@ -99,21 +103,29 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _config(args)
-    _fail("the Kafka service (consume, validate, deduplicate, translate, publish) is not built "
-          "yet: it is the pipeline issue. Today: `translate`, `publish` and `broker`.")
+    _fail(
+        "the Kafka service (consume, validate, deduplicate, translate, publish) is not built "
+        "yet: it is the pipeline issue. Today: `translate`, `publish` and `broker`."
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="connect-gateway",
-                                description="Shanghai-Hong Kong connect clearing and messaging gateway")
+    p = argparse.ArgumentParser(
+        prog="connect-gateway",
+        description="Shanghai-Hong Kong connect clearing and messaging gateway",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--config", metavar="FILE", help="TOML configuration (default: "
-                   "$CONNECT_GATEWAY_CONFIG, then built-in defaults)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration (default: $CONNECT_GATEWAY_CONFIG, then built-in defaults)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("translate", help="translate one message offline (no broker)")
-    t.add_argument("--from", dest="source", choices=SIDES, required=True,
-                   help="the dialect the message is in")
+    t.add_argument(
+        "--from", dest="source", choices=SIDES, required=True, help="the dialect the message is in"
+    )
     t.add_argument("file", metavar="FILE|-", help="the message, or - for standard input")
     t.set_defaults(func=cmd_translate)
 

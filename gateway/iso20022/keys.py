@@ -81,7 +81,8 @@ def extract_keys(msg: BusinessMessage) -> IdempotencyKeys:
 
     agent = get("agent") or "-"
     if msg.header is not None:
-        message = f"msg:{msg.header_text('Fr/FIId/FinInstnId/BICFI') or '-'}:{msg.header_text('BizMsgIdr')}"
+        sender = msg.header_text("Fr/FIId/FinInstnId/BICFI") or "-"
+        message = f"msg:{sender}:{msg.header_text('BizMsgIdr')}"
     else:
         group = get("msg_id") or get("tx_id") or get("ref") or "-"
         message = f"grp:{agent}:{group}"

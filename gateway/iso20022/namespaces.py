@@ -34,7 +34,7 @@ def msg_def_of(namespace: str | None) -> str | None:
     """The message definition id of an ISO 20022 namespace, or None for any other namespace."""
     if not namespace or not namespace.startswith(ISO_PREFIX):
         return None
-    candidate = namespace[len(ISO_PREFIX):]
+    candidate = namespace[len(ISO_PREFIX) :]
     return candidate if _MSG_ID.fullmatch(candidate) else None
 
 

@@ -65,7 +65,8 @@ class ProfileSet:
         schema = self._schemas[msg_def]
         if schema.validate(element):
             return
-        entry = schema.error_log[0] if len(schema.error_log) else None
+        # The first error is the root cause; later ones are often its consequences.
+        entry = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
         message = _NS_CLUTTER.sub("", entry.message) if entry else "invalid"
         location = _locate(element, entry.line, entry.message) if entry else None
         raise errors.SchemaViolation(
@@ -89,7 +90,7 @@ def _locate(part: etree._Element, line: int, message: str) -> str | None:
     name = named.group(1) if named else None
     match = None
     for el in part.iter():
-        if isinstance(el.tag, str) and el.sourceline == line:
+        if isinstance(el.tag, str) and el.sourceline == line:  # type: ignore[comparison-overlap]
             if name is None or etree.QName(el).localname == name:
                 match = el
     if match is None:

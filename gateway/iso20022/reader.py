@@ -108,7 +108,7 @@ def read_message(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Business
         raise errors.NotWellFormed(
             f"unreadable: {exc}", ids=errors.RecoveredIds(payload_ref(data))
         ) from None
-    if root.getroottree().docinfo.doctype:
+    if getattr(root.getroottree().docinfo, "doctype", ""):
         # Unreachable past the byte scan; kept so a scan regression cannot open XXE.
         raise errors.ForbiddenMarkup("DOCTYPE is not allowed", ids=recover_ids(data, root))
     return _structure(data, root)
@@ -117,8 +117,10 @@ def read_message(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Business
 def _check_encoding_and_markup(data: bytes) -> None:
     ref = errors.RecoveredIds(payload_ref(data))
     if data.startswith(_WIDE_BOMS):
-        raise errors.UnsupportedEncoding("only UTF-8 is accepted (UTF-16/32 byte order mark)", ids=ref)
-    body = data[len(_UTF8_BOM):] if data.startswith(_UTF8_BOM) else data
+        raise errors.UnsupportedEncoding(
+            "only UTF-8 is accepted (UTF-16/32 byte order mark)", ids=ref
+        )
+    body = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
     decl = _XML_DECL.match(body.lstrip())
     if decl:
         enc = _ENCODING.search(decl.group(0))
@@ -200,19 +202,27 @@ def _by_local_names(path: str) -> etree.XPath:
     return etree.XPath("//" + "/".join(steps))
 
 
-# Where recover_ids looks, first match wins. Names, not namespaces: the message failed, so its
-# namespaces may be wrong too.
-_RECOVER: tuple[tuple[str, etree.XPath], ...] = tuple(
-    (field_name, _by_local_names(path))
-    for field_name, path in (
-        ("sender_bic", "AppHdr/Fr//BICFI"),
-        ("biz_msg_idr", "AppHdr/BizMsgIdr"),
-        ("msg_id", "GrpHdr/MsgId"),
-        ("cre_dt_tm", "GrpHdr/CreDtTm"),
-        ("uetr", "PmtId/UETR"),
-        ("end_to_end_id", "PmtId/EndToEndId"),
-        ("instr_id", "PmtId/InstrId"),
-        ("tx_id", "PmtId/TxId"),
+# Where recover_ids looks (first match wins) and what a value must look like to be copied into
+# the reject: a recovered value is only useful if the reject that carries it stays valid. Names,
+# not namespaces: the message failed, so its namespaces may be wrong too.
+_MAX35 = re.compile(r"\S(.{0,33}\S)?")
+_BIC_RE = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
+_UUID4 = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}")
+_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+\-][0-9]{2}:[0-9]{2})"
+)
+_RECOVER: tuple[tuple[str, etree.XPath, re.Pattern[str]], ...] = tuple(
+    (field_name, _by_local_names(path), shape)
+    for field_name, path, shape in (
+        ("sender_bic", "AppHdr/Fr//BICFI", _BIC_RE),
+        ("biz_msg_idr", "AppHdr/BizMsgIdr", _MAX35),
+        ("msg_id", "GrpHdr/MsgId", _MAX35),
+        ("cre_dt_tm", "GrpHdr/CreDtTm", _DATETIME),
+        ("uetr", "PmtId/UETR", _UUID4),
+        ("end_to_end_id", "PmtId/EndToEndId", _MAX35),
+        ("instr_id", "PmtId/InstrId", _MAX35),
+        ("tx_id", "PmtId/TxId", _MAX35),
     )
 )
 _FIRST_DOCUMENT = _by_local_names("Document")
@@ -223,16 +233,23 @@ def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds
     found: dict[str, str] = {}
     if root is None:
         return errors.RecoveredIds(payload_ref(data))
-    for field_name, xpath in _RECOVER:
+    for field_name, xpath, shape in _RECOVER:
         hits = xpath(root)
         if isinstance(hits, list) and hits and isinstance(hits[0], etree._Element):
             text = (hits[0].text or "").strip()
-            if text and len(text) <= 35:  # it goes into Max35Text fields of the reject
+            if shape.fullmatch(text):
                 found[field_name] = text
     documents = _FIRST_DOCUMENT(root)
     candidates = [*documents, root] if isinstance(documents, list) else [root]
     for el in candidates:
         if isinstance(el, etree._Element) and (doc_def := msg_def_of(etree.QName(el).namespace)):
-            found["msg_def"] = doc_def
+            if doc_def in DOCUMENT_MESSAGES:  # the reject can only name a message it knows
+                found["msg_def"] = doc_def
             break
     return errors.RecoveredIds(payload_ref(data), **found)
+
+
+def refusal(msg: BusinessMessage, reason: str, detail: str) -> errors.Refusal:
+    """A business refusal of a readable message, carrying its identifiers for the pacs.002."""
+    root = msg.document.getroottree().getroot()
+    return errors.Refusal(detail, ids=recover_ids(msg.raw, root), reason=reason)
