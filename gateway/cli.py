@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -76,26 +77,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_broker(args: argparse.Namespace) -> int:
     from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
 
+    stop = threading.Event()
+    # Handlers first: a supervisor may signal as soon as it sees the ready line.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     broker = EmbeddedBroker(args.host, args.port)
     try:
         bootstrap = broker.start()
     except BrokerStartError as exc:
         _fail(str(exc), 1)
-    print(f"embedded Kafka-compatible broker (memory storage) on bootstrap {bootstrap}", flush=True)
-    print(
-        "publish with any Kafka client, e.g. kcat -b " + bootstrap + " -t onshore.inbound -P",
-        flush=True,
-    )
-    stop = asyncio.Event()
-
-    async def wait() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-
     try:
-        asyncio.run(wait())
+        print(
+            f"embedded Kafka-compatible broker (memory storage) on bootstrap {bootstrap}",
+            flush=True,
+        )
+        print(
+            f"publish with any Kafka client, e.g. kcat -b {bootstrap} -t onshore.inbound -P",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            if broker.proc is None or broker.proc.poll() is not None:
+                _fail("the embedded broker exited unexpectedly", 1)
     finally:
         broker.stop()
     return EXIT_OK

@@ -3,8 +3,7 @@
 Precedence: defaults < file (`--config FILE` or $CONNECT_GATEWAY_CONFIG) < environment.
 Every setting can be overridden as CONNECT_GATEWAY__<SECTION>__<KEY> (e.g.
 CONNECT_GATEWAY__GATEWAY__MAX_MESSAGE_BYTES=1048576); KAFKA_BOOTSTRAP_SERVERS is honoured too.
-Wrong values fail at start with a message naming the setting. Fields named like secrets are
-never printed (see `redacted`).
+Wrong values fail at start with a message naming the setting.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from gateway.iso20022.profiles import SIDES, Side
 
 _BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
 _ENV_PREFIX = "CONNECT_GATEWAY__"
-_SECRET_WORDS = ("password", "secret", "token", "key")
 
 
 class ConfigError(ValueError):
@@ -150,15 +148,3 @@ def _check(config: Config) -> None:
     ]
     if len(set(topics)) != len(topics):
         raise ConfigError(f"inbound and outbound topics must all differ, got {topics}")
-
-
-def redacted(config: Config) -> dict[str, dict[str, Any]]:
-    """The configuration as a dict for logs and `config show`, secrets masked."""
-    out: dict[str, dict[str, Any]] = {}
-    for f in dataclasses.fields(config):
-        section = dataclasses.asdict(getattr(config, f.name))
-        out[f.name] = {
-            k: ("***" if any(w in k for w in _SECRET_WORDS) and v else v)
-            for k, v in section.items()
-        }
-    return out

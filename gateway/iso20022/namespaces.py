@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 ISO_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 HEAD = "head.001.001.02"
@@ -30,6 +31,7 @@ def ns(msg_def: str) -> str:
     return ISO_PREFIX + msg_def
 
 
+@lru_cache(maxsize=256)  # a handful of namespaces recur on every message
 def msg_def_of(namespace: str | None) -> str | None:
     """The message definition id of an ISO 20022 namespace, or None for any other namespace."""
     if not namespace or not namespace.startswith(ISO_PREFIX):

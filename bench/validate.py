@@ -1,0 +1,92 @@
+"""Parse + validate throughput of pacs.008 on one core, and its ratio to bare lxml parsing.
+
+    python -m bench.validate [--rounds 7] [--count 5000] [--json FILE]
+
+The gateway path is what the pipeline runs per message: the hardened reader (size, encoding
+and markup checks, parse, envelope and MsgDefIdr checks) then validation of AppHdr and Document
+against the onshore profile. The baseline parses the same bytes with a plain lxml parser. Both
+run interleaved, round by round, in this one process pinned to one core, so machine noise hits
+both alike; the figures are medians over rounds, with min and max.
+Goal (issue 2): ratio >= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lxml import etree
+
+from gateway.iso20022.profiles import ProfileSet
+from gateway.iso20022.reader import read_message
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "onshore" / "pacs.008.001.08.xml"
+
+
+def rate(fn: Callable[[], object], count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        fn()
+    return count / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--count", type=int, default=5000, help="messages per round and path")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    data = SAMPLE.read_bytes()
+    profiles = ProfileSet("onshore")
+    bare_parser = etree.XMLParser()
+
+    def gateway_path() -> None:
+        profiles.validate(read_message(data))
+
+    def bare_parse() -> None:
+        etree.fromstring(data, bare_parser)
+
+    gateway_path()  # warm-up, and proof the sample is valid
+    gw, bare = [], []
+    for _ in range(args.rounds):
+        gw.append(rate(gateway_path, args.count))
+        bare.append(rate(bare_parse, args.count))
+    ratios = [g / b for g, b in zip(gw, bare, strict=True)]
+    result = {
+        "message_bytes": len(data),
+        "parse_validate_per_s_median": statistics.median(gw),
+        "parse_validate_per_s_min": min(gw),
+        "parse_validate_per_s_max": max(gw),
+        "bare_parse_per_s_median": statistics.median(bare),
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+    print(f"pacs.008 ({len(data)} bytes), one core, {args.rounds} rounds x {args.count} messages")
+    print(
+        f"  parse+validate (gateway): median {result['parse_validate_per_s_median']:>9,.0f} msg/s"
+        f"  (min {min(gw):,.0f}, max {max(gw):,.0f})"
+    )
+    print(
+        f"  bare lxml parse:          median {result['bare_parse_per_s_median']:>9,.0f} msg/s"
+        f"  (min {min(bare):,.0f}, max {max(bare):,.0f})"
+    )
+    print(
+        f"  ratio gateway/bare:       median {result['ratio_median']:.2f}"
+        f"  (min {min(ratios):.2f}, max {max(ratios):.2f})  goal >= 0.50"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

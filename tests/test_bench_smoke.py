@@ -1,0 +1,34 @@
+"""Benchmarks run in tiny sizes: they must keep working, their figures are not judged here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_validate_bench_runs_and_reports_its_ratio(tmp_path: Path) -> None:
+    out = tmp_path / "validate.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.validate",
+            "--rounds",
+            "2",
+            "--count",
+            "50",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ratio gateway/bare" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["parse_validate_per_s_median"] > 0
+    assert 0 < result["ratio_median"] < 2

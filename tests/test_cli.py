@@ -1,0 +1,125 @@
+"""The command line, run as a user runs it: a real process, real files, a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from gateway.iso20022.keys import extract_keys
+from gateway.iso20022.reader import read_message
+from tests.conftest import SAMPLES
+
+
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_translate_accepts_a_good_message_from_a_file() -> None:
+    done = cli("translate", "--from", "onshore", str(SAMPLES / "onshore" / "pacs.008.001.08.xml"))
+    assert done.returncode == 0, done.stderr
+    out = read_message(done.stdout)
+    assert out.header_text("To/FIId/FinInstnId/BICFI") == "HKICHKHHXXX"
+    assert done.stderr == b""
+
+
+def test_translate_rejects_from_stdin_with_exit_3_and_one_line() -> None:
+    bad = (SAMPLES / "offshore" / "pacs.008.001.08.xml").read_bytes()
+    done = cli("translate", "--from", "onshore", "-", stdin=bad)  # offshore message, wrong side
+    assert done.returncode == 3
+    assert b"admi.002.001.01" in done.stdout
+    assert done.stderr.decode().count("\n") == 1 and "HKNCC" in done.stderr.decode()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert cli("translate", "--from", "mars", "x.xml").returncode == 2
+    assert cli("translate", str(SAMPLES / "onshore" / "pacs.008.001.08.xml")).returncode == 2
+    missing = cli("translate", "--from", "onshore", str(tmp_path / "nope.xml"))
+    assert missing.returncode == 2 and b"cannot read" in missing.stderr
+    bad_config = tmp_path / "bad.toml"
+    bad_config.write_text('[gateway]\nbic = "not a bic"\n')
+    done = cli("--config", str(bad_config), "translate", "--from", "onshore", "-", stdin=b"<x/>")
+    assert done.returncode == 2 and b"gateway.bic must be a BIC" in done.stderr
+
+
+async def test_publish_puts_samples_on_the_inbound_topic_with_their_keys(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    files = sorted((SAMPLES / "onshore").glob("*.xml"))
+    hostile = Path(__file__).with_name("data-not-xml.bin")
+    hostile.write_bytes(b"\x00 not xml")
+    try:
+        done = await asyncio.to_thread(
+            cli,
+            "publish",
+            "--side",
+            "onshore",
+            "--bootstrap",
+            kafka_bootstrap,
+            "--topic",
+            topic,
+            *map(str, files),
+            str(hostile),
+        )
+    finally:
+        hostile.unlink()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().count(f"-> {topic}[") == len(files) + 1
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"g-{topic}",
+    )
+    await consumer.start()
+    got = []
+    try:
+        async with asyncio.timeout(30):
+            while len(got) < len(files) + 1:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got += records
+    finally:
+        await consumer.stop()
+    by_value = {r.value: r for r in got}
+    for f in files:
+        record = by_value[f.read_bytes()]
+        keys = extract_keys(read_message(f.read_bytes()))
+        assert record.key == keys.message.encode()
+        assert dict(record.headers)["message-type"] == f.stem.encode()
+    unknown = by_value[b"\x00 not xml"]
+    assert unknown.key.startswith(b"SHA256:")
+    assert dict(unknown.headers)["message-type"] == b"unknown"
+
+
+def test_publish_without_a_broker_is_a_usage_error() -> None:
+    done = cli("publish", "--side", "onshore", str(SAMPLES / "onshore" / "pacs.008.001.08.xml"))
+    assert done.returncode == 2 and b"no broker" in done.stderr
+
+
+def test_broker_command_serves_kafka_until_terminated() -> None:
+    from gateway.embedded_broker import free_port, stop_pid, wait_for_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "broker", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, 20, None, what="connect-gateway broker")
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert f"127.0.0.1:{port}" in line
+    finally:
+        stop_pid(proc)
+    assert proc.returncode == 0
