@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from gateway import __version__
 from gateway.config import Config, ConfigError, load
-from gateway.iso20022.profiles import SIDES
+from gateway.sides import SIDES, other_side
 
 EXIT_OK, EXIT_USAGE, EXIT_REJECTED = 0, 2, 3
 
@@ -46,7 +46,15 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     config = _config(args)
     data = _read_input(args.file)
-    outcome = Translator(config).process(data, args.source)
+    translator = Translator(config)
+    for primed in translator.prime(
+        (_read_input(f) for f in args.original), other_side(args.source)
+    ):
+        if not primed.accepted:
+            _fail(f"--original was rejected: {primed.error}")
+    outcome = translator.process(data, args.source)
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
     sys.stdout.buffer.write(outcome.message)
     sys.stdout.buffer.flush()
     if outcome.accepted:
@@ -127,6 +135,14 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("translate", help="translate one message offline (no broker)")
     t.add_argument(
         "--from", dest="source", choices=SIDES, required=True, help="the dialect the message is in"
+    )
+    t.add_argument(
+        "--original",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an original instruction from the other side, so a status report, "
+        "return or confirmation about it can be correlated (repeatable)",
     )
     t.add_argument("file", metavar="FILE|-", help="the message, or - for standard input")
     t.set_defaults(func=cmd_translate)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.iso20022.profiles import SIDES, Side
+from gateway.sides import SIDES, Side
 
 _BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
 _ENV_PREFIX = "CONNECT_GATEWAY__"
@@ -43,6 +43,16 @@ class SideSection:
 
 
 @dataclass(frozen=True)
+class TranslationSection:
+    directory: str = ""  # empty: data/participants.toml of this source tree
+    calendars: str = ""  # empty: data/calendars/
+    charset_policy: str = ""  # empty: data/charset-policy.toml
+    # A settlement date that is not a business day on both sides: "reject" (TM01) or "roll"
+    # to the next common business day (recorded in the outcome's notes).
+    settlement_date_policy: str = "reject"
+
+
+@dataclass(frozen=True)
 class KafkaSection:
     bootstrap_servers: str = ""  # empty: start the embedded broker
     client_id: str = "connect-gateway"
@@ -61,6 +71,7 @@ class Config:
     offshore: SideSection = field(
         default_factory=lambda: _side("offshore", "HKICHKHHXXX", "rmbchats.connect.01")
     )
+    translation: TranslationSection = field(default_factory=TranslationSection)
     kafka: KafkaSection = field(default_factory=KafkaSection)
 
     def side(self, side: Side) -> SideSection:
@@ -69,10 +80,6 @@ class Config:
     @property
     def schemas_path(self) -> Path | None:
         return Path(self.gateway.schemas_dir) if self.gateway.schemas_dir else None
-
-
-def other_side(side: Side) -> Side:
-    return "offshore" if side == "onshore" else "onshore"
 
 
 def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -141,6 +148,11 @@ def _check(config: Config) -> None:
     for name, bic in bics:
         if not _BIC.fullmatch(bic):
             raise ConfigError(f"{name} must be a BIC (8 or 11 characters), got {bic!r}")
+    if config.translation.settlement_date_policy not in ("reject", "roll"):
+        raise ConfigError(
+            "translation.settlement_date_policy must be reject or roll, got "
+            f"{config.translation.settlement_date_policy!r}"
+        )
     if not 1024 <= config.gateway.max_message_bytes <= 64 * 1024 * 1024:
         raise ConfigError("gateway.max_message_bytes must be between 1 KiB and 64 MiB")
     topics = [config.side(s).inbound_topic for s in SIDES] + [

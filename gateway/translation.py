@@ -1,27 +1,117 @@
-"""One inbound message in, one outbound message out: the offline core the pipeline calls.
+"""One inbound message in, one outbound message out: the core the pipeline calls.
 
-read (hardened) -> validate against the source dialect's profile -> idempotency keys ->
-translate to the other side; any `MessageError` becomes the reject for the source side.
+    read (hardened) -> validate (source profile) -> keys -> decode (source adapter)
+      -> business checks (directory, calendars, correlation) -> encode (target adapter)
+      -> validate (target profile) -> envelope
 
-The document mapping is a pass-through with a new header for now: the identifier, character
-set and Bond Connect mapping between the dialects is the translation issue's work, and until
-it lands the output is not validated against the target profile (it would not pass: the two
-dialects identify agents differently).
+Any `MessageError` on the way becomes the reject for the source side. An accepted instruction
+also yields its settlement obligations and a correlation entry (so the answers that come back
+from the other side can be routed to the original sender); the pipeline stores both in the same
+transaction as the outbox row. Nothing here does I/O except reading the data files at start.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+import dataclasses
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Protocol
 
+from adapters import dialect
+from gateway.calendars import Calendars
+from gateway.canonical import (
+    Business,
+    CashLeg,
+    Header,
+    MessageReject,
+    NetSettlement,
+    Obligation,
+    OriginalGroup,
+    Payment,
+    PaymentReturn,
+    SecuritiesAccount,
+    SecuritiesConfirmation,
+    SecuritiesInstruction,
+    SecuritiesStatus,
+    SettlementParties,
+    SettlementParty,
+    StatusReport,
+)
+from gateway.charset import CharsetPolicy
 from gateway.clock import Clock, now_utc8
-from gateway.config import Config, other_side
+from gateway.codec import decode, decode_header, encode
+from gateway.codec.context import DecodeContext, EncodeContext
+from gateway.config import Config
+from gateway.directory import Directory, ReloadingDirectory
+from gateway.directory import default_path as default_directory_path
 from gateway.iso20022 import errors
-from gateway.iso20022.builders import Party, RejectContext, build_header, build_reject, envelope
+from gateway.iso20022.builders import (
+    Party,
+    RejectContext,
+    build_header,
+    build_reject,
+    envelope,
+    iso_datetime,
+)
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
-from gateway.iso20022.profiles import SIDES, ProfileSet, Side
-from gateway.iso20022.reader import BusinessMessage, read_message
+from gateway.iso20022.profiles import ProfileSet
+from gateway.iso20022.reader import BusinessMessage, read_message, recover_ids, refusal
+from gateway.sides import SIDES, Side, other_side
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """An accepted instruction, as the answers coming back about it will need it."""
+
+    key: str  # "uetr:<uuid>" or "sese:<TxId>"
+    source: Side  # where the original came from (where answers go back to)
+    sender_bic: str | None  # AppHdr Fr of the original
+    biz_msg_idr: str | None  # AppHdr BizMsgIdr of the original
+    msg_id: str  # GrpHdr MsgId of the original (sese.023: its TxId)
+    msg_def: str
+    created: str | None
+    outbound_biz_msg_idr: str  # what the gateway sent to the other side
+    outbound_msg_id: str
+    owner_bic: str | None = None  # sese.023: the account owner and account behind the nominee
+    owner_lei: str | None = None
+    account: SecuritiesAccount | None = None
+
+
+def _reference(entry: Correlation) -> str:
+    """The obligation reference of a correlated original: its UETR, or sese:<TxId>."""
+    return entry.key.removeprefix("uetr:")
+
+
+class Correlations(Protocol):
+    def remember(self, entry: Correlation) -> None: ...
+    def find(self, key: str) -> Correlation | None: ...
+    def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None: ...
+
+
+class MemoryCorrelations:
+    """In-process correlations: for the offline CLI and tests. The pipeline keeps its own in the
+    state store, written in the same transaction as the outbox."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, Correlation] = {}
+        self._by_outbound: dict[str, Correlation] = {}
+
+    def remember(self, entry: Correlation) -> None:
+        self._by_key[entry.key] = entry
+        self._by_outbound[entry.outbound_biz_msg_idr] = entry
+        self._by_outbound[entry.outbound_msg_id] = entry
+
+    def find(self, key: str) -> Correlation | None:
+        return self._by_key.get(key)
+
+    def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None:
+        return self._by_outbound.get(biz_msg_idr_or_msg_id)
 
 
 @dataclass(frozen=True)
@@ -34,28 +124,52 @@ class Outcome:
     msg_def: str | None
     keys: IdempotencyKeys | None
     error: errors.MessageError | None
+    notes: tuple[str, ...] = ()
+    obligations: tuple[Obligation, ...] = ()
+    correlation: Correlation | None = None
+    cancels: tuple[
+        str, ...
+    ] = ()  # references whose obligations a rejection by the other side voids
+
+
+@dataclass
+class _Result:
+    body: Business
+    to: str | None = None  # header To; None: the target side's system
+    obligations: list[Obligation] = field(default_factory=list)
+    correlation: Correlation | None = None
+    cancels: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 class Translator:
-    def __init__(self, config: Config, clock: Clock = now_utc8) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock = now_utc8,
+        *,
+        directory: ReloadingDirectory | None = None,
+        correlations: Correlations | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
+        tr = config.translation
         self.profiles = {side: ProfileSet(side, config.schemas_path) for side in SIDES}
+        self.directory = directory or ReloadingDirectory(
+            Path(tr.directory) if tr.directory else default_directory_path()
+        )
+        self.calendars = Calendars.load(Path(tr.calendars) if tr.calendars else None)
+        self.charset = CharsetPolicy.load(Path(tr.charset_policy) if tr.charset_policy else None)
+        self.correlations: Correlations = correlations or MemoryCorrelations()
 
+    # -- the one entry point -------------------------------------------------------------
     def process(self, data: bytes, source: Side) -> Outcome:
         msg: BusinessMessage | None = None
         try:
             msg = read_message(data, max_bytes=self.config.gateway.max_message_bytes)
             self.profiles[source].validate(msg)
             keys = extract_keys(msg)
-            return Outcome(
-                True,
-                self._translate(msg, keys, source),
-                other_side(source),
-                msg.msg_def,
-                keys,
-                None,
-            )
+            return self._translate(msg, keys, source)
         except errors.MessageError as exc:
             return self.reject(exc, source, msg)
 
@@ -71,17 +185,357 @@ class Translator:
             biz_svc=side.biz_svc,
         )
         sese_tx = msg.doc_text("SctiesSttlmTxInstr/TxId") if msg is not None else None
-        reject = build_reject(error, ctx, sese_tx_id=sese_tx)
-        return Outcome(False, reject, source, msg.msg_def if msg else None, None, error)
-
-    def _translate(self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side) -> bytes:
-        target = self.config.side(other_side(source))
-        header = build_header(
-            fr=Party(self.config.gateway.bic),
-            to=Party(target.system_bic),
-            biz_msg_idr=derive_id("GW", keys.message),
-            msg_def=msg.msg_def,
-            created=self.clock(),
-            biz_svc=target.biz_svc,
+        return Outcome(
+            False,
+            build_reject(error, ctx, sese_tx_id=sese_tx),
+            source,
+            msg.msg_def if msg else None,
+            None,
+            error,
         )
-        return envelope(header, copy.deepcopy(msg.document))
+
+    def prime(self, originals: Iterable[bytes], source: Side) -> list[Outcome]:
+        """Process originals only to learn their correlations (offline `translate --original`)."""
+        return [self.process(data, source) for data in originals]
+
+    # -- translation ------------------------------------------------------------------------
+    def _translate(self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side) -> Outcome:
+        target = other_side(source)
+        directory = self.directory.current()
+        body = decode(DecodeContext(dialect(source), directory, msg))
+        header = decode_header(msg)
+        now = self.clock()
+        result = self._route(msg, body, header, keys, source, target, directory)
+
+        out_ctx = EncodeContext(dialect(target), directory, self.charset, msg)
+        msg_id = derive_id("GWM", keys.message)
+        msg_def, document = encode(out_ctx, result.body, msg_id, iso_datetime(now))
+        biz_id = derive_id("GW", keys.message)
+        side_cfg = self.config.side(target)
+        out_header = build_header(
+            fr=Party(self.config.gateway.bic),
+            to=Party(result.to or side_cfg.system_bic),
+            biz_msg_idr=biz_id,
+            msg_def=msg_def,
+            created=now,
+            biz_svc=side_cfg.biz_svc,
+        )
+        data = envelope(out_header, document)
+        self._check_output(msg, data, target)
+        correlation = result.correlation
+        if correlation is not None:
+            correlation = dataclasses.replace(
+                correlation, outbound_biz_msg_idr=biz_id, outbound_msg_id=msg_id
+            )
+            self.correlations.remember(correlation)
+        return Outcome(
+            True,
+            data,
+            target,
+            msg.msg_def,
+            keys,
+            None,
+            tuple(result.notes + out_ctx.notes),
+            tuple(result.obligations),
+            correlation,
+            tuple(result.cancels),
+        )
+
+    def _check_output(self, msg: BusinessMessage, data: bytes, target: Side) -> None:
+        """The output must be valid in the target dialect; if not, it is not sent."""
+        try:
+            self.profiles[target].validate(read_message(data, max_bytes=len(data) + 1))
+        except errors.MessageError as exc:
+            log.error(
+                "translation of %s produced an invalid %s message: %s", msg.msg_def, target, exc
+            )
+            raise refusal(
+                msg, "NARR", f"cannot be represented in the {target} dialect: {exc.detail}"
+            ) from None
+
+    def _route(
+        self,
+        msg: BusinessMessage,
+        body: Business,
+        header: Header | None,
+        keys: IdempotencyKeys,
+        source: Side,
+        target: Side,
+        directory: Directory,
+    ) -> _Result:
+        ctx = DecodeContext(dialect(source), directory, msg)
+        if isinstance(body, Payment):
+            return self._payment(ctx, body, header, source, target, directory)
+        if isinstance(body, PaymentReturn):
+            return self._return(ctx, body, source, target, directory)
+        if isinstance(body, StatusReport):
+            return self._status(ctx, body, target)
+        if isinstance(body, SecuritiesInstruction):
+            return self._securities(ctx, body, header, source, target, directory)
+        if isinstance(body, SecuritiesStatus | SecuritiesConfirmation):
+            return self._securities_answer(ctx, body, target)
+        if isinstance(body, MessageReject):
+            entry = self.correlations.find_outbound(body.reference)
+            if entry is None or entry.source != target:
+                raise self._uncorrelated(
+                    msg, f"admi.002 refers to {body.reference}, which the gateway did not send"
+                )
+            fixed = dataclasses.replace(body, reference=entry.biz_msg_idr or entry.msg_id)
+            return _Result(fixed, to=entry.sender_bic)
+        assert isinstance(body, NetSettlement)
+        raise ctx.refuse(
+            "AG01",
+            "net settlement requests (pacs.029) are issued by the gateway "
+            "only, never accepted from a side",
+        )
+
+    def _uncorrelated(self, msg: BusinessMessage, detail: str) -> errors.Uncorrelated:
+        root = msg.document.getroottree().getroot()
+        return errors.Uncorrelated(detail, ids=recover_ids(msg.raw, root), reason="NARR")
+
+    def _sides(
+        self,
+        ctx: DecodeContext,
+        directory: Directory,
+        source: Side,
+        target: Side,
+        instructing: str,
+        instructed: str,
+    ) -> None:
+        payer, payee = directory.participant(instructing), directory.participant(instructed)
+        if payer is not None and payer.side != source:
+            raise ctx.refuse(
+                "RC01",
+                f"InstgAgt {instructing} is an {payer.side} participant: "
+                f"{source}.inbound takes {source} participants' instructions",
+            )
+        if payee is not None and payee.side != target:
+            raise ctx.refuse(
+                "RC01",
+                f"InstdAgt {instructed} is an {payee.side} participant: "
+                f"the gateway only carries payments to the {target} side",
+            )
+
+    def _settlement_date(self, ctx: DecodeContext, value: str) -> tuple[str, list[str]]:
+        day = date.fromisoformat(value)
+        if self.calendars.is_common_business_day(day):
+            return value, []
+        closed = ", ".join(self.calendars.closed_on(day))
+        if self.config.translation.settlement_date_policy == "roll":
+            rolled = self.calendars.next_common_business_day(day)
+            if rolled is not None:
+                return rolled.isoformat(), [
+                    f"settlement date {value} is not a business day ({closed}): rolled to "
+                    f"{rolled.isoformat()}"
+                ]
+        raise ctx.refuse(
+            "TM01",
+            f"settlement date {value} is not a business day on both sides (closed: {closed})",
+        )
+
+    def _payment(
+        self,
+        ctx: DecodeContext,
+        p: Payment,
+        header: Header | None,
+        source: Side,
+        target: Side,
+        directory: Directory,
+    ) -> _Result:
+        self._sides(ctx, directory, source, target, p.instructing.bic, p.instructed.bic)
+        settlement_date, notes = self._settlement_date(ctx, p.settlement_date)
+        p = dataclasses.replace(p, settlement_date=settlement_date)
+        correlation = Correlation(
+            key=f"uetr:{p.uetr}",
+            source=source,
+            sender_bic=header.sender if header else p.instructing.bic,
+            biz_msg_idr=header.biz_msg_idr if header else None,
+            msg_id=p.msg_id,
+            msg_def=ctx.msg.msg_def,
+            created=p.created,
+            outbound_biz_msg_idr="",
+            outbound_msg_id="",
+        )
+        obligation = Obligation(p.instructing.bic, p.instructed.bic, p.amount, p.uetr)
+        return _Result(p, obligations=[obligation], correlation=correlation, notes=notes)
+
+    def _original(
+        self, msg: BusinessMessage, uetr: str | None, orgnl_msg_id: str | None, target: Side
+    ) -> Correlation:
+        entry = self.correlations.find(f"uetr:{uetr}") if uetr else None
+        if entry is None and orgnl_msg_id:
+            entry = self.correlations.find_outbound(orgnl_msg_id)
+        if entry is None or entry.source != target:
+            raise self._uncorrelated(
+                msg,
+                f"no payment with UETR {uetr or '-'} / message {orgnl_msg_id or '-'} was "
+                f"sent by the gateway to this side",
+            )
+        return entry
+
+    def _status(self, ctx: DecodeContext, s: StatusReport, target: Side) -> _Result:
+        t = s.transaction
+        group = s.group
+        uetr = t.original_uetr if t else None
+        orgnl_msg = (t.original_group.msg_id if t else None) or (
+            group.original_group.msg_id if group else None
+        )
+        entry = self._original(ctx.msg, uetr, orgnl_msg, target)
+        original = OriginalGroup(entry.msg_id, entry.msg_def, entry.created)
+        if t is not None:
+            t = dataclasses.replace(t, original_group=original)
+        if group is not None:
+            group = dataclasses.replace(group, original_group=original)
+        rejected = (t is not None and t.status == "RJCT") or (
+            group is not None and group.status == "RJCT"
+        )
+        cancels = [_reference(entry)] if rejected else []
+        return _Result(
+            dataclasses.replace(s, transaction=t, group=group), to=entry.sender_bic, cancels=cancels
+        )
+
+    def _return(
+        self, ctx: DecodeContext, r: PaymentReturn, source: Side, target: Side, directory: Directory
+    ) -> _Result:
+        entry = self._original(ctx.msg, r.original_uetr, r.original_group.msg_id, target)
+        self._sides(ctx, directory, source, target, r.instructing.bic, r.instructed.bic)
+        settlement_date, notes = self._settlement_date(ctx, r.settlement_date)
+        r = dataclasses.replace(
+            r,
+            settlement_date=settlement_date,
+            original_group=OriginalGroup(entry.msg_id, entry.msg_def, entry.created),
+        )
+        obligation = Obligation(
+            r.instructing.bic, r.instructed.bic, r.returned_amount, f"return:{r.original_uetr}"
+        )
+        return _Result(r, to=entry.sender_bic, obligations=[obligation], notes=notes)
+
+    # -- Bond Connect -------------------------------------------------------------------------
+    def _securities(
+        self,
+        ctx: DecodeContext,
+        s: SecuritiesInstruction,
+        header: Header | None,
+        source: Side,
+        target: Side,
+        directory: Directory,
+    ) -> _Result:
+        flow = "northbound" if source == "offshore" else "southbound"
+        owner = directory.participant(s.owner_bic)
+        if owner is None or owner.side != source:
+            raise ctx.refuse("RC01", f"account owner {s.owner_bic} is not a {source} participant")
+        own_side, other = (
+            (s.receiving, s.delivering) if s.movement == "RECE" else (s.delivering, s.receiving)
+        )
+        # The depository where this trade settles in the target market, named by either leg.
+        market = next(
+            (
+                blk.depository
+                for blk in (own_side, other)
+                if blk is not None
+                and (dep := directory.depositories.get(blk.depository)) is not None
+                and dep.side == target
+            ),
+            None,
+        )
+        nominee = directory.nominee(flow, market) if market else None  # type: ignore[arg-type]
+        if nominee is None or market is None:
+            raise ctx.refuse(
+                "RC01",
+                f"no {flow} nominee account for a {target} depository in "
+                "this instruction (delivering/receiving Dpstry)",
+            )
+        settlement_date, notes = self._settlement_date(ctx, s.settlement_date)
+        obligations = []
+        if s.payment == "APMT":
+            obligations.append(self._cash_leg(ctx, s, other, directory))
+        beneficial = SettlementParty(s.owner_bic, s.owner_lei, s.account)
+        moved = SettlementParties(
+            market,
+            SettlementParty(nominee.owner_bic, None, SecuritiesAccount(nominee.account)),
+            beneficial,
+        )
+        translated = dataclasses.replace(
+            s,
+            settlement_date=settlement_date,
+            owner_bic=nominee.owner_bic,
+            owner_lei=None,
+            account=SecuritiesAccount(nominee.account),
+            receiving=moved if s.movement == "RECE" else s.receiving,
+            delivering=moved if s.movement == "DELI" else s.delivering,
+        )
+        notes.append(
+            f"{flow}: account owner {s.owner_bic} held through nominee "
+            f"{nominee.owner_bic} account {nominee.account} at {market}"
+        )
+        correlation = Correlation(
+            key=f"sese:{s.tx_id}",
+            source=source,
+            sender_bic=header.sender if header else s.owner_bic,
+            biz_msg_idr=header.biz_msg_idr if header else None,
+            msg_id=s.tx_id,
+            msg_def=ctx.msg.msg_def,
+            created=None,
+            outbound_biz_msg_idr="",
+            outbound_msg_id="",
+            owner_bic=s.owner_bic,
+            owner_lei=s.owner_lei,
+            account=s.account,
+        )
+        return _Result(translated, obligations=obligations, correlation=correlation, notes=notes)
+
+    def _cash_leg(
+        self,
+        ctx: DecodeContext,
+        s: SecuritiesInstruction,
+        counterparty_block: SettlementParties | None,
+        directory: Directory,
+    ) -> Obligation:
+        cash: CashLeg | None = s.cash
+        if cash is None:
+            raise ctx.refuse(
+                "AM02",
+                "a delivery against payment (Pmt APMT) needs SttlmAmt: its "
+                "cash leg is settled in the net cycle",
+            )
+        counterparty = counterparty_block.party1 if counterparty_block else None
+        if counterparty is None or directory.participant(counterparty.bic) is None:
+            raise ctx.refuse(
+                "RC01",
+                "the counterparty (Pty1 of the other leg) of a delivery "
+                "against payment must be a participant: it pays or is paid",
+            )
+        payer, payee = (
+            (s.owner_bic, counterparty.bic)
+            if cash.direction == "DBIT"
+            else (counterparty.bic, s.owner_bic)
+        )
+        return Obligation(payer, payee, cash.amount, f"sese:{s.tx_id}")
+
+    def _securities_answer(
+        self, ctx: DecodeContext, body: SecuritiesStatus | SecuritiesConfirmation, target: Side
+    ) -> _Result:
+        entry = self.correlations.find(f"sese:{body.owner_tx_id}")
+        if entry is None or entry.source != target:
+            raise self._uncorrelated(
+                ctx.msg,
+                f"no securities instruction {body.owner_tx_id} "
+                "was sent by the gateway to this side",
+            )
+        account = entry.account or SecuritiesAccount("")
+        restored: Business
+        if isinstance(body, SecuritiesConfirmation):
+            restored = dataclasses.replace(
+                body, owner_bic=entry.owner_bic, owner_lei=entry.owner_lei, account=account
+            )
+        else:
+            details = body.details
+            if details is not None:
+                details = dataclasses.replace(
+                    details, owner_bic=entry.owner_bic, owner_lei=entry.owner_lei, account=account
+                )
+            restored = dataclasses.replace(body, details=details)
+        cancels = (
+            [_reference(entry)] if isinstance(body, SecuritiesStatus) and not body.accepted else []
+        )
+        return _Result(restored, to=entry.sender_bic, cancels=cancels)

@@ -29,7 +29,10 @@ def test_translate_accepts_a_good_message_from_a_file() -> None:
     assert done.returncode == 0, done.stderr
     out = read_message(done.stdout)
     assert out.header_text("To/FIId/FinInstnId/BICFI") == "HKICHKHHXXX"
-    assert done.stderr == b""
+    # What changed on the way is said, one note a line: Chinese text made Latin for offshore.
+    notes = done.stderr.decode().splitlines()
+    assert notes and all(n.startswith("note: ") for n in notes)
+    assert "note: debtor.name: transliterated to Latin" in notes
 
 
 def test_translate_rejects_from_stdin_with_exit_3_and_one_line() -> None:

@@ -20,7 +20,7 @@ from lxml.builder import ElementMaker
 from gateway.iso20022 import errors
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, family, ns
-from gateway.iso20022.profiles import Side
+from gateway.sides import Side
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,11 @@ def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: 
     return envelope(_reject_header(ctx, ids, "sese.024.001.10"), doc)
 
 
+# Refused instructions are answered in their own business language; anything else refused (a
+# status report, a confirmation, a reject) gets an admi.002 naming the reason.
+_PAYMENT_INSTRUCTIONS = ("pacs.008", "pacs.009", "pacs.004")
+
+
 def build_reject(
     error: errors.MessageError, ctx: RejectContext, *, sese_tx_id: str | None = None
 ) -> bytes:
@@ -218,4 +223,6 @@ def build_reject(
         return build_admi002(error, ctx)
     if family(msg_def) == "sese.023" and sese_tx_id:
         return build_sese024_reject(error, ctx, sese_tx_id)
-    return build_pacs002_reject(error, ctx)
+    if family(msg_def) in _PAYMENT_INSTRUCTIONS:
+        return build_pacs002_reject(error, ctx)
+    return build_admi002(error, ctx)

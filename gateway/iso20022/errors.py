@@ -103,3 +103,11 @@ class Refusal(MessageError):
 
     def __post_init__(self) -> None:
         self.code = self.reason
+
+
+@dataclass
+class Uncorrelated(Refusal):
+    """A status, return or answer whose original the gateway does not know (yet: it may have
+    overtaken the original, so the pipeline retries it before giving up)."""
+
+    kind: str = field(default="uncorrelated", init=False)

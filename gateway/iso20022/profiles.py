@@ -15,16 +15,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
 
 from lxml import etree
 
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import ALL_MESSAGES, DOCUMENT_MESSAGES, ENVELOPE_NS, HEAD, ns
 from gateway.iso20022.reader import BusinessMessage, recover_ids
-
-Side = Literal["onshore", "offshore"]
-SIDES: tuple[Side, ...] = ("onshore", "offshore")
+from gateway.sides import Side
 
 _ENVELOPE_TAG = f"{{{ENVELOPE_NS}}}BizMsg"
 _NS_CLUTTER = re.compile(r"\{urn:iso:std:iso:20022:tech:xsd:[a-z0-9.]+\}")

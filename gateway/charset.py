@@ -1,0 +1,125 @@
+"""Fitting text into the offshore dialect's Latin-only fields, by a per-field policy (data file).
+
+Nothing is changed silently: a transliteration is reported, a truncation (only where the policy
+allows it) is recorded in the outcome's notes, and text that cannot be made Latin refuses the
+message with the field and the offending character named.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pypinyin import Style, lazy_pinyin
+
+Policy = Literal["transliterate", "reject"]
+
+
+class CharsetRefusal(ValueError):
+    """Text that the target field cannot carry under the field's policy."""
+
+
+@dataclass(frozen=True)
+class FieldPolicy:
+    policy: Policy = "transliterate"
+    keep_original: bool = False
+    truncate: bool = False
+
+
+@dataclass(frozen=True)
+class Fitted:
+    text: str
+    changed: bool  # transliterated or normalised
+    truncated_from: int | None  # original length of the Latin text, when cut
+    original: str
+
+
+def is_latin(text: str) -> bool:
+    return all(" " <= ch <= "~" for ch in text)
+
+
+def _is_han(ch: str) -> bool:
+    return "CJK" in unicodedata.name(ch, "")
+
+
+def transliterate(text: str) -> str:
+    """Chinese to upper-case pinyin syllables; full-width forms and accents to plain ASCII."""
+    text = unicodedata.normalize("NFKC", text)  # full-width letters, digits, punctuation
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            syllables = lazy_pinyin("".join(run), style=Style.NORMAL, errors="ignore")
+            word = " ".join(s.upper() for s in syllables)
+            if out and out[-1] not in (" ", ""):
+                out.append(" ")
+            out.append(word)
+            out.append(" ")
+            run.clear()
+
+    for ch in text:
+        if _is_han(ch):
+            run.append(ch)
+            continue
+        flush()
+        if ch == "、" or ch == "。":
+            out.append(", " if ch == "、" else ". ")
+            continue
+        decomposed = unicodedata.normalize("NFKD", ch)
+        stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+        out.append(stripped)
+    flush()
+    return " ".join("".join(out).split())
+
+
+class CharsetPolicy:
+    def __init__(self, fields: dict[str, FieldPolicy], default: FieldPolicy) -> None:
+        self.fields = fields
+        self.default = default
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> CharsetPolicy:
+        path = path or Path(__file__).resolve().parents[1] / "data" / "charset-policy.toml"
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh).get("offshore", {})
+        policies: dict[str, FieldPolicy] = {}
+        for name, entry in raw.items():
+            policy = entry.get("policy", "transliterate")
+            if policy not in ("transliterate", "reject"):
+                raise ValueError(f"{path}: {name}: policy must be transliterate or reject")
+            policies[name] = FieldPolicy(
+                policy, bool(entry.get("keep_original", False)), bool(entry.get("truncate", False))
+            )
+        default = policies.pop("default", FieldPolicy())
+        return cls(policies, default)
+
+    def policy(self, field: str) -> FieldPolicy:
+        return self.fields.get(field, self.default)
+
+    def fit(self, field: str, text: str, max_len: int) -> Fitted:
+        """Latin text for an offshore field, or CharsetRefusal."""
+        rule = self.policy(field)
+        latin, changed = text, False
+        if not is_latin(text):
+            if rule.policy == "reject":
+                raise CharsetRefusal(f"{field}: non-Latin text is not accepted offshore")
+            latin, changed = transliterate(text), True
+            bad = next((ch for ch in latin if not " " <= ch <= "~"), None)
+            if bad is not None:
+                raise CharsetRefusal(
+                    f"{field}: character {bad!r} (U+{ord(bad):04X}) has no Latin form"
+                )
+            if not latin:
+                raise CharsetRefusal(f"{field}: nothing left after transliteration")
+        if len(latin) <= max_len:
+            return Fitted(latin, changed, None, text)
+        if not rule.truncate:
+            raise CharsetRefusal(
+                f"{field}: {len(latin)} characters after transliteration, the field takes "
+                f"{max_len}, and the policy does not allow truncation"
+            )
+        return Fitted(latin[:max_len].rstrip(), changed, len(latin), text)

@@ -1,0 +1,199 @@
+"""What decoding and encoding need to know, and the pieces every message family shares:
+agents (BIC + the dialect's clearing member id), customers, accounts, amounts, free text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from lxml import etree
+
+from gateway.canonical import Account, Address, Agent, Customer, Money, Reason, Supplementary
+from gateway.charset import CharsetPolicy, CharsetRefusal
+from gateway.codec.tree import Leaf, Map, Node, many, one, txt
+from gateway.directory import Directory
+from gateway.iso20022 import errors
+from gateway.iso20022.reader import BusinessMessage, refusal
+from gateway.sides import Side
+
+SUPPLEMENTARY_NS = "urn:connect-gateway:supplementary:1"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The rules that differ between the two sides (defined by each adapter)."""
+
+    side: Side
+    clearing_system: str  # ClrSysId/Cd of agents: CNAPS onshore, HKNCC offshore
+    latin_only: bool  # free text restricted to printable Latin
+
+
+@dataclass
+class DecodeContext:
+    dialect: Dialect
+    directory: Directory
+    msg: BusinessMessage
+
+    def refuse(self, reason: str, detail: str) -> errors.Refusal:
+        return refusal(self.msg, reason, detail)
+
+    def agent(self, m: Map | None, role: str) -> Agent:
+        fin = one(m, "FinInstnId")
+        bic = txt(fin, "BICFI") or ""
+        participant = self.directory.participant(bic)
+        if participant is None:
+            raise self.refuse("RC01", f"{role} {bic} is not a participant of the connect scheme")
+        member = txt(fin, "ClrSysMmbId", "MmbId")
+        expected = participant.member_id(self.dialect.clearing_system)
+        if member is not None and member != expected:
+            raise self.refuse(
+                "RC01",
+                f"{role} {bic}: {self.dialect.clearing_system} member id {member} "
+                f"does not belong to it (directory: {expected})",
+            )
+        return Agent(bic, txt(fin, "LEI"), txt(fin, "Nm"))
+
+
+def decode_amount(value: Leaf | None) -> Money:
+    assert value is not None  # the profile makes every decoded amount mandatory where read
+    return Money(Decimal(value.text), value.attrib["Ccy"])
+
+
+def decode_customer(m: Map | None) -> Customer:
+    adr = one(m, "PstlAdr")
+    address = None
+    if adr is not None:
+        lines = tuple(x for x in many(adr, "AdrLine") if isinstance(x, str))
+        address = Address(txt(adr, "TwnNm"), txt(adr, "Ctry"), lines)
+    org = one(m, "Id", "OrgId")
+    return Customer(
+        txt(m, "Nm") or "", address, txt(org, "AnyBIC"), txt(org, "LEI"), txt(m, "CtryOfRes")
+    )
+
+
+def decode_account(m: Map | None) -> Account | None:
+    if m is None:
+        return None
+    return Account(txt(m, "Id", "Othr", "Id") or "", txt(m, "Ccy"))
+
+
+def decode_reason(m: Map | None, code_path: tuple[str, ...] = ("Rsn",)) -> Reason:
+    rsn = one(m, *code_path)
+    info = tuple(x for x in many(m, "AddtlInf") if isinstance(x, str))
+    return Reason(txt(rsn, "Cd"), txt(rsn, "Prtry"), info)
+
+
+def decode_supplementary(items: list[Node]) -> tuple[Supplementary, ...]:
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        envelope = item.get("Envlp", [None])[0]
+        inner = next(iter(envelope), None) if isinstance(envelope, etree._Element) else None
+        if inner is None:
+            continue
+        out.append(Supplementary(txt(item, "PlcAndNm"), etree.tostring(inner)))
+    return tuple(out)
+
+
+def amount_leaf(money: Money | None) -> Leaf | None:
+    return None if money is None else Leaf(str(money.amount), {"Ccy": money.currency})
+
+
+@dataclass
+class EncodeContext:
+    dialect: Dialect
+    directory: Directory
+    charset: CharsetPolicy
+    msg: BusinessMessage  # the inbound message, for refusals
+    notes: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (field, original text)
+
+    def refuse(self, reason: str, detail: str) -> errors.Refusal:
+        return refusal(self.msg, reason, detail)
+
+    def text(self, field_name: str, value: str | None, max_len: int) -> str | None:
+        """Free text for this dialect: unchanged onshore; fitted to Latin offshore."""
+        if value is None or not self.dialect.latin_only:
+            return value
+        try:
+            fitted = self.charset.fit(field_name, value, max_len)
+        except CharsetRefusal as exc:
+            raise self.refuse(
+                "NARR", f"cannot carry {exc} in the {self.dialect.side} dialect"
+            ) from None
+        if fitted.changed:
+            self.notes.append(f"{field_name}: transliterated to Latin")
+            if self.charset.policy(field_name).keep_original:
+                self.kept.append((field_name, value))
+        if fitted.truncated_from is not None:
+            self.notes.append(
+                f"{field_name}: truncated from {fitted.truncated_from} to "
+                f"{len(fitted.text)} characters (policy allows it)"
+            )
+        return fitted.text
+
+    def agent(self, agent: Agent | None, role: str) -> list[tuple[str, object]] | None:
+        if agent is None:
+            return None
+        participant = self.directory.participant(agent.bic)
+        if participant is None:
+            raise self.refuse("RC01", f"{role} {agent.bic} is not a participant")
+        return [
+            (
+                "FinInstnId",
+                [
+                    ("BICFI", agent.bic),
+                    (
+                        "ClrSysMmbId",
+                        [
+                            ("ClrSysId", [("Cd", self.dialect.clearing_system)]),
+                            ("MmbId", participant.member_id(self.dialect.clearing_system)),
+                        ],
+                    ),
+                    ("LEI", agent.lei),
+                    ("Nm", self.text("agent.name", agent.name, 140)),
+                ],
+            )
+        ]
+
+    def customer(self, c: Customer, role: str) -> list[tuple[str, object]]:
+        adr = c.address
+        address = None
+        if adr is not None:
+            address = [
+                ("TwnNm", self.text(f"{role}.address", adr.town, 35)),
+                ("Ctry", adr.country),
+                *(("AdrLine", self.text(f"{role}.address", line, 70)) for line in adr.lines),
+            ]
+        org = None
+        if c.bic or c.lei:
+            org = [("OrgId", [("AnyBIC", c.bic), ("LEI", c.lei)])]
+        return [
+            ("Nm", self.text(f"{role}.name", c.name, 140)),
+            ("PstlAdr", address),
+            ("Id", org),
+            ("CtryOfRes", c.country_of_residence),
+        ]
+
+    def supplementary(self, kept_before: tuple[Supplementary, ...]) -> list[tuple[str, object]]:
+        """SplmtryData blocks: those received, then the originals this encoding replaced."""
+        blocks: list[tuple[str, object]] = []
+        for s in kept_before:
+            blocks.append(
+                ("SplmtryData", [("PlcAndNm", s.place), ("Envlp", etree.fromstring(s.xml))])
+            )
+        for field_name, original in self.kept:
+            el = etree.Element(f"{{{SUPPLEMENTARY_NS}}}OrgnlTxt", nsmap={None: SUPPLEMENTARY_NS})  # type: ignore[dict-item]
+            el.text = original
+            blocks.append(
+                ("SplmtryData", [("PlcAndNm", f"connect-gateway:{field_name}"), ("Envlp", el)])
+            )
+        return blocks
+
+
+def account_spec(a: Account | None) -> list[tuple[str, object]] | None:
+    if a is None:
+        return None
+    return [("Id", [("Othr", [("Id", a.id)])]), ("Ccy", a.currency)]

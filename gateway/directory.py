@@ -1,0 +1,276 @@
+"""The participant directory: who may use the gateway, and under which identifiers on each side.
+
+Loaded from a versioned TOML file (data/participants.toml), validated as a whole (BIC format,
+LEI ISO 17442 check digits, 12-digit CNAPS and 3-digit HKNCC codes, uniqueness), and reloaded
+without restart by `ReloadingDirectory` when the file changes. A file that fails validation is
+refused with the reasons and the previous version stays in force.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+from gateway.sides import Side
+
+log = logging.getLogger(__name__)
+
+Flow = Literal["northbound", "southbound"]
+
+BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
+CNAPS = re.compile(r"[0-9]{12}")
+HK_CODE = re.compile(r"[0-9]{3}")
+LEI = re.compile(r"[A-Z0-9]{18}[0-9]{2}")
+
+
+def default_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "data" / "participants.toml"
+
+
+def lei_is_valid(lei: str) -> bool:
+    """ISO 17442: ISO 7064 MOD 97-10 over the 20 characters (letters as 10..35) equals 1."""
+    if not LEI.fullmatch(lei):
+        return False
+    return int("".join(str(int(ch, 36)) for ch in lei)) % 97 == 1
+
+
+class DirectoryError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Participant:
+    bic: str
+    name: str
+    side: Side
+    cnaps: str
+    hk_code: str
+    lei: str
+    settlement_account: str
+    net_debit_cap: Decimal
+
+    def member_id(self, clearing_system: str) -> str:
+        return self.cnaps if clearing_system == "CNAPS" else self.hk_code
+
+
+@dataclass(frozen=True)
+class Depository:
+    bic: str
+    name: str
+    side: Side
+
+
+@dataclass(frozen=True)
+class Nominee:
+    flow: Flow
+    depository_bic: str
+    owner_bic: str
+    account: str
+
+
+@dataclass(frozen=True)
+class Directory:
+    version: str
+    participants: dict[str, Participant]
+    depositories: dict[str, Depository]
+    nominees: tuple[Nominee, ...]
+
+    def participant(self, bic: str) -> Participant | None:
+        found = self.participants.get(bic)
+        if found is None and len(bic) == 8:
+            found = self.participants.get(bic + "XXX")
+        return found
+
+    def by_member_id(self, clearing_system: str, member_id: str) -> Participant | None:
+        for p in self.participants.values():
+            if p.member_id(clearing_system) == member_id:
+                return p
+        return None
+
+    def nominee(self, flow: Flow, depository_bic: str) -> Nominee | None:
+        return next(
+            (n for n in self.nominees if n.flow == flow and n.depository_bic == depository_bic),
+            None,
+        )
+
+
+def load_directory(path: Path) -> Directory:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise DirectoryError(f"cannot read participant directory {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DirectoryError(f"participant directory {path} is not valid TOML: {exc}") from None
+    return parse_directory(raw, str(path))
+
+
+def parse_directory(raw: dict[str, Any], source: str = "directory") -> Directory:
+    problems: list[str] = []
+    version = raw.get("version")
+    if not isinstance(version, str) or not version:
+        problems.append("version: a non-empty string is required")
+    participants: dict[str, Participant] = {}
+    seen: dict[tuple[str, str], str] = {}
+    for i, entry in enumerate(raw.get("participant", [])):
+        where = f"participant[{i}]"
+        p = _participant(entry, where, problems)
+        if p is None:
+            continue
+        for label, value in (
+            ("bic", p.bic),
+            ("cnaps", p.cnaps),
+            ("hk_code", p.hk_code),
+            ("lei", p.lei),
+        ):
+            other = seen.get((label, value))
+            if other:
+                problems.append(f"{where}: {label} {value} already used by {other}")
+            seen[(label, value)] = p.bic
+        participants[p.bic] = p
+    if not participants:
+        problems.append("no participant")
+    depositories: dict[str, Depository] = {}
+    for i, entry in enumerate(raw.get("depository", [])):
+        where = f"depository[{i}]"
+        bic, name, side = entry.get("bic", ""), entry.get("name", ""), entry.get("side")
+        if not BIC.fullmatch(str(bic)):
+            problems.append(f"{where}: bic {bic!r} is not a BIC")
+        if side not in ("onshore", "offshore"):
+            problems.append(f"{where}: side must be onshore or offshore")
+            continue
+        depositories[bic] = Depository(bic, str(name), side)
+    nominees: list[Nominee] = []
+    for i, entry in enumerate(raw.get("nominee", [])):
+        where = f"nominee[{i}]"
+        flow = entry.get("flow")
+        dep, owner, account = (
+            str(entry.get(k, "")) for k in ("depository_bic", "owner_bic", "account")
+        )
+        if flow not in ("northbound", "southbound"):
+            problems.append(f"{where}: flow must be northbound or southbound")
+            continue
+        if dep not in depositories:
+            problems.append(f"{where}: depository {dep!r} is not a listed depository")
+        if not BIC.fullmatch(owner) or not account:
+            problems.append(f"{where}: owner_bic must be a BIC and account non-empty")
+        nominees.append(Nominee(flow, dep, owner, account))
+    if problems:
+        raise DirectoryError(f"{source} refused: " + "; ".join(problems))
+    assert isinstance(version, str)
+    return Directory(version, participants, depositories, tuple(nominees))
+
+
+def _participant(entry: Any, where: str, problems: list[str]) -> Participant | None:
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    values = {
+        k: str(entry.get(k, ""))
+        for k in (
+            "bic",
+            "name",
+            "side",
+            "cnaps",
+            "hk_code",
+            "lei",
+            "settlement_account",
+            "net_debit_cap",
+        )
+    }
+    before = len(problems)
+    if not BIC.fullmatch(values["bic"]):
+        problems.append(f"{where}: bic {values['bic']!r} is not a BIC (8 or 11 characters)")
+    if values["side"] not in ("onshore", "offshore"):
+        problems.append(f"{where}: side must be onshore or offshore")
+    if not CNAPS.fullmatch(values["cnaps"]):
+        problems.append(f"{where}: cnaps {values['cnaps']!r} must be 12 digits")
+    if not HK_CODE.fullmatch(values["hk_code"]):
+        problems.append(f"{where}: hk_code {values['hk_code']!r} must be 3 digits")
+    if not lei_is_valid(values["lei"]):
+        problems.append(f"{where}: lei {values['lei']!r} fails the ISO 17442 check digits")
+    if not values["name"] or not values["settlement_account"]:
+        problems.append(f"{where}: name and settlement_account are required")
+    try:
+        cap = Decimal(values["net_debit_cap"])
+        if not cap.is_finite() or cap < 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        problems.append(
+            f"{where}: net_debit_cap {values['net_debit_cap']!r} must be a non-negative decimal"
+        )
+        cap = Decimal(0)
+    if len(problems) > before:
+        return None
+    return Participant(
+        values["bic"],
+        values["name"],
+        values["side"],  # type: ignore[arg-type]
+        values["cnaps"],
+        values["hk_code"],
+        values["lei"],
+        values["settlement_account"],
+        cap,
+    )
+
+
+class ReloadingDirectory:
+    """The current directory; re-reads the file when its modification time changes.
+
+    Checked at most once per `interval` seconds on access, so a hot path can ask for
+    `current()` per message. Thread-safe: readers always see one whole version.
+    """
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        self.path = path
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._directory = load_directory(path)
+        self._stamp = self._mtime()
+        self._checked = time.monotonic()
+        self.last_error: str | None = None
+
+    def _mtime(self) -> int:
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return -1
+
+    def current(self) -> Directory:
+        now = time.monotonic()
+        if now - self._checked >= self.interval:
+            self._checked = now
+            self.reload_if_changed()
+        return self._directory
+
+    def reload_if_changed(self) -> bool:
+        stamp = self._mtime()
+        if stamp == self._stamp:
+            return False
+        with self._lock:
+            try:
+                fresh = load_directory(self.path)
+            except DirectoryError as exc:
+                self.last_error = str(exc)
+                log.error(
+                    "participant directory not reloaded, version %s stays in force: %s",
+                    self._directory.version,
+                    exc,
+                )
+                self._stamp = stamp  # do not retry the same broken file on every access
+                return False
+            log.info(
+                "participant directory reloaded: version %s -> %s",
+                self._directory.version,
+                fresh.version,
+            )
+            self._directory, self._stamp, self.last_error = fresh, stamp, None
+            return True
