@@ -122,4 +122,7 @@ class CharsetPolicy:
                 f"{field}: {len(latin)} characters after transliteration, the field takes "
                 f"{max_len}, and the policy does not allow truncation"
             )
-        return Fitted(latin[:max_len].rstrip(), changed, len(latin), text)
+        cut = latin[:max_len]
+        if latin[max_len] != " " and " " in cut[max_len // 2 :]:
+            cut = cut[: cut.rfind(" ")]  # at a word boundary, when one is near the end
+        return Fitted(cut.rstrip(), changed, len(latin), text)

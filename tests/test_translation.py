@@ -1,0 +1,94 @@
+"""What a translation yields besides the message: obligations, notes, correlations, voids."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from gateway.canonical import Money, Obligation
+from gateway.config import Config
+from gateway.iso20022.reader import read_message
+from gateway.translation import Translator
+from tests.conftest import SAMPLES
+
+
+def sample(side: str, msg_def: str) -> bytes:
+    return (SAMPLES / side / f"{msg_def}.xml").read_bytes()
+
+
+def test_a_payment_yields_its_obligation_and_correlation(config: Config) -> None:
+    t = Translator(config)
+    out = t.process(sample("onshore", "pacs.008.001.08"), "onshore")
+    assert out.accepted
+    assert out.obligations == (
+        Obligation(
+            "HPCBCNSHXXX",
+            "VHBKHKHHXXX",
+            Money(Decimal("1250000.00"), "CNY"),
+            "0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01",
+        ),
+    )
+    assert out.correlation is not None and out.correlation.sender_bic == "HPCBCNSHXXX"
+    sent = read_message(out.message)
+    assert out.correlation.outbound_biz_msg_idr == sent.header_text("BizMsgIdr")
+    assert "debtor.name: transliterated to Latin" in out.notes
+
+
+def test_a_rejection_from_the_other_side_voids_the_obligation(config: Config) -> None:
+    t = Translator(config)
+    t.process(sample("onshore", "pacs.008.001.08"), "onshore")
+    status = sample("offshore", "pacs.002.001.10").replace(
+        b"<TxSts>ACSC</TxSts>", b"<TxSts>RJCT</TxSts>"
+    )
+    out = t.process(status, "offshore")
+    assert out.accepted and out.cancels == ("0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01",)
+    assert t.process(sample("offshore", "pacs.002.001.10"), "offshore").cancels == ()
+
+
+def test_a_status_from_the_side_that_sent_the_original_is_not_correlated(config: Config) -> None:
+    t = Translator(config)
+    t.process(sample("onshore", "pacs.008.001.08"), "onshore")
+    # The onshore sample reports on the *offshore* payment's UETR, which is unknown here.
+    out = t.process(sample("onshore", "pacs.002.001.10"), "onshore")
+    assert not out.accepted and out.error is not None and out.error.kind == "uncorrelated"
+
+
+def test_a_return_yields_the_reverse_obligation(config: Config) -> None:
+    t = Translator(config)
+    t.process(sample("onshore", "pacs.008.001.08"), "onshore")
+    out = t.process(sample("offshore", "pacs.004.001.09"), "offshore")
+    assert out.accepted
+    assert out.obligations == (
+        Obligation(
+            "VHBKHKHHXXX",
+            "HPCBCNSHXXX",
+            Money(Decimal("1250000.00"), "CNY"),
+            "return:0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01",
+        ),
+    )
+
+
+def test_a_dvp_instruction_exposes_its_cash_leg(config: Config) -> None:
+    t = Translator(config)
+    out = t.process(sample("offshore", "sese.023.001.09"), "offshore")
+    assert out.accepted
+    # The offshore investor receives the bonds and pays (DBIT) the onshore seller.
+    assert out.obligations == (
+        Obligation(
+            "VHBKHKHHXXX", "HPCBCNSHXXX", Money(Decimal("10125000.00"), "CNY"), "sese:OFF-SESE-0001"
+        ),
+    )
+    assert any(
+        n.startswith("northbound: account owner VHBKHKHHXXX held through nominee")
+        for n in out.notes
+    )
+    rejected = sample("onshore", "sese.024.001.10")  # Rjctd SAFE
+    answer = t.process(rejected, "onshore")
+    assert answer.accepted and answer.cancels == ("sese:OFF-SESE-0001",)
+
+
+def test_translation_is_deterministic_across_translators(config: Config) -> None:
+    first = Translator(config).process(sample("offshore", "pacs.009.001.08"), "offshore")
+    second = Translator(config).process(sample("offshore", "pacs.009.001.08"), "offshore")
+    a, b = read_message(first.message), read_message(second.message)
+    assert a.header_text("BizMsgIdr") == b.header_text("BizMsgIdr")
+    assert a.doc_text("FICdtTrf/GrpHdr/MsgId") == b.doc_text("FICdtTrf/GrpHdr/MsgId")
