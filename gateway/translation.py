@@ -20,6 +20,8 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from lxml import etree
+
 from adapters import dialect
 from gateway.calendars import Calendars
 from gateway.canonical import (
@@ -53,8 +55,9 @@ from gateway.iso20022.builders import (
     RejectContext,
     build_header,
     build_reject,
-    envelope,
+    envelope_element,
     iso_datetime,
+    serialise,
 )
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
@@ -220,8 +223,9 @@ class Translator:
             created=now,
             biz_svc=side_cfg.biz_svc,
         )
-        data = envelope(out_header, document)
-        self._check_output(msg, data, target)
+        root = envelope_element(out_header, document)
+        self._check_output(msg, msg_def, root, target)
+        data = serialise(root)
         correlation = result.correlation
         if correlation is not None:
             correlation = dataclasses.replace(
@@ -241,10 +245,12 @@ class Translator:
             tuple(result.cancels),
         )
 
-    def _check_output(self, msg: BusinessMessage, data: bytes, target: Side) -> None:
+    def _check_output(
+        self, msg: BusinessMessage, msg_def: str, root: etree._Element, target: Side
+    ) -> None:
         """The output must be valid in the target dialect; if not, it is not sent."""
         try:
-            self.profiles[target].validate(read_message(data, max_bytes=len(data) + 1))
+            self.profiles[target].validate_built(msg_def, root)
         except errors.MessageError as exc:
             log.error(
                 "translation of %s produced an invalid %s message: %s", msg.msg_def, target, exc
@@ -317,7 +323,7 @@ class Translator:
             )
 
     def _settlement_date(self, ctx: DecodeContext, value: str) -> tuple[str, list[str]]:
-        day = date.fromisoformat(value)
+        day = date.fromisoformat(value.strip())  # xs:date collapses surrounding blanks
         if self.calendars.is_common_business_day(day):
             return value, []
         closed = ", ".join(self.calendars.closed_on(day))

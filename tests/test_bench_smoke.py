@@ -32,3 +32,27 @@ def test_validate_bench_runs_and_reports_its_ratio(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert result["parse_validate_per_s_median"] > 0
     assert 0 < result["ratio_median"] < 2
+
+
+def test_translate_bench_runs_both_workloads(tmp_path: Path) -> None:
+    out = tmp_path / "translate.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.translate",
+            "--rounds",
+            "1",
+            "--count",
+            "20",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["repeated_names_per_s_median"] > 0 and result["distinct_names_per_s_median"] > 0

@@ -126,3 +126,21 @@ def test_broker_command_serves_kafka_until_terminated() -> None:
     finally:
         stop_pid(proc)
     assert proc.returncode == 0
+
+
+def test_translate_a_status_report_given_its_original() -> None:
+    status = str(SAMPLES / "offshore" / "pacs.002.001.10.xml")
+    alone = cli("translate", "--from", "offshore", status)
+    assert alone.returncode == 3 and b"uncorrelated" in alone.stderr
+    done = cli(
+        "translate",
+        "--from",
+        "offshore",
+        "--original",
+        str(SAMPLES / "onshore" / "pacs.008.001.08.xml"),
+        status,
+    )
+    assert done.returncode == 0, done.stderr
+    out = read_message(done.stdout)
+    assert out.header_text("To/FIId/FinInstnId/BICFI") == "HPCBCNSHXXX"  # the original sender
+    assert out.doc_text("FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId") == "ON-MSG-P8-0001"

@@ -20,8 +20,8 @@ from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
 from gateway.sides import other_side
 from gateway.translation import Outcome, Translator
-from tests.conftest import ROOT, SHARED
 from tests.conformance import assert_officially_valid
+from tests.conftest import ROOT, SHARED
 
 GOLDEN = Path(__file__).with_name("golden")
 CASES: list[dict[str, Any]] = tomllib.loads((GOLDEN / "cases.toml").read_text())["case"]

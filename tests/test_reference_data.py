@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.calendars import Calendars, CalendarError, load_calendar
+from gateway.calendars import CalendarError, Calendars, load_calendar
 from gateway.charset import CharsetPolicy, CharsetRefusal, FieldPolicy, transliterate
 from gateway.directory import (
     DirectoryError,

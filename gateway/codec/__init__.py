@@ -22,9 +22,9 @@ from gateway.canonical import (
 )
 from gateway.codec import admin, payments, securities, status
 from gateway.codec.context import DecodeContext, EncodeContext
-from gateway.codec.tree import Spec, render
 from gateway.iso20022.namespaces import family, ns
 from gateway.iso20022.reader import BusinessMessage
+from gateway.iso20022.tree import Spec, render
 
 MSG_DEF = {
     "pacs.008": "pacs.008.001.08",

@@ -7,11 +7,11 @@ from typing import Literal, cast
 
 from gateway.canonical import MessageReject, Money, MovementRecord, NetSettlement
 from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, decode_amount
-from gateway.codec.tree import Spec, leaf, many, one, to_map, txt
+from gateway.iso20022.tree import Spec, leaf, many, one, txt
 
 
 def decode_reject(ctx: DecodeContext) -> MessageReject:
-    root = one(to_map(ctx.msg.document), "admi.002.001.01")
+    root = one(ctx.msg.doc_map, "admi.002.001.01")
     rsn = one(root, "Rsn")
     return MessageReject(
         reference=txt(root, "RltdRef", "Ref") or "",
@@ -38,7 +38,7 @@ def encode_reject(ctx: EncodeContext, r: MessageReject) -> tuple[str, Spec]:
 
 
 def decode_net_settlement(ctx: DecodeContext) -> NetSettlement:
-    root = one(to_map(ctx.msg.document), "MulSttlmReq")
+    root = one(ctx.msg.doc_map, "MulSttlmReq")
     grp, req = one(root, "GrpHdr"), one(root, "SttlmReq")
     records = []
     for rec in many(req, "MvmntRcrd"):

@@ -4,6 +4,7 @@ agents (BIC + the dialect's clearing member id), customers, accounts, amounts, f
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -11,10 +12,10 @@ from lxml import etree
 
 from gateway.canonical import Account, Address, Agent, Customer, Money, Reason, Supplementary
 from gateway.charset import CharsetPolicy, CharsetRefusal
-from gateway.codec.tree import Leaf, Map, Node, many, one, txt
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, refusal
+from gateway.iso20022.tree import Leaf, Map, Node, many, one, txt
 from gateway.sides import Side
 
 SUPPLEMENTARY_NS = "urn:connect-gateway:supplementary:1"
@@ -93,7 +94,11 @@ def decode_supplementary(items: list[Node]) -> tuple[Supplementary, ...]:
         inner = next(iter(envelope), None) if isinstance(envelope, etree._Element) else None
         if inner is None:
             continue
-        out.append(Supplementary(txt(item, "PlcAndNm"), etree.tostring(inner)))
+        # Detached and cleaned: serialising in place would carry the enclosing document's
+        # namespace declarations into the partner's XML.
+        detached = copy.deepcopy(inner)
+        etree.cleanup_namespaces(detached)
+        out.append(Supplementary(txt(item, "PlcAndNm"), etree.tostring(detached)))
     return tuple(out)
 
 

@@ -13,13 +13,13 @@ from gateway.codec.context import (
     decode_customer,
     decode_supplementary,
 )
-from gateway.codec.tree import Spec, leaf, many, one, to_map, txt
+from gateway.iso20022.tree import Spec, leaf, many, one, txt
 
 ROOTS = {"customer": "FIToFICstmrCdtTrf", "institution": "FICdtTrf"}
 
 
 def decode(ctx: DecodeContext, kind: str) -> Payment:
-    root = one(to_map(ctx.msg.document), ROOTS[kind])
+    root = one(ctx.msg.doc_map, ROOTS[kind])
     grp, tx = one(root, "GrpHdr"), one(root, "CdtTrfTxInf")
     pmt_id = one(tx, "PmtId")
     customer = kind == "customer"

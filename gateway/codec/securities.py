@@ -17,7 +17,7 @@ from gateway.canonical import (
     SettlementParty,
 )
 from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, decode_amount
-from gateway.codec.tree import Map, Spec, leaf, many, one, to_map, txt
+from gateway.iso20022.tree import Map, Spec, leaf, many, one, txt
 
 Movement = Literal["DELI", "RECE"]
 PaymentType = Literal["FREE", "APMT"]
@@ -60,7 +60,7 @@ def _face(m: Map | None) -> Decimal:
 
 
 def decode_instruction(ctx: DecodeContext) -> SecuritiesInstruction:
-    root = one(to_map(ctx.msg.document), "SctiesSttlmTxInstr")
+    root = one(ctx.msg.doc_map, "SctiesSttlmTxInstr")
     params, trade = one(root, "SttlmTpAndAddtlParams"), one(root, "TradDtls")
     fin, qty = one(root, "FinInstrmId"), one(root, "QtyAndAcctDtls")
     return SecuritiesInstruction(
@@ -152,7 +152,7 @@ def encode_instruction(ctx: EncodeContext, s: SecuritiesInstruction) -> tuple[st
 
 
 def decode_status(ctx: DecodeContext) -> SecuritiesStatus:
-    root = one(to_map(ctx.msg.document), "SctiesSttlmTxStsAdvc")
+    root = one(ctx.msg.doc_map, "SctiesSttlmTxStsAdvc")
     ids, status, details = one(root, "TxId"), one(root, "PrcgSts"), one(root, "TxDtls")
     rejected = one(status, "Rjctd")
     rejections = tuple(
@@ -238,7 +238,7 @@ def encode_status(ctx: EncodeContext, s: SecuritiesStatus) -> tuple[str, Spec]:
 
 
 def decode_confirmation(ctx: DecodeContext) -> SecuritiesConfirmation:
-    root = one(to_map(ctx.msg.document), "SctiesSttlmTxConf")
+    root = one(ctx.msg.doc_map, "SctiesSttlmTxConf")
     ids, trade = one(root, "TxIdDtls"), one(root, "TradDtls")
     qty = one(root, "QtyAndAcctDtls")
     return SecuritiesConfirmation(

@@ -11,7 +11,7 @@ from gateway.canonical import (
     TransactionStatus,
 )
 from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, decode_amount
-from gateway.codec.tree import Map, Node, Spec, leaf, many, one, to_map, txt
+from gateway.iso20022.tree import Map, Node, Spec, leaf, many, one, txt
 
 
 def _original_group(m: Map | None) -> OriginalGroup:
@@ -30,7 +30,7 @@ def _reasons(items: list[Node]) -> tuple[Reason, ...]:
 
 
 def decode_status(ctx: DecodeContext) -> StatusReport:
-    root = one(to_map(ctx.msg.document), "FIToFIPmtStsRpt")
+    root = one(ctx.msg.doc_map, "FIToFIPmtStsRpt")
     grp_hdr, grp, tx = one(root, "GrpHdr"), one(root, "OrgnlGrpInfAndSts"), one(root, "TxInfAndSts")
     group = None
     if grp is not None:
@@ -118,7 +118,7 @@ def encode_status(
 
 
 def decode_return(ctx: DecodeContext) -> PaymentReturn:
-    root = one(to_map(ctx.msg.document), "PmtRtr")
+    root = one(ctx.msg.doc_map, "PmtRtr")
     grp, tx = one(root, "GrpHdr"), one(root, "TxInf")
     rsn = one(tx, "RtrRsnInf")
     original_amount = leaf(tx, "OrgnlIntrBkSttlmAmt")

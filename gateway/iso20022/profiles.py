@@ -80,6 +80,15 @@ class ProfileSet:
             self._validate_part(msg, msg.header, HEAD)
         self._validate_part(msg, msg.document, msg.msg_def)
 
+    def validate_built(self, msg_def: str, root: etree._Element) -> None:
+        """Validate a message the gateway built (envelope element), without serialising it."""
+        if self._enveloped[msg_def].validate(root):
+            return
+        header, document = root[0], root[1]
+        msg = BusinessMessage(msg_def, document, header, b"")
+        self._validate_part(msg, header, HEAD)
+        self._validate_part(msg, document, msg_def)
+
     def is_valid(self, msg_def: str, element: etree._Element) -> bool:
         return bool(self._schemas[msg_def].validate(element))
 

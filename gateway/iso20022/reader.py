@@ -18,11 +18,13 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 from lxml import etree
 
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import DOCUMENT_MESSAGES, HEAD, msg_def_of, ns
+from gateway.iso20022.tree import Map, to_map, txt
 
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 
@@ -65,21 +67,25 @@ class BusinessMessage:
     def namespace(self) -> str:
         return ns(self.msg_def)
 
+    # One pass over each part builds a dict view that keys, header and codecs share; walking
+    # lxml elements from Python costs a proxy object per node visited, every time.
+    @cached_property
+    def header_map(self) -> Map:
+        return to_map(self.header) if self.header is not None else {}
+
+    @cached_property
+    def doc_map(self) -> Map:
+        return to_map(self.document)
+
     def header_text(self, path: str) -> str | None:
         """Text at a path below AppHdr, e.g. 'Fr/FIId/FinInstnId/BICFI'."""
-        if self.header is None:
-            return None
-        return _findtext(self.header, ns(HEAD), path)
+        value = txt(self.header_map, *path.split("/"))
+        return value.strip() if value is not None else None
 
     def doc_text(self, path: str) -> str | None:
         """Text at a path below Document, e.g. 'FIToFICstmrCdtTrf/GrpHdr/MsgId'."""
-        return _findtext(self.document, self.namespace, path)
-
-
-def _findtext(element: etree._Element, namespace: str, path: str) -> str | None:
-    qualified = "/".join(f"{{{namespace}}}{step}" for step in path.split("/"))
-    text = element.findtext(qualified)
-    return text.strip() if text is not None else None
+        value = txt(self.doc_map, *path.split("/"))
+        return value.strip() if value is not None else None
 
 
 def payload_ref(data: bytes) -> str:

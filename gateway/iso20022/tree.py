@@ -31,21 +31,26 @@ def to_map(element: etree._Element) -> dict[str, list[Node]]:
     out: dict[str, list[Node]] = {}
     for child in element:
         tag = child.tag
-        if not isinstance(tag, str):
+        if tag.__class__ is not str:  # comments
             continue
-        local = tag[tag.index("}") + 1 :] if tag[0] == "{" else tag
+        local = tag[tag.find("}") + 1 :]
         value: Node
         if local == "Envlp":
             value = child
         elif len(child):
             value = to_map(child)
-        elif child.attrib:
-            value = Leaf(
-                (child.text or "").strip(), {str(k): str(v) for k, v in child.attrib.items()}
-            )
         else:
-            value = (child.text or "").strip()
-        out.setdefault(local, []).append(value)
+            names = child.keys()  # cheaper than .attrib, which builds a proxy
+            if names:
+                value = Leaf((child.text or "").strip(), {str(k): str(child.get(k)) for k in names})
+            else:
+                # As is: xs:string preserves white space, so stripping would change the data.
+                value = child.text or ""
+        found = out.get(local)
+        if found is None:
+            out[local] = [value]
+        else:
+            found.append(value)
     return out
 
 
