@@ -11,15 +11,29 @@ bash scripts/setup.sh
 out=run-output
 rm -rf "$out" && mkdir -p "$out"
 echo "== translate: every bundled sample from its own side (outputs in $out/)"
+# Answers (status, return, securities status/confirmation) are translated with the instruction
+# they answer, which the other side sent: the gateway routes them back to its sender.
+original_of() {  # <side> <message id> -> the other side's original instruction, if any
+  local other=offshore; [[ $1 == offshore ]] && other=onshore
+  case $2 in
+    pacs.002.*|pacs.004.*) echo "--original samples/$other/pacs.008.001.08.xml" ;;
+    sese.024.*|sese.025.*) echo "--original samples/$other/sese.023.001.09.xml" ;;
+  esac
+}
 for f in samples/onshore/*.xml samples/offshore/*.xml; do
   side=$(basename "$(dirname "$f")")
-  name="$side-$(basename "$f")"
-  if connect-gateway translate --from "$side" "$f" >"$out/$name" 2>"$out/err"; then
-    echo "  accepted  $side  $(basename "$f")  -> $out/$name"
+  id=$(basename "$f" .xml)
+  name="$side-$id.xml"
+  # shellcheck disable=SC2046  # the option and its file are two words on purpose
+  if connect-gateway translate --from "$side" $(original_of "$side" "$id") "$f" \
+      >"$out/$name" 2>"$out/err"; then
+    echo "  accepted  $side  $id  -> $out/$name"
   else
-    echo "  REJECTED  $side  $(basename "$f"): $(cat "$out/err")"
+    echo "  REJECTED  $side  $id: $(grep -v '^note:' "$out/err")"
   fi
 done
+echo "  (refused as they should be: the admi.002 samples answer messages this run never sent,"
+echo "   and a pacs.029 is only ever issued by the gateway)"
 echo "== translate: a message sent to the wrong side, and a hostile one"
 connect-gateway translate --from offshore samples/onshore/pacs.008.001.08.xml \
   >"$out/reject-wrong-side.xml" || echo "  (exit $?: admi.002 in $out/reject-wrong-side.xml)"
