@@ -44,7 +44,7 @@ from gateway.canonical import (
 )
 from gateway.charset import CharsetPolicy
 from gateway.clock import Clock, now_utc8
-from gateway.codec import decode, decode_header, encode
+from gateway.codec import decode, decode_header, encode_text
 from gateway.codec.context import DecodeContext, EncodeContext
 from gateway.config import Config
 from gateway.directory import Directory, ReloadingDirectory
@@ -53,11 +53,10 @@ from gateway.iso20022 import errors
 from gateway.iso20022.builders import (
     Party,
     RejectContext,
-    build_header,
     build_reject,
-    envelope_element,
+    envelope_text,
+    header_spec,
     iso_datetime,
-    serialise,
 )
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
@@ -212,10 +211,10 @@ class Translator:
 
         out_ctx = EncodeContext(dialect(target), directory, self.charset, msg)
         msg_id = derive_id("GWM", keys.message)
-        msg_def, document = encode(out_ctx, result.body, msg_id, iso_datetime(now))
+        msg_def, document = encode_text(out_ctx, result.body, msg_id, iso_datetime(now))
         biz_id = derive_id("GW", keys.message)
         side_cfg = self.config.side(target)
-        out_header = build_header(
+        out_header = header_spec(
             fr=Party(self.config.gateway.bic),
             to=Party(result.to or side_cfg.system_bic),
             biz_msg_idr=biz_id,
@@ -223,9 +222,8 @@ class Translator:
             created=now,
             biz_svc=side_cfg.biz_svc,
         )
-        root = envelope_element(out_header, document)
-        self._check_output(msg, msg_def, root, target)
-        data = serialise(root)
+        data = envelope_text(out_header, document).encode("utf-8")
+        self._check_output(msg, msg_def, etree.fromstring(data), target)
         correlation = result.correlation
         if correlation is not None:
             correlation = dataclasses.replace(

@@ -24,7 +24,7 @@ from gateway.codec import admin, payments, securities, status
 from gateway.codec.context import DecodeContext, EncodeContext
 from gateway.iso20022.namespaces import family, ns
 from gateway.iso20022.reader import BusinessMessage
-from gateway.iso20022.tree import Spec, render
+from gateway.iso20022.tree import Spec, render_text
 
 MSG_DEF = {
     "pacs.008": "pacs.008.001.08",
@@ -79,7 +79,13 @@ def decode(ctx: DecodeContext) -> Business:
 def encode(
     ctx: EncodeContext, body: Business, msg_id: str, created: str
 ) -> tuple[str, etree._Element]:
-    """(message definition, Document element) of `body` in the context's dialect.
+    """(message definition, Document element): `encode_text`, parsed."""
+    msg_def, text = encode_text(ctx, body, msg_id, created)
+    return msg_def, etree.fromstring(text)
+
+
+def encode_text(ctx: EncodeContext, body: Business, msg_id: str, created: str) -> tuple[str, str]:
+    """(message definition, Document as XML text) of `body` in the context's dialect.
 
     `msg_id` and `created` are the new message's group identification (for the families that
     have one); everything else comes from `body`.
@@ -106,7 +112,7 @@ def encode(
     else:  # pragma: no cover - the union is exhaustive
         raise TypeError(type(body))
     msg_def = MSG_DEF[fam]
-    namespace = ns(msg_def)
-    document = etree.Element(f"{{{namespace}}}Document", nsmap={None: namespace})  # type: ignore[dict-item]
-    render(document, [(root, spec)], namespace)
-    return msg_def, document
+    out = [f'<Document xmlns="{ns(msg_def)}">']
+    render_text([(root, spec)], out)
+    out.append("</Document>")
+    return msg_def, "".join(out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from lxml import etree
 from lxml.builder import ElementMaker
@@ -20,7 +21,7 @@ from lxml.builder import ElementMaker
 from gateway.iso20022 import errors
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, family, ns
-from gateway.iso20022.tree import render
+from gateway.iso20022.tree import Spec, render, render_text
 from gateway.sides import Side
 
 
@@ -52,7 +53,7 @@ def iso_datetime(moment: datetime) -> str:
 _HEAD_NS = ns(HEAD)
 
 
-def build_header(
+def header_spec(
     *,
     fr: Party,
     to: Party,
@@ -61,23 +62,34 @@ def build_header(
     created: datetime,
     biz_svc: str | None = None,
     possible_duplicate: bool = False,
-) -> etree._Element:
+) -> Spec:
+    return [
+        ("Fr", [("FIId", [("FinInstnId", [("BICFI", fr.bic)])])]),
+        ("To", [("FIId", [("FinInstnId", [("BICFI", to.bic)])])]),
+        ("BizMsgIdr", biz_msg_idr),
+        ("MsgDefIdr", msg_def),
+        ("BizSvc", biz_svc),
+        ("CreDt", iso_datetime(created)),
+        ("PssblDplct", "true" if possible_duplicate else None),
+    ]
+
+
+def build_header(**fields: Any) -> etree._Element:
+    """AppHdr element (same arguments as `header_spec`)."""
     header = etree.Element(f"{{{_HEAD_NS}}}AppHdr", nsmap={None: _HEAD_NS})  # type: ignore[dict-item]
-    # render, not ElementMaker: the builder is several times slower on this hot path.
-    render(
-        header,
-        [
-            ("Fr", [("FIId", [("FinInstnId", [("BICFI", fr.bic)])])]),
-            ("To", [("FIId", [("FinInstnId", [("BICFI", to.bic)])])]),
-            ("BizMsgIdr", biz_msg_idr),
-            ("MsgDefIdr", msg_def),
-            ("BizSvc", biz_svc),
-            ("CreDt", iso_datetime(created)),
-            ("PssblDplct", "true" if possible_duplicate else None),
-        ],
-        _HEAD_NS,
-    )
+    render(header, header_spec(**fields), _HEAD_NS)
     return header
+
+
+def envelope_text(header: Spec, document: str) -> str:
+    """The gateway's envelope as text, byte for byte what lxml would serialise."""
+    out = [
+        f"<?xml version='1.0' encoding='UTF-8'?>\n<BizMsg xmlns=\"{ENVELOPE_NS}\">",
+        f'<AppHdr xmlns="{_HEAD_NS}">',
+    ]
+    render_text(header, out)
+    out += ["</AppHdr>", document, "</BizMsg>"]
+    return "".join(out)
 
 
 def envelope_element(header: etree._Element, document: etree._Element) -> etree._Element:
