@@ -15,14 +15,12 @@ Goal (issue 3): at least 5,000/s.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
-import statistics
 import time
 import uuid
 from pathlib import Path
 
+from bench.common import line, pin_to_one_core, spread, write_json
 from gateway.config import Config
 from gateway.translation import Translator
 
@@ -71,8 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--count", type=int, default=2000, help="messages per round and workload")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_to_one_core()
 
     translator = Translator(Config())
     repeated, distinct = [], []
@@ -81,22 +78,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         batch_dis = messages(args.count, True, seed=1000 + r)
         repeated.append(run(translator, batch_rep))
         distinct.append(run(translator, batch_dis))
-    result = {
-        "repeated_names_per_s_median": statistics.median(repeated),
-        "repeated_names_per_s_min": min(repeated),
-        "repeated_names_per_s_max": max(repeated),
-        "distinct_names_per_s_median": statistics.median(distinct),
-        "distinct_names_per_s_min": min(distinct),
-        "distinct_names_per_s_max": max(distinct),
-    }
+    result = spread("repeated_names_per_s", repeated) | spread("distinct_names_per_s", distinct)
     print(f"pacs.008 onshore -> offshore, one core, {args.rounds} rounds x {args.count} messages")
     for label, values in (("repeated names", repeated), ("distinct names", distinct)):
-        print(
-            f"  {label}: median {statistics.median(values):>7,.0f} translations/s"
-            f"  (min {min(values):,.0f}, max {max(values):,.0f})  goal >= 5,000/s"
-        )
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        print(line(label, values, "translations/s", goal="  goal >= 5,000/s"))
+    write_json(args.json, result)
     return result
 
 

@@ -13,15 +13,13 @@ Goal (issue 2): ratio >= 0.5.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
 
+from bench.common import line, pin_to_one_core, spread, write_json
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
 
@@ -42,8 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
 
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_to_one_core()
     data = SAMPLE.read_bytes()
     profiles = ProfileSet("onshore")
     bare_parser = etree.XMLParser()
@@ -60,31 +57,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         gw.append(rate(gateway_path, args.count))
         bare.append(rate(bare_parse, args.count))
     ratios = [g / b for g, b in zip(gw, bare, strict=True)]
-    result = {
-        "message_bytes": len(data),
-        "parse_validate_per_s_median": statistics.median(gw),
-        "parse_validate_per_s_min": min(gw),
-        "parse_validate_per_s_max": max(gw),
-        "bare_parse_per_s_median": statistics.median(bare),
-        "ratio_median": statistics.median(ratios),
-        "ratio_min": min(ratios),
-        "ratio_max": max(ratios),
-    }
+    result = {"message_bytes": len(data)}
+    result |= spread("parse_validate_per_s", gw) | spread("bare_parse_per_s", bare)
+    result |= spread("ratio", ratios)
     print(f"pacs.008 ({len(data)} bytes), one core, {args.rounds} rounds x {args.count} messages")
-    print(
-        f"  parse+validate (gateway): median {result['parse_validate_per_s_median']:>9,.0f} msg/s"
-        f"  (min {min(gw):,.0f}, max {max(gw):,.0f})"
-    )
-    print(
-        f"  bare lxml parse:          median {result['bare_parse_per_s_median']:>9,.0f} msg/s"
-        f"  (min {min(bare):,.0f}, max {max(bare):,.0f})"
-    )
-    print(
-        f"  ratio gateway/bare:       median {result['ratio_median']:.2f}"
-        f"  (min {min(ratios):.2f}, max {max(ratios):.2f})  goal >= 0.50"
-    )
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    print(line("parse+validate (gateway)", gw, "msg/s"))
+    print(line("bare lxml parse", bare, "msg/s"))
+    print(line("ratio gateway/bare", ratios, "", ".2f", "  goal >= 0.50"))
+    write_json(args.json, result)
     return result
 
 

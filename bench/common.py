@@ -1,0 +1,33 @@
+"""What every benchmark does the same way: one core, medians over rounds, JSON results."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+
+
+def pin_to_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def spread(name: str, values: list[float]) -> dict[str, float]:
+    """{name_median, name_min, name_max} over the rounds."""
+    return {
+        f"{name}_median": statistics.median(values),
+        f"{name}_min": min(values),
+        f"{name}_max": max(values),
+    }
+
+
+def line(label: str, values: list[float], unit: str, fmt: str = ",.0f", goal: str = "") -> str:
+    median = format(statistics.median(values), fmt)
+    low, high = format(min(values), fmt), format(max(values), fmt)
+    return f"  {label:<26} median {median:>9} {unit}  (min {low}, max {high}){goal}"
+
+
+def write_json(path: Path | None, result: dict[str, float]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(result, indent=2))
