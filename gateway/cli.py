@@ -112,11 +112,11 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _config(args)
-    _fail(
-        "the Kafka service (consume, validate, deduplicate, translate, publish) is not built "
-        "yet: it is the pipeline issue. Today: `translate`, `publish` and `broker`."
-    )
+    """The service: the embedded broker when none is configured, SQLite state, the pipeline."""
+    from gateway.service import serve
+
+    config = _config(args)
+    return asyncio.run(serve(config))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -159,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, default=9092)
     b.set_defaults(func=cmd_broker)
 
-    r = sub.add_parser("run", help="run the gateway service")
+    r = sub.add_parser("run", help="run the gateway service (embedded broker if none configured)")
     r.set_defaults(func=cmd_run)
     return p
 

@@ -55,7 +55,19 @@ class TranslationSection:
 @dataclass(frozen=True)
 class KafkaSection:
     bootstrap_servers: str = ""  # empty: start the embedded broker
+    embedded_port: int = 9092  # the embedded broker's port on 127.0.0.1 (0: any free port)
     client_id: str = "connect-gateway"
+    group_id: str = "connect-gateway"
+    batch_max_records: int = 500
+    # Real Kafka: an idempotent producer (the embedded broker does not support it).
+    idempotent_producer: bool = False
+    dlq_topic: str = "gateway.dlq"
+
+
+@dataclass(frozen=True)
+class StateSection:
+    backend: str = "sqlite"
+    sqlite_path: str = "gateway-state.sqlite3"
 
 
 def _side(side: Side, system_bic: str, biz_svc: str) -> SideSection:
@@ -73,6 +85,7 @@ class Config:
     )
     translation: TranslationSection = field(default_factory=TranslationSection)
     kafka: KafkaSection = field(default_factory=KafkaSection)
+    state: StateSection = field(default_factory=StateSection)
 
     def side(self, side: Side) -> SideSection:
         return self.onshore if side == "onshore" else self.offshore
@@ -130,7 +143,12 @@ def _section(name: str, current: Any, values: dict[str, Any]) -> Any:
         if key not in fields:
             raise ConfigError(f"unknown setting {name}.{key}; known: {sorted(fields)}")
         expected = type(getattr(current, key))
-        if expected is int:
+        if expected is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                value = value.lower() in ("true", "1")
+            elif not isinstance(value, bool):
+                raise ConfigError(f"{name}.{key} must be true or false, got {value!r}")
+        elif expected is int:
             try:
                 value = int(value)
             except (TypeError, ValueError):
@@ -148,6 +166,15 @@ def _check(config: Config) -> None:
     for name, bic in bics:
         if not _BIC.fullmatch(bic):
             raise ConfigError(f"{name} must be a BIC (8 or 11 characters), got {bic!r}")
+    if config.state.backend != "sqlite":
+        # PostgreSQL (several instances sharing state) comes with the rest of the pipeline
+        # issue; refusing it here beats accepting a setting that does nothing.
+        raise ConfigError(
+            f"state.backend must be sqlite (PostgreSQL is not built yet), got "
+            f"{config.state.backend!r}"
+        )
+    if not 1 <= config.kafka.batch_max_records <= 10_000:
+        raise ConfigError("kafka.batch_max_records must be between 1 and 10000")
     if config.translation.settlement_date_policy not in ("reject", "roll"):
         raise ConfigError(
             "translation.settlement_date_policy must be reject or roll, got "

@@ -100,14 +100,19 @@ class MemoryCorrelations:
     """In-process correlations: for the offline CLI and tests. The pipeline keeps its own in the
     state store, written in the same transaction as the outbox."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: Iterable[Correlation] = ()) -> None:
         self._by_key: dict[str, Correlation] = {}
         self._by_outbound: dict[str, Correlation] = {}
+        self.added: list[Correlation] = []
+        for entry in known:
+            self.remember(entry, new=False)
 
-    def remember(self, entry: Correlation) -> None:
+    def remember(self, entry: Correlation, new: bool = True) -> None:
         self._by_key[entry.key] = entry
         self._by_outbound[entry.outbound_biz_msg_idr] = entry
         self._by_outbound[entry.outbound_msg_id] = entry
+        if new:
+            self.added.append(entry)
 
     def find(self, key: str) -> Correlation | None:
         return self._by_key.get(key)
@@ -168,9 +173,21 @@ class Translator:
     def process(self, data: bytes, source: Side) -> Outcome:
         msg: BusinessMessage | None = None
         try:
-            msg = read_message(data, max_bytes=self.config.gateway.max_message_bytes)
-            self.profiles[source].validate(msg)
-            keys = extract_keys(msg)
+            msg = self.read(data, source)
+            return self.process_message(msg, extract_keys(msg), source)
+        except errors.MessageError as exc:
+            return self.reject(exc, source, msg)
+
+    def read(self, data: bytes, source: Side) -> BusinessMessage:
+        """Read and validate against the source profile; raises `MessageError`."""
+        msg = read_message(data, max_bytes=self.config.gateway.max_message_bytes)
+        self.profiles[source].validate(msg)
+        return msg
+
+    def process_message(self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side) -> Outcome:
+        """Translate a message already read and validated (the pipeline reads first, to look up
+        its keys and correlations in the state store)."""
+        try:
             return self._translate(msg, keys, source)
         except errors.MessageError as exc:
             return self.reject(exc, source, msg)

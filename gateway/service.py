@@ -1,0 +1,68 @@
+"""`connect-gateway run`: wire configuration, broker, state store and pipeline; stop cleanly.
+
+With no bootstrap servers configured, the embedded broker is started and its bootstrap address
+printed, so a partner can publish with any Kafka client. SIGTERM and SIGINT finish the batch in
+flight, commit it, leave the consumer group and close the state store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from gateway.config import Config
+from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
+from gateway.pipeline import Pipeline
+from gateway.sides import SIDES
+from gateway.state.sqlite import SqliteStore
+from gateway.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def topics_of(config: Config) -> list[str]:
+    names = [config.side(s).inbound_topic for s in SIDES] + [
+        config.side(s).outbound_topic for s in SIDES
+    ]
+    return [*names, config.kafka.dlq_topic]
+
+
+async def serve(config: Config) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    broker: EmbeddedBroker | None = None
+    bootstrap = config.kafka.bootstrap_servers
+    if not bootstrap:
+        broker = EmbeddedBroker(port=config.kafka.embedded_port)
+        try:
+            bootstrap = await asyncio.to_thread(broker.start)
+        except BrokerStartError as exc:
+            print(f"connect-gateway: cannot start the embedded broker: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"embedded Kafka-compatible broker (memory storage) on bootstrap {bootstrap}",
+            flush=True,
+        )
+    store = SqliteStore(Path(config.state.sqlite_path))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await ensure_topics(bootstrap, topics_of(config))
+        await store.open()
+        pipeline = Pipeline(config, store, bootstrap)
+        print(f"gateway ready: consuming {', '.join(pipeline.side_of)} on {bootstrap}", flush=True)
+        await pipeline.run(stop)
+        log.info("stopped after %d records", pipeline.processed)
+    finally:
+        await store.close()
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+    return 0

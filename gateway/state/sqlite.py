@@ -1,0 +1,259 @@
+"""SQLite state store: the embedded default (one gateway instance, zero set-up).
+
+WAL mode, synchronous=FULL (an acknowledged batch survives a power cut), one connection used
+from one dedicated thread, so the event loop never blocks on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.canonical import Obligation
+from gateway.state.base import (
+    ClaimState,
+    Effects,
+    OutboxRow,
+    correlation_from_json,
+    correlation_to_json,
+    obligation_from_row,
+    obligation_row,
+)
+from gateway.translation import Correlation
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    results TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+CREATE TABLE IF NOT EXISTS obligations (
+    reference TEXT PRIMARY KEY,
+    payer TEXT NOT NULL,
+    payee TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS correlations (
+    key TEXT PRIMARY KEY,
+    outbound_biz_msg_idr TEXT NOT NULL,
+    outbound_msg_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS correlations_biz ON correlations (outbound_biz_msg_idr);
+CREATE INDEX IF NOT EXISTS correlations_msg ON correlations (outbound_msg_id);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def encode_headers(headers: tuple[tuple[str, bytes], ...]) -> str:
+    # Header values are tokens the gateway writes (keys, ids, topic names, error text), kept as
+    # text so an operator can read them in a sqlite3 session.
+    return json.dumps([[k, v.decode("utf-8", "surrogateescape")] for k, v in headers])
+
+
+def decode_headers(text: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple((k, v.encode("utf-8", "surrogateescape")) for k, v in json.loads(text))
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-state")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._db is not None, "state store not open"
+            return fn(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+            return db
+
+        self._db = await asyncio.get_running_loop().run_in_executor(self._pool, connect)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(lambda db: db.close())
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    async def claims(self, keys: list[str]) -> dict[str, ClaimState]:
+        def query(db: sqlite3.Connection) -> dict[str, ClaimState]:
+            found: dict[str, ClaimState] = {}
+            for chunk in _chunks(keys, 500):
+                marks = ",".join("?" * len(chunk))
+                for key, fp, results in db.execute(
+                    f"SELECT key, fingerprint, results FROM claims WHERE key IN ({marks})", chunk
+                ):
+                    ids = tuple(int(x) for x in results.split(",") if x)
+                    found[key] = ClaimState(key, fp, ids)
+            return found
+
+        return await self._run(query) if keys else {}
+
+    async def correlations(self, refs: list[str]) -> list[Correlation]:
+        def query(db: sqlite3.Connection) -> list[Correlation]:
+            out: dict[str, Correlation] = {}
+            for chunk in _chunks(refs, 300):
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT key, data FROM correlations WHERE key IN ({marks}) "
+                    f"OR outbound_biz_msg_idr IN ({marks}) OR outbound_msg_id IN ({marks})",
+                    chunk * 3,
+                )
+                for key, data in rows:
+                    out[key] = correlation_from_json(data)
+            return list(out.values())
+
+        return await self._run(query) if refs else []
+
+    async def commit_batch(self, batch: list[Effects]) -> list[bool]:
+        def apply(db: sqlite3.Connection) -> list[bool]:
+            applied: list[bool] = []
+            now = _now()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for effects in batch:
+                    applied.append(_apply(db, effects, now))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return applied
+
+        return await self._run(apply)
+
+    async def unsent(self, limit: int) -> list[OutboxRow]:
+        def query(db: sqlite3.Connection) -> list[OutboxRow]:
+            rows = db.execute(
+                "SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            )
+            return [OutboxRow(t, k, v, decode_headers(h), i) for i, t, k, v, h in rows]
+
+        return await self._run(query)
+
+    async def mark_sent(self, ids: list[int]) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            now = _now()
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in ids])
+            db.execute("COMMIT")
+
+        if ids:
+            await self._run(update)
+
+    async def outbox_rows(self, ids: list[int]) -> list[OutboxRow]:
+        def query(db: sqlite3.Connection) -> list[OutboxRow]:
+            marks = ",".join("?" * len(ids))
+            rows = db.execute(
+                f"SELECT id, topic, key, value, headers FROM outbox WHERE id IN ({marks}) "
+                "ORDER BY id",
+                ids,
+            )
+            return [OutboxRow(t, k, v, decode_headers(h), i) for i, t, k, v, h in rows]
+
+        return await self._run(query) if ids else []
+
+    async def obligations(self, status: str | None = None) -> list[tuple[Obligation, str]]:
+        def query(db: sqlite3.Connection) -> list[tuple[Obligation, str]]:
+            sql = "SELECT reference, payer, payee, currency, amount, status FROM obligations"
+            rows = db.execute(
+                sql + (" WHERE status = ?" if status else "") + " ORDER BY rowid",
+                (status,) if status else (),
+            )
+            return [(obligation_from_row(*r[:5]), r[5]) for r in rows]
+
+        return await self._run(query)
+
+
+def _apply(db: sqlite3.Connection, effects: Effects, now: str) -> bool:
+    """One record's effects, if its first claim is new. Runs inside the batch transaction."""
+    key = effects.claims[0][0]
+    if db.execute("SELECT 1 FROM claims WHERE key = ?", (key,)).fetchone():
+        return False  # processed already (here, or by another instance before a rebalance)
+    ids: list[int] = []
+    for row in effects.outbox:
+        cur = db.execute(
+            "INSERT INTO outbox (topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?)",
+            (row.topic, row.key, row.value, encode_headers(row.headers), now),
+        )
+        assert cur.lastrowid is not None
+        ids.append(cur.lastrowid)
+    replay: list[int] = []
+    if effects.replay_key is not None:
+        found = db.execute(
+            "SELECT results FROM claims WHERE key = ?", (effects.replay_key,)
+        ).fetchone()
+        replay = [int(x) for x in (found[0] if found else "").split(",") if x]
+    if replay:
+        marks = ",".join("?" * len(replay))
+        for topic, k, v, h in db.execute(
+            f"SELECT topic, key, value, headers FROM outbox WHERE id IN ({marks}) ORDER BY id",
+            replay,
+        ).fetchall():
+            db.execute(
+                "INSERT INTO outbox (topic, key, value, headers, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (topic, k, v, h, now),
+            )
+    results = ",".join(str(i) for i in ids)
+    for claim_key, claim_fp in effects.claims:
+        db.execute(
+            "INSERT OR IGNORE INTO claims (key, fingerprint, results, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (claim_key, claim_fp, results, now),
+        )
+    for o in effects.obligations:
+        db.execute(
+            "INSERT OR IGNORE INTO obligations (reference, payer, payee, currency, amount,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (*obligation_row(o), now),
+        )
+    for reference in effects.voids:
+        db.execute("UPDATE obligations SET status = 'void' WHERE reference = ?", (reference,))
+    for c in effects.correlations:
+        db.execute(
+            "INSERT OR REPLACE INTO correlations (key, outbound_biz_msg_idr, "
+            "outbound_msg_id, data) VALUES (?, ?, ?, ?)",
+            (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c)),
+        )
+    return True
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

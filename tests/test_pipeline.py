@@ -1,0 +1,217 @@
+"""The service end to end over a real broker: plain Kafka clients in, plain Kafka clients out.
+
+The gateway runs in-process (its own consumer group, producer and SQLite state) against the
+broker of the fixtures; the test publishes with a bare aiokafka producer, as a partner would,
+and reads the outbound topics with a bare aiokafka consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from gateway.config import Config, KafkaSection, SideSection, StateSection
+from gateway.iso20022.keys import extract_keys
+from gateway.iso20022.profiles import ProfileSet
+from gateway.iso20022.reader import read_message
+from gateway.pipeline import Pipeline
+from gateway.service import topics_of
+from gateway.state.sqlite import SqliteStore
+from gateway.topics import ensure_topics
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.kafka
+
+
+def sample(side: str, msg_def: str) -> bytes:
+    return (SAMPLES / side / f"{msg_def}.xml").read_bytes()
+
+
+def gateway_config(prefix: str, tmp_path: Path) -> Config:
+    base = Config()
+    sides = {
+        side: SideSection(
+            base.side(side).system_bic,
+            base.side(side).biz_svc,  # type: ignore[arg-type]
+            f"{prefix}.{side}.inbound",
+            f"{prefix}.{side}.outbound",
+        )
+        for side in ("onshore", "offshore")
+    }
+    return dataclasses.replace(
+        base,
+        onshore=sides["onshore"],
+        offshore=sides["offshore"],
+        kafka=KafkaSection(
+            group_id=f"gw-{prefix}", dlq_topic=f"{prefix}.dlq", batch_max_records=200
+        ),
+        state=StateSection(sqlite_path=str(tmp_path / "state.sqlite3")),
+    )
+
+
+@dataclasses.dataclass
+class Running:
+    config: Config
+    store: SqliteStore
+    pipeline: Pipeline
+    bootstrap: str
+
+    async def publish(self, side: str, *payloads: bytes, key: bytes | None = None) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", max_request_size=8 * 1024 * 1024
+        )
+        await producer.start()
+        try:
+            for data in payloads:
+                k = key if key is not None else str(uuid.uuid4()).encode()
+                await producer.send_and_wait(self.config.side(side).inbound_topic, data, key=k)  # type: ignore[arg-type]
+        finally:
+            await producer.stop()
+
+    async def read(
+        self, topic: str, count: int, wait: float = 45.0, settle: float = 1.5
+    ) -> list[Any]:
+        """`count` records from the start of `topic`, then `settle` seconds to catch extras."""
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=f"reader-{uuid.uuid4()}",
+        )
+        await consumer.start()
+        got: list[Any] = []
+        try:
+            async with asyncio.timeout(wait):
+                while len(got) < count:
+                    for records in (await consumer.getmany(timeout_ms=300)).values():
+                        got += records
+            end = asyncio.get_running_loop().time() + settle
+            while asyncio.get_running_loop().time() < end:
+                for records in (await consumer.getmany(timeout_ms=300)).values():
+                    got += records
+        finally:
+            await consumer.stop()
+        return got
+
+
+@pytest.fixture
+async def gateway(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Running]:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    config = gateway_config(prefix, tmp_path)
+    await ensure_topics(kafka_bootstrap, topics_of(config))
+    store = SqliteStore(Path(config.state.sqlite_path))
+    await store.open()
+    pipeline = Pipeline(config, store, kafka_bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+    try:
+        yield Running(config, store, pipeline, kafka_bootstrap)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await store.close()
+
+
+async def test_messages_cross_to_the_other_side_and_status_reports_flow_back(
+    gateway: Running, profiles: dict[str, ProfileSet]
+) -> None:
+    await gateway.publish("onshore", sample("onshore", "pacs.008.001.08"))
+    await gateway.publish(
+        "offshore", sample("offshore", "pacs.008.001.08"), sample("offshore", "sese.023.001.09")
+    )
+    offshore_out = await gateway.read(gateway.config.offshore.outbound_topic, 1)
+    onshore_out = await gateway.read(gateway.config.onshore.outbound_topic, 2)
+    assert len(offshore_out) == 1 and len(onshore_out) == 2
+    for record, side in [(r, "offshore") for r in offshore_out] + [
+        (r, "onshore") for r in onshore_out
+    ]:
+        msg = read_message(record.value)
+        profiles[side].validate(msg)
+        assert record.key.startswith(b"msg:")
+        headers = dict(record.headers)
+        assert headers["message-type"] == msg.msg_def.encode()
+        assert headers["source-topic"].endswith(b".inbound")
+    kinds = sorted(dict(r.headers)["message-type"] for r in onshore_out)
+    assert kinds == [b"pacs.008.001.08", b"sese.023.001.09"]
+
+    # The offshore side's status on the onshore payment goes back to the onshore sender.
+    await gateway.publish("offshore", sample("offshore", "pacs.002.001.10"))
+    back = await gateway.read(gateway.config.onshore.outbound_topic, 3)
+    status = [r for r in back if dict(r.headers)["message-type"] == b"pacs.002.001.10"]
+    assert len(status) == 1
+    answer = read_message(status[0].value)
+    assert answer.header_text("To/FIId/FinInstnId/BICFI") == "HPCBCNSHXXX"
+    assert answer.doc_text("FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId") == "ON-MSG-P8-0001"
+
+    obligations = await gateway.store.obligations()
+    assert sorted((o.reference, o.amount.amount, status) for o, status in obligations) == [
+        ("0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01", Decimal("1250000.00"), "open"),
+        ("5e9d2a7b-3c84-4f1e-a6b2-8d0c4e7f1a22", Decimal("1250000.00"), "open"),
+        ("sese:OFF-SESE-0001", Decimal("10125000.00"), "open"),
+    ]
+    assert await gateway.read(gateway.config.kafka.dlq_topic, 0, settle=0.5) == []
+
+
+async def test_duplicates_resends_and_key_reuse(gateway: Running) -> None:
+    original = sample("onshore", "pacs.008.001.08")
+    resend = original.replace(b"</CreDt>", b"</CreDt>\n    <PssblDplct>true</PssblDplct>")
+    changed = original.replace(b">1250000.00<", b">1250000.01<", 1)
+    # Keyed by idempotency key, as partners publish: one partition, so order is kept.
+    key = extract_keys(read_message(original)).message.encode()
+    await gateway.publish("onshore", original, original, resend, changed, key=key)
+    offshore_out = await gateway.read(gateway.config.offshore.outbound_topic, 2, settle=2.5)
+    # The copy is not re-processed; the flagged resend is answered with the same result.
+    assert len(offshore_out) == 2
+    assert offshore_out[0].value == offshore_out[1].value
+    assert (
+        offshore_out[0].key
+        == offshore_out[1].key
+        == extract_keys(read_message(original)).message.encode()
+    )
+    # A different message under a used key is a duplicate: DU01 to the sender, DLQ copy.
+    rejects = await gateway.read(gateway.config.onshore.outbound_topic, 1)
+    assert len(rejects) == 1 and dict(rejects[0].headers)["reject-reason"] == b"DU01"
+    reject = read_message(rejects[0].value)
+    assert reject.doc_text("FIToFIPmtStsRpt/TxInfAndSts/StsRsnInf/Rsn/Cd") == "DU01"
+    dlq = await gateway.read(gateway.config.kafka.dlq_topic, 1)
+    assert len(dlq) == 1 and dlq[0].value == changed
+    assert len(await gateway.store.obligations()) == 1
+
+
+async def test_poison_and_hostile_records_are_rejected_and_the_partition_keeps_flowing(
+    gateway: Running,
+) -> None:
+    good = sample("onshore", "pacs.009.001.08")
+    hostile = [
+        b"\x00\x01 not xml at all",
+        b'<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>',
+        good + b"<!--" + b"x" * (2 * 1024 * 1024) + b"-->",
+        b"",
+        sample("offshore", "pacs.008.001.08"),  # the other dialect: invalid on this side
+    ]
+    # One key: one partition, so the good message queues behind every bad one.
+    await gateway.publish("onshore", *hostile, good, key=b"same-partition")
+    translated = await gateway.read(gateway.config.offshore.outbound_topic, 1)
+    assert (
+        len(translated) == 1 and dict(translated[0].headers)["message-type"] == b"pacs.009.001.08"
+    )
+    rejects = await gateway.read(gateway.config.onshore.outbound_topic, len(hostile))
+    assert len(rejects) == len(hostile)
+    assert {dict(r.headers)["reject-reason"] for r in rejects} == {b"FF01"}
+    assert all(read_message(r.value).msg_def == "admi.002.001.01" for r in rejects)
+    dlq = await gateway.read(gateway.config.kafka.dlq_topic, len(hostile))
+    assert len(dlq) == len(hostile)
+    kinds = sorted(dict(r.headers)["error-kind"] for r in dlq)
+    assert kinds == sorted([b"not-xml", b"forbidden-markup", b"too-large", b"empty", b"schema"])
+    big = next(r for r in dlq if dict(r.headers)["error-kind"] == b"too-large")
+    assert dict(big.headers)["truncated-from"] == str(len(hostile[2])).encode()
+    assert hostile[2].startswith(big.value)
+    assert {r.value for r in dlq if r is not big} == set(hostile) - {hostile[2]}
