@@ -354,12 +354,7 @@ def _correlation_refs(p: Prepared) -> list[str]:
     c = p.keys.correlation
     if c:
         refs += [c, f"uetr:{c}", f"sese:{c}"]
-    for path in (
-        "admi.002.001.01/RltdRef/Ref",
-        "FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId",
-        "FIToFIPmtStsRpt/OrgnlGrpInfAndSts/OrgnlMsgId",
-        "PmtRtr/TxInf/OrgnlGrpInf/OrgnlMsgId",
-    ):
+    for path in _ANSWER_REFERENCES:
         value = p.msg.doc_text(path)
         if value:
             refs.append(value)
