@@ -65,18 +65,22 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from gateway.kafka_clients import connection_options
     from gateway.publish import publish
 
     config = _config(args)
     bootstrap = args.bootstrap or config.kafka.bootstrap_servers
     if not bootstrap:
-        _fail(
-            "no broker: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
-            "(`connect-gateway broker` starts the embedded one)"
-        )
+        if not config.kafka.embedded_port:
+            _fail(
+                "no broker: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
+                "(`connect-gateway run` or `connect-gateway broker` start the embedded one)"
+            )
+        # Where `connect-gateway run` starts the embedded broker with the same configuration.
+        bootstrap = f"127.0.0.1:{config.kafka.embedded_port}"
     topic = args.topic or config.side(args.side).inbound_topic
     payloads = [_read_input(name) for name in args.files]
-    placed = asyncio.run(publish(bootstrap, topic, payloads))
+    placed = asyncio.run(publish(bootstrap, topic, payloads, connection_options(config.kafka)))
     for name, (partition, offset) in zip(args.files, placed, strict=True):
         print(f"{name} -> {topic}[{partition}]@{offset}")
     return EXIT_OK

@@ -62,12 +62,45 @@ class KafkaSection:
     # Real Kafka: an idempotent producer (the embedded broker does not support it).
     idempotent_producer: bool = False
     dlq_topic: str = "gateway.dlq"
+    # A member that dies without leaving keeps its partitions this long: the time to take
+    # over after a crash. Brokers allow 6 s at least by default.
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    # Records that fail for a reason that may pass (a status report that overtook its
+    # original) wait on <retry_topic_prefix>.<n> for the n-th delay, then go to the DLQ.
+    retry_topic_prefix: str = "gateway.retry"
+    retry_delays_ms: tuple[int, ...] = (1_000, 10_000, 60_000)
+    # How long a failing state store or broker is retried before the service gives up and
+    # exits non-zero (its supervisor restarts it; nothing uncommitted is lost).
+    transient_retry_seconds: int = 120
+    # Real clusters: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    security_protocol: str = "PLAINTEXT"
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)  # secret: never logged
+    # Real clusters only: publish each relay pass in one Kafka transaction (empty: off).
+    transactional_id: str = ""
+
+    def retry_topic(self, attempt: int) -> str:
+        """The topic a record waits on before its attempt number `attempt` (2, 3, ...)."""
+        return f"{self.retry_topic_prefix}.{attempt - 1}"
+
+    @property
+    def retry_topics(self) -> list[str]:
+        return [self.retry_topic(n + 2) for n in range(len(self.retry_delays_ms))]
 
 
 @dataclass(frozen=True)
 class StateSection:
-    backend: str = "sqlite"
+    backend: str = "sqlite"  # "sqlite" (one instance) or "postgres" (instances share state)
     sqlite_path: str = "gateway-state.sqlite3"
+    # libpq DSN, e.g. postgresql://gateway@db:5432/gateway; the password is best given as
+    # PGPASSWORD or a ~/.pgpass file. Hidden from repr: it may carry the password.
+    postgres_dsn: str = field(default="", repr=False)
+    postgres_pool_size: int = 4
 
 
 def _side(side: Side, system_bic: str, biz_svc: str) -> SideSection:
@@ -89,6 +122,16 @@ class Config:
 
     def side(self, side: Side) -> SideSection:
         return self.onshore if side == "onshore" else self.offshore
+
+    def topics(self) -> list[str]:
+        """Every topic the gateway reads or writes."""
+        sides = [self.side(s) for s in SIDES]
+        return [
+            *(s.inbound_topic for s in sides),
+            *(s.outbound_topic for s in sides),
+            *self.kafka.retry_topics,
+            self.kafka.dlq_topic,
+        ]
 
     @property
     def schemas_path(self) -> Path | None:
@@ -148,6 +191,15 @@ def _section(name: str, current: Any, values: dict[str, Any]) -> Any:
                 value = value.lower() in ("true", "1")
             elif not isinstance(value, bool):
                 raise ConfigError(f"{name}.{key} must be true or false, got {value!r}")
+        elif expected is tuple:
+            if isinstance(value, str):  # from the environment: "1000,10000"
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            try:
+                value = tuple(int(v) for v in value)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{name}.{key} must be a list of integers, got {value!r}"
+                ) from None
         elif expected is int:
             try:
                 value = int(value)
@@ -166,13 +218,40 @@ def _check(config: Config) -> None:
     for name, bic in bics:
         if not _BIC.fullmatch(bic):
             raise ConfigError(f"{name} must be a BIC (8 or 11 characters), got {bic!r}")
-    if config.state.backend != "sqlite":
-        # PostgreSQL (several instances sharing state) comes with the rest of the pipeline
-        # issue; refusing it here beats accepting a setting that does nothing.
+    if config.state.backend not in ("sqlite", "postgres"):
+        raise ConfigError(f"state.backend must be sqlite or postgres, got {config.state.backend!r}")
+    if config.state.backend == "postgres" and not config.state.postgres_dsn:
+        raise ConfigError("state.backend = postgres needs state.postgres_dsn")
+    if not 1 <= config.state.postgres_pool_size <= 100:
+        raise ConfigError("state.postgres_pool_size must be between 1 and 100")
+    if not 3 * config.kafka.heartbeat_interval_ms <= config.kafka.session_timeout_ms:
         raise ConfigError(
-            f"state.backend must be sqlite (PostgreSQL is not built yet), got "
-            f"{config.state.backend!r}"
+            "kafka.heartbeat_interval_ms must be at most a third of kafka.session_timeout_ms"
         )
+    kafka = config.kafka
+    if not kafka.retry_delays_ms or any(not 0 <= d <= 86_400_000 for d in kafka.retry_delays_ms):
+        raise ConfigError("kafka.retry_delays_ms must list 1 or more delays of 0 ms to 1 day")
+    if kafka.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ConfigError(
+            "kafka.security_protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got "
+            f"{kafka.security_protocol!r}"
+        )
+    if kafka.security_protocol.startswith("SASL"):
+        if kafka.sasl_mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise ConfigError(
+                "kafka.sasl_mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with "
+                f"{kafka.security_protocol}, got {kafka.sasl_mechanism!r}"
+            )
+        if not kafka.sasl_username or not kafka.sasl_password:
+            raise ConfigError(f"{kafka.security_protocol} needs sasl_username and sasl_password")
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, name)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"kafka.{name}: no such file {path}")
+    if kafka.transactional_id and not kafka.idempotent_producer:
+        raise ConfigError("kafka.transactional_id needs kafka.idempotent_producer = true")
+    if kafka.transient_retry_seconds < 1:
+        raise ConfigError("kafka.transient_retry_seconds must be at least 1")
     if not 1 <= config.kafka.batch_max_records <= 10_000:
         raise ConfigError("kafka.batch_max_records must be between 1 and 10000")
     if config.translation.settlement_date_policy not in ("reject", "roll"):
@@ -182,8 +261,6 @@ def _check(config: Config) -> None:
         )
     if not 1024 <= config.gateway.max_message_bytes <= 64 * 1024 * 1024:
         raise ConfigError("gateway.max_message_bytes must be between 1 KiB and 64 MiB")
-    topics = [config.side(s).inbound_topic for s in SIDES] + [
-        config.side(s).outbound_topic for s in SIDES
-    ]
+    topics = config.topics()
     if len(set(topics)) != len(topics):
-        raise ConfigError(f"inbound and outbound topics must all differ, got {topics}")
+        raise ConfigError(f"the gateway's topics must all differ, got {topics}")

@@ -1,6 +1,6 @@
 """The gateway service: <side>.inbound -> validate, deduplicate, translate -> outbox -> outbound.
 
-Per batch of polled records:
+Per batch of polled records (from the inbound topics, and from the retry topics once due):
   1. read and validate each record, extract its keys          (worker thread: CPU)
   2. load the claims and correlations those keys need          (state store)
   3. decide each record: new, redelivered, resend, duplicate   (worker thread: CPU)
@@ -12,13 +12,23 @@ A crash anywhere repeats at most steps 1-6 for the batch: step 4 skips records w
 exists (their effects were applied once), step 5 republishes unsent rows with their stable
 keys and BizMsgIdr. So every accepted input has its output published at least once and its
 obligation recorded exactly once. Correctness does not depend on Kafka transactions.
+
+Faults, by kind:
+- permanent (unreadable, invalid, refused, a defect of ours): reject to the sender and a copy
+  of the record to the DLQ at once, in the batch transaction; never retried.
+- may pass (a status report that overtook its original): the record goes, through the outbox,
+  to <retry prefix>.1, .2, ... with growing delays; after the last, reject + DLQ. A retry
+  partition whose head is not due yet is paused, so it never blocks the inbound partitions.
+- transient (broker or state store unavailable): the step is retried with exponential backoff
+  and jitter for kafka.transient_retry_seconds; then the service stops with an error, having
+  committed nothing it had not finished, for its supervisor to restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +46,7 @@ from gateway.config import Config
 from gateway.iso20022 import errors
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
 from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
+from gateway.kafka_clients import connection_options
 from gateway.sides import SIDES, Side
 from gateway.state.base import ClaimState, Effects, OutboxRow, StateStore
 from gateway.translation import MemoryCorrelations, Outcome, Translator
@@ -51,6 +62,8 @@ class Prepared:
     keys: IdempotencyKeys | None = None
     fingerprint: str = ""
     error: errors.MessageError | None = None
+    attempt: int = 1  # 2 and up: read from a retry topic
+    source_headers: tuple[tuple[str, bytes], ...] = ()  # where the record first came in
 
     @property
     def origin(self) -> str:
@@ -74,6 +87,8 @@ class Pipeline:
         self.bootstrap = bootstrap
         self.translator = translator or Translator(config)
         self.side_of = {config.side(s).inbound_topic: s for s in SIDES}
+        self.retry_topics = set(config.kafka.retry_topics)
+        self.paused: dict[TopicPartition, float] = {}  # retry partition -> when its head is due
         self._lock = asyncio.Lock()  # one batch at a time; a rebalance waits for it
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -85,13 +100,16 @@ class Pipeline:
         # Records somewhat over the message limit must still be fetched (to be rejected as too
         # large instead of blocking their partition) and their DLQ copies published.
         room = 2 * self.config.gateway.max_message_bytes + (1 << 20)
+        options = connection_options(kafka)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             client_id=f"{kafka.client_id}-relay",
             acks="all",
             enable_idempotence=kafka.idempotent_producer,
+            transactional_id=kafka.transactional_id or None,
             linger_ms=5,
             max_request_size=room,
+            **options,
         )
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
@@ -102,8 +120,13 @@ class Pipeline:
             auto_offset_reset="earliest",
             max_poll_records=kafka.batch_max_records,
             max_partition_fetch_bytes=room,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            **options,
         )
-        self.consumer.subscribe(list(self.side_of), listener=_DrainOnRevoke(self))
+        self.consumer.subscribe(
+            [*self.side_of, *sorted(self.retry_topics)], listener=_DrainOnRevoke(self)
+        )
         await self.consumer.start()
         await self.relay()  # whatever a previous run left unsent
 
@@ -119,14 +142,46 @@ class Pipeline:
         try:
             while not stop.is_set():
                 assert self.consumer is not None
+                self._resume_due()
                 batch = await self.consumer.getmany(
                     timeout_ms=500, max_records=self.config.kafka.batch_max_records
                 )
-                records = [r for recs in batch.values() for r in recs]
+                records = [r for tp, recs in batch.items() for r in self._due(tp, recs)]
                 if records:
                     await self.process_batch(records)
         finally:
             await self.stop()
+
+    # -- retry topics: wait without blocking ---------------------------------------------------
+    def _due(self, tp: TopicPartition, records: list[Any]) -> list[Any]:
+        """The records of `tp` that may be processed now. On a retry partition, the first
+        record not due yet and all after it are put back: seek to it and pause the
+        partition until it is due (one topic per delay keeps each partition in due order)."""
+        if tp.topic not in self.retry_topics:
+            return records
+        now = time.time()
+        for i, r in enumerate(records):
+            due = _not_before(r)
+            if due > now:
+                assert self.consumer is not None
+                self.consumer.seek(tp, r.offset)
+                self.consumer.pause(tp)
+                self.paused[tp] = due
+                return records[:i]
+        return records
+
+    def _resume_due(self) -> None:
+        if not self.paused:
+            return
+        assert self.consumer is not None
+        now = time.time()
+        assigned = self.consumer.assignment()
+        for tp, due in list(self.paused.items()):
+            if tp not in assigned:
+                del self.paused[tp]  # moved to another instance, which decides afresh
+            elif due <= now:
+                self.consumer.resume(tp)
+                del self.paused[tp]
 
     # -- one batch ------------------------------------------------------------------------------
     async def process_batch(self, records: Sequence[Any]) -> None:
@@ -146,7 +201,13 @@ class Pipeline:
     def _prepare(self, records: Sequence[Any]) -> list[Prepared]:
         out = []
         for record in records:
-            p = Prepared(record, self.side_of[record.topic])
+            if record.topic in self.retry_topics:
+                p = _from_retry_topic(record, self.side_of)
+                if p is None:
+                    log.error("dropping a record on %s with no origin-topic header", record.topic)
+                    continue
+            else:
+                p = Prepared(record, self.side_of[record.topic])
             try:
                 p.msg = self.translator.read(record.value or b"", p.source)
                 p.keys = extract_keys(p.msg)
@@ -195,8 +256,21 @@ class Pipeline:
                 # A resend flagged PssblDplct: answered again with the same result.
                 return Effects([(f"resend:{p.origin}", p.fingerprint)], replay_key=earlier.key)
             return None  # redelivery of a processed record: no second effect
-        outcome = self.translator.process_message(p.msg, keys, p.source)
+        try:
+            outcome = self.translator.process_message(p.msg, keys, p.source)
+        except Exception as exc:
+            log.exception("internal error on %s (%s)", p.origin, keys.message)
+            internal = errors.InternalError(
+                f"the gateway failed on this message ({type(exc).__name__}); the operator "
+                "has been alerted"
+            )
+            outcome = self.translator.reject(internal, p.source, p.msg)
+            return self._reject_effects(p, outcome, [(f"internal:{p.origin}", p.fingerprint)])
         if not outcome.accepted:
+            if isinstance(outcome.error, errors.Uncorrelated) and p.attempt <= len(
+                self.config.kafka.retry_delays_ms
+            ):
+                return self._retry_effects(p, outcome)
             return self._reject_effects(p, outcome, [(keys.message, p.fingerprint)])
         target = self.config.side(outcome.destination).outbound_topic
         row = OutboxRow(
@@ -215,13 +289,16 @@ class Pipeline:
         self, p: Prepared, outcome: Outcome, keys: IdempotencyKeys | None
     ) -> tuple[tuple[str, bytes], ...]:
         r = p.record
-        headers = [
-            ("message-type", (outcome.msg_def or "unknown").encode()),
-            ("idempotency-key", (keys.message if keys else payload_ref(r.value or b"")).encode()),
+        source = p.source_headers or (
             ("source-topic", r.topic.encode()),
             ("source-partition", str(r.partition).encode()),
             ("source-offset", str(r.offset).encode()),
-            ("attempt", b"1"),
+        )
+        headers = [
+            ("message-type", (outcome.msg_def or "unknown").encode()),
+            ("idempotency-key", (keys.message if keys else payload_ref(r.value or b"")).encode()),
+            *source,
+            ("attempt", str(p.attempt).encode()),
         ]
         if keys is not None and keys.correlation:
             headers.append(("correlation-id", keys.correlation.encode()))
@@ -263,6 +340,30 @@ class Pipeline:
         )
         return Effects(claims, [reject, dlq])
 
+    def _retry_effects(self, p: Prepared, outcome: Outcome) -> Effects:
+        """The record again, on the retry topic of its next attempt, due after its delay."""
+        error = outcome.error
+        assert error is not None and p.keys is not None
+        kafka = self.config.kafka
+        delay = kafka.retry_delays_ms[p.attempt - 1] / 1000
+        headers = [(k, v) for k, v in self._headers(p, outcome, p.keys) if k != "attempt"]
+        row = OutboxRow(
+            kafka.retry_topic(p.attempt + 1),
+            p.record.key or p.keys.message.encode(),
+            p.record.value or b"",
+            (
+                *headers,
+                ("attempt", str(p.attempt + 1).encode()),
+                ("origin-topic", self.config.side(p.source).inbound_topic.encode()),
+                ("not-before", f"{time.time() + delay:.3f}".encode()),
+                ("error-kind", error.kind.encode()),
+                ("error-detail", _ascii(str(error))),
+            ),
+        )
+        # Claimed by the record's own coordinates: a batch replayed after a crash does not
+        # queue a second retry.
+        return Effects([(f"retry:{p.origin}", p.fingerprint)], [row])
+
     # -- the outbox relay ----------------------------------------------------------------------
     async def relay(self, chunk: int = 1000) -> int:
         """Publish unsent outbox rows in order, then mark them sent. At least once: a failure
@@ -275,17 +376,26 @@ class Pipeline:
             sent += done
 
     async def _relay_pass(self, chunk: int) -> int:
-        assert self.producer is not None
-        rows = await self.store.unsent(chunk)
-        if not rows:
-            return 0
-        futures = [
-            await self.producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
-            for r in rows
-        ]
-        await asyncio.gather(*futures)
-        await self.store.mark_sent([r.id for r in rows if r.id is not None])
-        return len(rows)
+        return await self.store.relay(chunk, self._publish)
+
+    async def _publish(self, rows: list[OutboxRow]) -> None:
+        producer = self.producer
+        assert producer is not None
+
+        async def send_all() -> None:
+            futures = [
+                await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+                for r in rows
+            ]
+            await asyncio.gather(*futures)
+
+        if self.config.kafka.transactional_id:
+            # All of a pass or none of it, for consumers reading read_committed. Correctness
+            # does not need it (stable keys and BizMsgIdr make repeats harmless).
+            async with producer.transaction():
+                await send_all()
+        else:
+            await send_all()
 
     async def _commit_offsets(self, records: Sequence[Any]) -> None:
         assert self.consumer is not None
@@ -300,12 +410,18 @@ class Pipeline:
             # claims make that harmless.
             log.warning("offset commit failed (%s); records will be redelivered", exc)
 
+    def _transient(self, exc: BaseException) -> bool:
+        """Worth retrying: the broker or the database may be back in a moment."""
+        if isinstance(exc, KafkaError):
+            return bool(getattr(exc, "retriable", False)) or "Connection" in type(exc).__name__
+        return self.store.is_transient(exc)
+
     async def _retrying(self, make: Any) -> Any:
         """Transient faults (broker or database busy) retried with backoff and jitter."""
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_transient),
+            retry=retry_if_exception(self._transient),
             wait=wait_exponential_jitter(multiplier=0.1, max=5),
-            stop=stop_after_delay(120),
+            stop=stop_after_delay(self.config.kafka.transient_retry_seconds),
             reraise=True,
         ):
             with attempt:
@@ -321,17 +437,42 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self.pipeline._lock:
-            pass
+            for tp in revoked:
+                self.pipeline.paused.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
 
 
-def _transient(exc: BaseException) -> bool:
-    """Worth retrying: the broker or the database may be back in a moment."""
-    if isinstance(exc, KafkaError):
-        return bool(getattr(exc, "retriable", False)) or "Connection" in type(exc).__name__
-    return isinstance(exc, OSError | TimeoutError | sqlite3.OperationalError)
+def _header(record: Any, name: str) -> bytes | None:
+    for k, v in record.headers or ():
+        if k == name:
+            return bytes(v)
+    return None
+
+
+def _not_before(record: Any) -> float:
+    raw = _header(record, "not-before")
+    try:
+        return float(raw) if raw else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _from_retry_topic(record: Any, side_of: dict[str, Side]) -> Prepared | None:
+    origin = (_header(record, "origin-topic") or b"").decode("ascii", "replace")
+    if origin not in side_of:
+        return None
+    try:
+        attempt = int(_header(record, "attempt") or b"2")
+    except ValueError:
+        attempt = 2
+    source = tuple(
+        (name, value)
+        for name in ("source-topic", "source-partition", "source-offset")
+        if (value := _header(record, name)) is not None
+    )
+    return Prepared(record, side_of[origin], attempt=attempt, source_headers=source)
 
 
 def _claim_keys(p: Prepared) -> list[str]:

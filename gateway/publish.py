@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -36,10 +37,19 @@ def record_for(data: bytes) -> Record:
     return Record(keys.message.encode(), data, headers)
 
 
-async def publish(bootstrap: str, topic: str, payloads: Sequence[bytes]) -> list[tuple[int, int]]:
+async def publish(
+    bootstrap: str,
+    topic: str,
+    payloads: Sequence[bytes],
+    options: dict[str, Any] | None = None,
+) -> list[tuple[int, int]]:
     """Publish in order, waiting for each acknowledgement; returns (partition, offset) pairs."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", client_id="connect-gateway-publish"
+        bootstrap_servers=bootstrap,
+        acks="all",
+        client_id="connect-gateway-publish",
+        max_request_size=64 << 20,  # hostile samples may be oversize: the gateway decides
+        **(options or {}),
     )
     await producer.start()
     try:

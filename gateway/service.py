@@ -11,23 +11,15 @@ import asyncio
 import logging
 import signal
 import sys
-from pathlib import Path
 
 from gateway.config import Config
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
+from gateway.kafka_clients import connection_options
 from gateway.pipeline import Pipeline
-from gateway.sides import SIDES
-from gateway.state.sqlite import SqliteStore
+from gateway.state import store_for
 from gateway.topics import ensure_topics
 
 log = logging.getLogger(__name__)
-
-
-def topics_of(config: Config) -> list[str]:
-    names = [config.side(s).inbound_topic for s in SIDES] + [
-        config.side(s).outbound_topic for s in SIDES
-    ]
-    return [*names, config.kafka.dlq_topic]
 
 
 async def serve(config: Config) -> int:
@@ -49,13 +41,13 @@ async def serve(config: Config) -> int:
             f"embedded Kafka-compatible broker (memory storage) on bootstrap {bootstrap}",
             flush=True,
         )
-    store = SqliteStore(Path(config.state.sqlite_path))
+    store = store_for(config.state)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await ensure_topics(bootstrap, topics_of(config))
+        await ensure_topics(bootstrap, config.topics(), options=connection_options(config.kafka))
         await store.open()
         pipeline = Pipeline(config, store, bootstrap)
         print(f"gateway ready: consuming {', '.join(pipeline.side_of)} on {bootstrap}", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -10,9 +11,15 @@ _ALREADY_EXISTS = 36
 
 
 async def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int = 3, replication: int = 1
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int = 3,
+    replication: int = 1,
+    options: dict[str, Any] | None = None,
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="connect-gateway-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="connect-gateway-admin", **(options or {})
+    )
     await admin.start()
     try:
         wanted = sorted(set(names))

@@ -1,22 +1,26 @@
 """Fixtures shared by the suite.
 
 kafka_bootstrap: the embedded Tansu broker on a free loopback port, or the cluster named by
-KAFKA_BOOTSTRAP_SERVERS. mosquitto: a Mosquitto broker on a free loopback port. Both fail the
-run loudly (pytest.fail, not skip) when the server cannot start.
+KAFKA_BOOTSTRAP_SERVERS. mosquitto: a Mosquitto broker on a free loopback port. postgres: a
+throw-away PostgreSQL cluster on a free loopback port; postgres_dsn: a fresh database in it.
+state: the state-store configuration, once per backend (sqlite, postgres), so a test that
+takes it runs against both. Every server fails the run loudly (pytest.fail, not skip) when it
+cannot start.
 """
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.config import Config
+from gateway.config import Config, StateSection
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
 from gateway.iso20022.profiles import ProfileSet
-from tests.servers import Mosquitto, external_kafka
+from tests.servers import Mosquitto, Postgres, external_kafka
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -52,6 +56,42 @@ def mosquitto() -> Iterator[Mosquitto]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    server = Postgres()
+    try:
+        server.start()
+    except (BrokerStartError, OSError, subprocess.SubprocessError) as exc:
+        server.stop()
+        pytest.fail(f"cannot start PostgreSQL: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def postgres_dsn(postgres: Postgres) -> str:
+    """A new, empty database: tests never see each other's state."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(postgres.dsn())
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return postgres.dsn(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> StateSection:
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        return StateSection(backend="postgres", postgres_dsn=dsn)
+    return StateSection(sqlite_path=str(tmp_path / "state.sqlite3"))
 
 
 @pytest.fixture

@@ -5,10 +5,13 @@ A server that cannot start fails the test run with its own output: never a silen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from gateway.embedded_broker import BrokerStartError, free_port, stop_pid, wait_for_port
@@ -71,3 +74,118 @@ class Mosquitto:
 def external_kafka() -> str | None:
     """A real cluster to test against instead of the embedded broker, when one is given."""
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+
+
+def find_postgres_bin() -> Path | None:
+    """The directory holding initdb, pg_ctl and postgres (Debian keeps them off the PATH)."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return versions[-1].parent if versions else None
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster: initdb into a temporary directory, pg_ctl start on a
+    free loopback port, stopped by the postmaster's pid. As root, the server runs as the
+    `postgres` system user (PostgreSQL refuses to run as root)."""
+
+    user = "gateway"
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="pg-"))
+        self.data = self.dir / "data"
+        self.pid: int | None = None
+        self._run_as: dict[str, str] = {}
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def _cmd(self, *args: str, timeout: float = 60) -> None:
+        done = subprocess.run(
+            list(args),
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            **self._run_as,  # type: ignore[call-overload]
+        )
+        if done.returncode != 0:
+            raise BrokerStartError(
+                f"{' '.join(args[:2])} failed ({done.returncode}):\n"
+                + (done.stdout + done.stderr).decode(errors="replace")[-3000:]
+            )
+
+    def start(self, timeout: float = 30.0) -> None:
+        bindir = find_postgres_bin()
+        if bindir is None:
+            raise BrokerStartError(
+                "PostgreSQL is not installed (apt-get install postgresql; the README test "
+                "command does it)"
+            )
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                raise BrokerStartError(
+                    "running as root and there is no `postgres` user to run the server as"
+                ) from None
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self._run_as = {"user": "postgres", "group": "postgres"}
+        self._cmd(
+            str(bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
+        self._cmd(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "start",
+            "-o",
+            f"-p {self.port} -c listen_addresses={self.host} -k {self.dir} "
+            "-c fsync=off -c max_connections=100",
+            timeout=timeout + 10,
+        )
+        pid_file = self.data / "postmaster.pid"
+        self.pid = int(pid_file.read_text().split()[0])
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            # SIGINT: PostgreSQL's fast shutdown (rolls back open transactions, then exits).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGINT)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and _alive(self.pid):
+                time.sleep(0.05)
+            if _alive(self.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+            self.pid = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,13 @@ from gateway.iso20022.reader import read_message
 from tests.conftest import SAMPLES
 
 
-def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def cli(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args],
         input=stdin,
+        env=env,
         capture_output=True,
         timeout=60,
         check=False,
@@ -105,7 +109,12 @@ async def test_publish_puts_samples_on_the_inbound_topic_with_their_keys(
 
 
 def test_publish_without_a_broker_is_a_usage_error() -> None:
-    done = cli("publish", "--side", "onshore", str(SAMPLES / "onshore" / "pacs.008.001.08.xml"))
+    # No cluster configured and no embedded broker port to default to.
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env["CONNECT_GATEWAY__KAFKA__EMBEDDED_PORT"] = "0"
+    done = cli(
+        "publish", "--side", "onshore", str(SAMPLES / "onshore" / "pacs.008.001.08.xml"), env=env
+    )
     assert done.returncode == 2 and b"no broker" in done.stderr
 
 

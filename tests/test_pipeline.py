@@ -1,6 +1,7 @@
 """The service end to end over a real broker: plain Kafka clients in, plain Kafka clients out.
 
-The gateway runs in-process (its own consumer group, producer and SQLite state) against the
+The gateway runs in-process (its own consumer group, producer and state store: each test runs
+once on SQLite and once on PostgreSQL) against the
 broker of the fixtures; the test publishes with a bare aiokafka producer, as a partner would,
 and reads the outbound topics with a bare aiokafka consumer.
 """
@@ -12,21 +13,19 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from gateway.config import Config, KafkaSection, SideSection, StateSection
 from gateway.iso20022.keys import extract_keys
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
 from gateway.pipeline import Pipeline
-from gateway.service import topics_of
-from gateway.state.sqlite import SqliteStore
+from gateway.state import StateStore, store_for
 from gateway.topics import ensure_topics
 from tests.conftest import SAMPLES
+from tests.kafka_io import publish, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -35,7 +34,7 @@ def sample(side: str, msg_def: str) -> bytes:
     return (SAMPLES / side / f"{msg_def}.xml").read_bytes()
 
 
-def gateway_config(prefix: str, tmp_path: Path) -> Config:
+def gateway_config(prefix: str, state: StateSection, **kafka: Any) -> Config:
     base = Config()
     sides = {
         side: SideSection(
@@ -51,63 +50,43 @@ def gateway_config(prefix: str, tmp_path: Path) -> Config:
         onshore=sides["onshore"],
         offshore=sides["offshore"],
         kafka=KafkaSection(
-            group_id=f"gw-{prefix}", dlq_topic=f"{prefix}.dlq", batch_max_records=200
+            group_id=f"gw-{prefix}",
+            dlq_topic=f"{prefix}.dlq",
+            retry_topic_prefix=f"{prefix}.retry",
+            retry_delays_ms=(400, 800),
+            batch_max_records=200,
+            **kafka,
         ),
-        state=StateSection(sqlite_path=str(tmp_path / "state.sqlite3")),
+        state=state,
     )
 
 
 @dataclasses.dataclass
 class Running:
     config: Config
-    store: SqliteStore
+    store: StateStore
     pipeline: Pipeline
     bootstrap: str
 
     async def publish(self, side: str, *payloads: bytes, key: bytes | None = None) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", max_request_size=8 * 1024 * 1024
+        await publish(
+            self.bootstrap,
+            self.config.side(side).inbound_topic,  # type: ignore[arg-type]
+            [(key if key is not None else str(uuid.uuid4()).encode(), p) for p in payloads],
         )
-        await producer.start()
-        try:
-            for data in payloads:
-                k = key if key is not None else str(uuid.uuid4()).encode()
-                await producer.send_and_wait(self.config.side(side).inbound_topic, data, key=k)  # type: ignore[arg-type]
-        finally:
-            await producer.stop()
 
     async def read(
         self, topic: str, count: int, wait: float = 45.0, settle: float = 1.5
     ) -> list[Any]:
-        """`count` records from the start of `topic`, then `settle` seconds to catch extras."""
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest",
-            group_id=f"reader-{uuid.uuid4()}",
-        )
-        await consumer.start()
-        got: list[Any] = []
-        try:
-            async with asyncio.timeout(wait):
-                while len(got) < count:
-                    for records in (await consumer.getmany(timeout_ms=300)).values():
-                        got += records
-            end = asyncio.get_running_loop().time() + settle
-            while asyncio.get_running_loop().time() < end:
-                for records in (await consumer.getmany(timeout_ms=300)).values():
-                    got += records
-        finally:
-            await consumer.stop()
-        return got
+        return await read_topic(self.bootstrap, topic, count, wait, settle)
 
 
 @pytest.fixture
-async def gateway(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Running]:
+async def gateway(kafka_bootstrap: str, state: StateSection) -> AsyncIterator[Running]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    config = gateway_config(prefix, tmp_path)
-    await ensure_topics(kafka_bootstrap, topics_of(config))
-    store = SqliteStore(Path(config.state.sqlite_path))
+    config = gateway_config(prefix, state)
+    await ensure_topics(kafka_bootstrap, config.topics())
+    store = store_for(config.state)
     await store.open()
     pipeline = Pipeline(config, store, kafka_bootstrap)
     stop = asyncio.Event()
@@ -215,3 +194,51 @@ async def test_poison_and_hostile_records_are_rejected_and_the_partition_keeps_f
     assert dict(big.headers)["truncated-from"] == str(len(hostile[2])).encode()
     assert hostile[2].startswith(big.value)
     assert {r.value for r in dlq if r is not big} == set(hostile) - {hostile[2]}
+
+
+async def test_a_status_that_overtook_its_original_waits_on_the_retry_topics(
+    gateway: Running,
+) -> None:
+    status = sample("offshore", "pacs.002.001.10")
+    never = status.replace(
+        b"0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01", b"0b7c3f2e-6d1a-4c55-9e8b-000000000000"
+    )
+    for old, new in [
+        (b"OFF-BIZ-P2-0001", b"OFF-BIZ-P2-0099"),
+        (b"OFF-MSG-P2-0001", b"OFF-MSG-P2-0099"),
+        (b"ON-MSG-P8-0001", b"ON-MSG-P8-0099"),
+    ]:
+        never = never.replace(old, new)
+    await gateway.publish("offshore", status, never)
+    # Both are seen, cannot be correlated, and wait for their second attempt.
+    waiting = await gateway.read(gateway.config.kafka.retry_topic(2), 2, settle=0)
+    assert len(waiting) == 2
+    await gateway.publish("onshore", sample("onshore", "pacs.008.001.08"))
+
+    back = await gateway.read(gateway.config.onshore.outbound_topic, 1)
+    assert len(back) == 1
+    answered = back[0]
+    # The overtaking status went round the retry topics, then correlated and crossed over.
+    assert dict(answered.headers)["message-type"] == b"pacs.002.001.10"
+    assert int(dict(answered.headers)["attempt"]) >= 2
+    assert dict(answered.headers)["source-topic"] == gateway.config.offshore.inbound_topic.encode()
+    translated = read_message(answered.value)
+    assert (
+        translated.doc_text("FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId")
+        == "ON-MSG-P8-0001"
+    )
+    # The one whose original never came: every attempt used, then rejected to its sender and
+    # dead-lettered.
+    rejected = await gateway.read(gateway.config.offshore.outbound_topic, 2)
+    rejected = [r for r in rejected if "reject-reason" in dict(r.headers)]
+    assert len(rejected) == 1 and dict(rejected[0].headers)["attempt"] == b"3"
+    # A status report is not answered with another status report: admi.002 names it.
+    answer = read_message(rejected[0].value)
+    assert answer.msg_def == "admi.002.001.01"
+    assert answer.doc_text("admi.002.001.01/RltdRef/Ref") == "OFF-BIZ-P2-0099"
+    dlq = await gateway.read(gateway.config.kafka.dlq_topic, 1)
+    assert len(dlq) == 1 and dlq[0].value == never
+    assert dict(dlq[0].headers)["error-kind"] == b"uncorrelated"
+    retried = await gateway.read(gateway.config.kafka.retry_topic(2), 2, settle=0.5)
+    assert {r.value for r in retried} >= {never}
+    assert all(float(dict(r.headers)["not-before"]) > 0 for r in retried)

@@ -111,3 +111,11 @@ class Uncorrelated(Refusal):
     overtaken the original, so the pipeline retries it before giving up)."""
 
     kind: str = field(default="uncorrelated", init=False)
+
+
+@dataclass
+class InternalError(MessageError):
+    """The gateway itself failed on this record (a defect, not the sender's fault): answered
+    with admi.002 and dead-lettered at once, so it never blocks its partition."""
+
+    kind: str = field(default="internal", init=False)

@@ -7,6 +7,9 @@ effects are applied only if its claim is new inside that transaction: a record t
 instance processed meanwhile (after a rebalance) has no second effect.
 """
 
+from pathlib import Path
+
+from gateway.config import StateSection
 from gateway.state.base import (
     ClaimState,
     Effects,
@@ -14,4 +17,16 @@ from gateway.state.base import (
     StateStore,
 )
 
-__all__ = ["ClaimState", "Effects", "OutboxRow", "StateStore"]
+
+def store_for(state: StateSection) -> StateStore:
+    """The store the configuration names (not yet opened)."""
+    if state.backend == "postgres":
+        from gateway.state.postgres import PostgresStore  # asyncpg only when it is used
+
+        return PostgresStore(state.postgres_dsn, state.postgres_pool_size)
+    from gateway.state.sqlite import SqliteStore
+
+    return SqliteStore(Path(state.sqlite_path))
+
+
+__all__ = ["ClaimState", "Effects", "OutboxRow", "StateStore", "store_for"]

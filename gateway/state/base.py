@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -61,9 +62,20 @@ class StateStore(Protocol):
         """Apply the batch in one transaction; per record, whether its effects were applied."""
         ...
 
-    async def unsent(self, limit: int) -> list[OutboxRow]: ...
-    async def mark_sent(self, ids: list[int]) -> None: ...
+    async def relay(self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]) -> int:
+        """Hand up to `limit` unsent rows, oldest first, to `publish`; once it returns, mark
+        them sent. Rows being relayed by another instance are left to it. The number relayed."""
+        ...
+
     async def outbox_rows(self, ids: list[int]) -> list[OutboxRow]: ...
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether a fault of this store is worth retrying (busy, restarting, failing over)."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """claims, unsent outbox rows, obligations: for health checks and tests."""
+        ...
 
     async def obligations(self, status: str | None = None) -> list[tuple[Obligation, str]]:
         """(obligation, status) for every recorded obligation: status 'open' or 'void'."""

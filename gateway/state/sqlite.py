@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,7 +156,11 @@ class SqliteStore:
 
         return await self._run(apply)
 
-    async def unsent(self, limit: int) -> list[OutboxRow]:
+    def is_transient(self, exc: BaseException) -> bool:
+        # "database is locked" / disk I/O hiccups; a corrupt file is not transient.
+        return isinstance(exc, sqlite3.OperationalError | OSError | TimeoutError)
+
+    async def relay(self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]) -> int:
         def query(db: sqlite3.Connection) -> list[OutboxRow]:
             rows = db.execute(
                 "SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL "
@@ -165,17 +169,30 @@ class SqliteStore:
             )
             return [OutboxRow(t, k, v, decode_headers(h), i) for i, t, k, v, h in rows]
 
-        return await self._run(query)
-
-    async def mark_sent(self, ids: list[int]) -> None:
-        def update(db: sqlite3.Connection) -> None:
+        def update(db: sqlite3.Connection, ids: list[int]) -> None:
             now = _now()
             db.execute("BEGIN IMMEDIATE")
             db.executemany("UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in ids])
             db.execute("COMMIT")
 
-        if ids:
-            await self._run(update)
+        # One instance per SQLite file: nobody else relays these rows meanwhile.
+        rows = await self._run(query)
+        if rows:
+            await publish(rows)
+            ids = [r.id for r in rows if r.id is not None]
+            await self._run(lambda db: update(db, ids))
+        return len(rows)
+
+    async def counts(self) -> dict[str, int]:
+        def query(db: sqlite3.Connection) -> dict[str, int]:
+            row = db.execute(
+                "SELECT (SELECT count(*) FROM claims), "
+                "(SELECT count(*) FROM outbox WHERE sent_at IS NULL), "
+                "(SELECT count(*) FROM obligations)"
+            ).fetchone()
+            return dict(zip(("claims", "unsent", "obligations"), row, strict=True))
+
+        return await self._run(query)
 
     async def outbox_rows(self, ids: list[int]) -> list[OutboxRow]:
         def query(db: sqlite3.Connection) -> list[OutboxRow]:
