@@ -1,0 +1,65 @@
+"""An in-process gateway for the end-to-end tests: its configuration on fresh topic names, and
+what a partner does with it (publish on a side, read an outbound topic) with plain clients."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from gateway.config import Config, KafkaSection, SideSection, StateSection
+from gateway.pipeline import Pipeline
+from gateway.state import StateStore
+from tests.conftest import SAMPLES
+from tests.kafka_io import publish, read_topic
+
+
+def sample(side: str, msg_def: str) -> bytes:
+    return (SAMPLES / side / f"{msg_def}.xml").read_bytes()
+
+
+def gateway_config(prefix: str, state: StateSection, **kafka: Any) -> Config:
+    base = Config()
+    sides = {
+        side: SideSection(
+            base.side(side).system_bic,
+            base.side(side).biz_svc,  # type: ignore[arg-type]
+            f"{prefix}.{side}.inbound",
+            f"{prefix}.{side}.outbound",
+        )
+        for side in ("onshore", "offshore")
+    }
+    return dataclasses.replace(
+        base,
+        onshore=sides["onshore"],
+        offshore=sides["offshore"],
+        kafka=KafkaSection(
+            group_id=f"gw-{prefix}",
+            dlq_topic=f"{prefix}.dlq",
+            retry_topic_prefix=f"{prefix}.retry",
+            retry_delays_ms=(400, 800),
+            batch_max_records=200,
+            **kafka,
+        ),
+        state=state,
+    )
+
+
+@dataclasses.dataclass
+class Running:
+    config: Config
+    store: StateStore
+    pipeline: Pipeline
+    bootstrap: str
+
+    async def publish(self, side: str, *payloads: bytes, key: bytes | None = None) -> None:
+        await publish(
+            self.bootstrap,
+            self.config.side(side).inbound_topic,  # type: ignore[arg-type]
+            [(key if key is not None else str(uuid.uuid4()).encode(), p) for p in payloads],
+        )
+
+    async def read(
+        self, topic: str, count: int, wait: float = 45.0, settle: float = 1.5
+    ) -> list[Any]:
+        return await read_topic(self.bootstrap, topic, count, wait, settle)

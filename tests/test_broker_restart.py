@@ -1,0 +1,80 @@
+"""The broker stops and comes back while the gateway runs.
+
+The gateway waits (its consumer reconnects, its relay retries with backoff) and resumes; the
+state store keeps everything accepted before. The broker here is always an embedded one of the
+test's own, on a fixed port, because the test must stop and restart it (a shared or external
+cluster cannot be). Its storage is memory: after the restart the topics are created again, as
+an operator would, and what it held is gone, but the gateway's state is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from gateway.config import StateSection
+from gateway.embedded_broker import BrokerStartError, EmbeddedBroker, free_port
+from gateway.pipeline import Pipeline
+from gateway.state import store_for
+from gateway.topics import ensure_topics
+from tests.harness import Running, gateway_config, sample
+
+pytestmark = pytest.mark.kafka
+
+
+async def start_broker(port: int) -> EmbeddedBroker:
+    broker = EmbeddedBroker(port=port)
+    try:
+        await asyncio.to_thread(broker.start)
+    except BrokerStartError as exc:
+        pytest.fail(f"cannot start the embedded Kafka broker: {exc}", pytrace=False)
+    return broker
+
+
+async def test_the_gateway_waits_for_a_restarted_broker_and_keeps_what_it_accepted(
+    state: StateSection,
+) -> None:
+    port = free_port()
+    broker = await start_broker(port)
+    config = gateway_config(f"r{uuid.uuid4().hex[:10]}", state)
+    store = store_for(config.state)
+    pipeline = Pipeline(config, store, broker.bootstrap)
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    try:
+        await ensure_topics(broker.bootstrap, config.topics())
+        await store.open()
+        task = asyncio.create_task(pipeline.run(stop))
+        gw = Running(config, store, pipeline, broker.bootstrap)
+        first, second = sample("onshore", "pacs.008.001.08"), sample("onshore", "pacs.009.001.08")
+
+        await gw.publish("onshore", first)
+        assert len(await gw.read(config.offshore.outbound_topic, 1, settle=0)) == 1
+
+        await asyncio.to_thread(broker.stop)
+        await asyncio.sleep(4)  # the gateway runs on without a broker: no crash, no exit
+        assert not task.done()
+        broker = await start_broker(port)
+        await ensure_topics(broker.bootstrap, config.topics())
+
+        # It resumes: new traffic crosses over.
+        await gw.publish("onshore", second)
+        out = await gw.read(config.offshore.outbound_topic, 1, wait=90)
+        assert [dict(r.headers)["message-type"] for r in out] == [b"pacs.009.001.08"]
+        # What it accepted before the outage is still known: a partner re-sending the first
+        # message (the memory broker lost it) gets no second effect.
+        await gw.publish("onshore", first)
+        out = await gw.read(config.offshore.outbound_topic, 1, settle=3)
+        assert len(out) == 1
+        obligations = await store.obligations()
+        assert len(obligations) == 2
+        assert (await store.counts())["unsent"] == 0
+        assert not task.done()
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 60)
+        await store.close()
+        await asyncio.to_thread(broker.stop)
