@@ -32,6 +32,9 @@ class GatewaySection:
     bic: str = "SHHKCNSHGWY"
     max_message_bytes: int = 2 * 1024 * 1024
     schemas_dir: str = ""  # empty: the schemas/ folder of this source tree
+    # Processes that read, validate and translate (0: a thread of the service). The
+    # service's own process still runs Kafka, the state store and the decisions.
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,8 @@ def _check(config: Config) -> None:
         raise ConfigError(f"state.backend must be sqlite or postgres, got {config.state.backend!r}")
     if config.state.backend == "postgres" and not config.state.postgres_dsn:
         raise ConfigError("state.backend = postgres needs state.postgres_dsn")
+    if not 0 <= config.gateway.workers <= 64:
+        raise ConfigError("gateway.workers must be between 0 and 64")
     if not 1 <= config.state.postgres_pool_size <= 100:
         raise ConfigError("state.postgres_pool_size must be between 1 and 100")
     if not 3 * config.kafka.heartbeat_interval_ms <= config.kafka.session_timeout_ms:

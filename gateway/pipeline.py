@@ -6,10 +6,11 @@ Per batch of polled records (from the inbound topics, and from the retry topics 
   3. decide each record: new, redelivered, resend, duplicate   (worker thread: CPU)
      and translate the new ones, or build their rejects
   4. write all effects in one transaction: claims, outbox rows, obligations, voids, correlations
-  5. publish the outbox (the relay) and mark the rows sent
-  6. commit the consumer offsets
-A crash anywhere repeats at most steps 1-6 for the batch: step 4 skips records whose claim
-exists (their effects were applied once), step 5 republishes unsent rows with their stable
+  5. commit the consumer offsets: the batch is accepted once step 4 is durable
+and, beside the batches, the relay publishes the outbox in order and marks the rows sent (at
+start, after each batch, and at stop until it is empty; at most a few batches behind).
+A crash anywhere repeats at most steps 1-5 for the batch: step 4 skips records whose claim
+exists (their effects were applied once), the relay republishes unsent rows with their stable
 keys and BizMsgIdr. So every accepted input has its output published at least once and its
 obligation recorded exactly once. Correctness does not depend on Kafka transactions.
 
@@ -27,10 +28,13 @@ Faults, by kind:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -44,9 +48,10 @@ from tenacity import (
 
 from gateway.config import Config
 from gateway.iso20022 import errors
-from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
+from gateway.iso20022.keys import IdempotencyKeys
 from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
 from gateway.kafka_clients import connection_options
+from gateway.reading import Reading, init_worker, read_in_worker, read_records, warm_up
 from gateway.sides import SIDES, Side
 from gateway.state.base import ClaimState, Effects, OutboxRow, StateStore
 from gateway.translation import MemoryCorrelations, Outcome, Translator
@@ -58,16 +63,22 @@ log = logging.getLogger(__name__)
 class Prepared:
     record: Any  # aiokafka ConsumerRecord
     source: Side
-    msg: BusinessMessage | None = None
-    keys: IdempotencyKeys | None = None
-    fingerprint: str = ""
-    error: errors.MessageError | None = None
     attempt: int = 1  # 2 and up: read from a retry topic
     source_headers: tuple[tuple[str, bytes], ...] = ()  # where the record first came in
+    reading: Reading = field(default_factory=Reading)
+    msg: BusinessMessage | None = None  # read again in this process, only when needed
 
     @property
     def origin(self) -> str:
         return f"{self.record.topic}:{self.record.partition}:{self.record.offset}"
+
+    @property
+    def keys(self) -> IdempotencyKeys | None:
+        return self.reading.keys
+
+    @property
+    def fingerprint(self) -> str:
+        return self.reading.fingerprint
 
 
 def _ascii(text: str, limit: int = 500) -> bytes:
@@ -90,13 +101,32 @@ class Pipeline:
         self.retry_topics = set(config.kafka.retry_topics)
         self.paused: dict[TopicPartition, float] = {}  # retry partition -> when its head is due
         self._lock = asyncio.Lock()  # one batch at a time; a rebalance waits for it
+        self._outbox_ready = asyncio.Event()
+        self._relayed = asyncio.Condition()
+        self._behind = 0  # batches committed that the relay may not have published yet
+        self._relay_task: asyncio.Task[None] | None = None
+        self._relay_stopped = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.workers: ProcessPoolExecutor | None = None
         self.processed = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         kafka = self.config.kafka
+        count = self.config.gateway.workers
+        if count:
+            # forkserver: never fork this process, whose threads may hold locks.
+            self.workers = ProcessPoolExecutor(
+                count,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=init_worker,
+                initargs=(self.config,),
+            )
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(
+                *(loop.run_in_executor(self.workers, warm_up) for _ in range(count))
+            )
         # Records somewhat over the message limit must still be fetched (to be rejected as too
         # large instead of blocking their partition) and their DLQ copies published.
         room = 2 * self.config.gateway.max_message_bytes + (1 << 20)
@@ -129,19 +159,30 @@ class Pipeline:
         )
         await self.consumer.start()
         await self.relay()  # whatever a previous run left unsent
+        self._relay_task = asyncio.create_task(self._relay_loop(), name="outbox-relay")
 
     async def stop(self) -> None:
         async with self._lock:  # let the batch in flight finish and commit
             if self.consumer is not None:
                 await self.consumer.stop()  # leaves the group
+            if self._relay_task is not None:
+                self._relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._relay_task
+                if self.producer is not None:
+                    await self.relay()  # publish what the last batches left
             if self.producer is not None:
                 await self.producer.stop()
+            if self.workers is not None:
+                self.workers.shutdown(wait=True, cancel_futures=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
         try:
             while not stop.is_set():
                 assert self.consumer is not None
+                if self._relay_task is not None and self._relay_task.done():
+                    self._relay_task.result()  # the relay gave up: stop, with its error
                 self._resume_due()
                 batch = await self.consumer.getmany(
                     timeout_ms=500, max_records=self.config.kafka.batch_max_records
@@ -186,20 +227,24 @@ class Pipeline:
     # -- one batch ------------------------------------------------------------------------------
     async def process_batch(self, records: Sequence[Any]) -> None:
         async with self._lock:
-            prepared = await asyncio.to_thread(self._prepare, records)
+            prepared = await self._prepare(records)
             keys = [k for p in prepared for k in _claim_keys(p)]
-            refs = [r for p in prepared for r in _correlation_refs(p)]
+            refs = [r for p in prepared for r in p.reading.refs]
             claims, known = await self._retrying(
                 lambda: asyncio.gather(self.store.claims(keys), self.store.correlations(refs))
             )
             effects = await asyncio.to_thread(self._decide_all, prepared, claims, known)
             await self._retrying(lambda: self.store.commit_batch(effects))
-            await self.relay()
+            async with self._relayed:
+                # Back-pressure: a relay that cannot keep up slows the consumer down.
+                await self._relayed.wait_for(lambda: self._behind < 4 or self._relay_stopped)
+                self._behind += 1
+            self._outbox_ready.set()
             await self._commit_offsets(records)
             self.processed += len(records)
 
-    def _prepare(self, records: Sequence[Any]) -> list[Prepared]:
-        out = []
+    async def _prepare(self, records: Sequence[Any]) -> list[Prepared]:
+        prepared = []
         for record in records:
             if record.topic in self.retry_topics:
                 p = _from_retry_topic(record, self.side_of)
@@ -208,14 +253,29 @@ class Pipeline:
                     continue
             else:
                 p = Prepared(record, self.side_of[record.topic])
-            try:
-                p.msg = self.translator.read(record.value or b"", p.source)
-                p.keys = extract_keys(p.msg)
-                p.fingerprint = fingerprint(p.msg)
-            except errors.MessageError as exc:
-                p.error = exc
-            out.append(p)
-        return out
+            prepared.append(p)
+        items = [(p.record.value or b"", p.source) for p in prepared]
+        if self.workers is None:
+            readings = await asyncio.to_thread(read_records, self.translator, items)
+        else:
+            loop = asyncio.get_running_loop()
+            size = -(-len(items) // self.config.gateway.workers)  # one chunk per worker
+            chunks = await asyncio.gather(
+                *(
+                    loop.run_in_executor(self.workers, read_in_worker, items[i : i + size])
+                    for i in range(0, len(items), size)
+                )
+            )
+            readings = [r for chunk in chunks for r in chunk]
+        for p, reading in zip(prepared, readings, strict=True):
+            p.reading = reading
+        return prepared
+
+    def _message(self, p: Prepared) -> BusinessMessage:
+        """The record read again here, for the few decisions that need the message itself."""
+        if p.msg is None:
+            p.msg = self.translator.read(p.record.value or b"", p.source)
+        return p.msg
 
     def _decide_all(
         self, prepared: list[Prepared], claims: dict[str, ClaimState], known: list[Any]
@@ -233,22 +293,24 @@ class Pipeline:
         return effects
 
     def _decide(self, p: Prepared, seen: dict[str, ClaimState]) -> Effects | None:
-        if p.error is not None or p.msg is None or p.keys is None:
-            error = p.error or errors.NotWellFormed("unreadable")
+        reading = p.reading
+        if reading.error is not None or reading.keys is None:
+            error = reading.error or errors.NotWellFormed("unreadable")
             outcome = self.translator.reject(error, p.source, None)
             ref = payload_ref(p.record.value or b"")
             return self._reject_effects(p, outcome, [(f"reject:{p.source}:{ref}", ref)])
-        keys = p.keys
+        keys = reading.keys
         own = seen.get(keys.message)
         tx_clash = next((seen[k] for k in keys.transactions if k in seen), None)
         earlier = own or tx_clash
         if earlier is not None:
             if earlier.fingerprint != p.fingerprint:
                 what = "message id" if own is not None else "transaction id (UETR / TxId)"
+                msg = self._message(p)
                 error = refusal(
-                    p.msg, "DU01", f"duplicate {what}: already used for a different message"
+                    msg, "DU01", f"duplicate {what}: already used for a different message"
                 )
-                outcome = self.translator.reject(error, p.source, p.msg)
+                outcome = self.translator.reject(error, p.source, msg)
                 return self._reject_effects(
                     p, outcome, [(f"duplicate:{keys.message}:{p.fingerprint}", p.fingerprint)]
                 )
@@ -257,14 +319,22 @@ class Pipeline:
                 return Effects([(f"resend:{p.origin}", p.fingerprint)], replay_key=earlier.key)
             return None  # redelivery of a processed record: no second effect
         try:
-            outcome = self.translator.process_message(p.msg, keys, p.source)
+            if reading.outcome is None:
+                raise RuntimeError(reading.failure)  # it failed where it was read
+            outcome = reading.outcome
+            if reading.needs_correlations:
+                # Read where nothing was known: translate again with what the store knows.
+                outcome = self.translator.process_message(self._message(p), keys, p.source)
+            elif outcome.correlation is not None:
+                # Later answers in this batch may need it.
+                self.translator.correlations.remember(outcome.correlation)
         except Exception as exc:
             log.exception("internal error on %s (%s)", p.origin, keys.message)
             internal = errors.InternalError(
                 f"the gateway failed on this message ({type(exc).__name__}); the operator "
                 "has been alerted"
             )
-            outcome = self.translator.reject(internal, p.source, p.msg)
+            outcome = self.translator.reject(internal, p.source, self._message(p))
             return self._reject_effects(p, outcome, [(f"internal:{p.origin}", p.fingerprint)])
         if not outcome.accepted:
             if isinstance(outcome.error, errors.Uncorrelated) and p.attempt <= len(
@@ -375,6 +445,22 @@ class Pipeline:
                 return sent
             sent += done
 
+    async def _relay_loop(self) -> None:
+        try:
+            while True:
+                await self._outbox_ready.wait()
+                self._outbox_ready.clear()
+                covered = self._behind
+                await self.relay()  # until the outbox is empty
+                async with self._relayed:
+                    self._behind -= covered
+                    self._relayed.notify_all()
+        finally:
+            # Whatever ended it, no batch may wait for it any more.
+            self._relay_stopped = True
+            async with self._relayed:
+                self._relayed.notify_all()
+
     async def _relay_pass(self, chunk: int) -> int:
         return await self.store.relay(chunk, self._publish)
 
@@ -477,26 +563,3 @@ def _from_retry_topic(record: Any, side_of: dict[str, Side]) -> Prepared | None:
 
 def _claim_keys(p: Prepared) -> list[str]:
     return [p.keys.message, *p.keys.transactions] if p.keys else []
-
-
-# Where an answer names the gateway's own message (admi.002, a group-level status report).
-_ANSWER_REFERENCES = (
-    "admi.002.001.01/RltdRef/Ref",
-    "FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId",
-    "FIToFIPmtStsRpt/OrgnlGrpInfAndSts/OrgnlMsgId",
-    "PmtRtr/TxInf/OrgnlGrpInf/OrgnlMsgId",
-)
-
-
-def _correlation_refs(p: Prepared) -> list[str]:
-    if p.keys is None or p.msg is None:
-        return []
-    refs = []
-    c = p.keys.correlation
-    if c:
-        refs += [c, f"uetr:{c}", f"sese:{c}"]
-    for path in _ANSWER_REFERENCES:
-        value = p.msg.doc_text(path)
-        if value:
-            refs.append(value)
-    return refs

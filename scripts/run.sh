@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main-job command of README.md, on the embedded default. Until the Kafka pipeline lands,
-# the main job is the offline gateway core: every bundled sample through `translate` (accepted
-# messages go to the other side, refused ones come back as rejects), then the same samples
-# published through the embedded broker exactly as a partner would publish them.
+# The main-job command of README.md, on the embedded default: `connect-gateway run` with the
+# embedded Kafka-compatible broker and SQLite state, fed the bundled sample traffic by
+# `connect-gateway publish` exactly as partners would publish it; then what came out on every
+# topic is listed (and saved under run-output/), and the gateway stopped with SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,42 +10,53 @@ bash scripts/setup.sh
 
 out=run-output
 rm -rf "$out" && mkdir -p "$out"
-echo "== translate: every bundled sample from its own side (outputs in $out/)"
-# Answers (status, return, securities status/confirmation) are translated with the instruction
-# they answer, which the other side sent: the gateway routes them back to its sender.
-original_of() {  # <side> <message id> -> the other side's original instruction, if any
-  local other=offshore; [[ $1 == offshore ]] && other=onshore
-  case $2 in
-    pacs.002.*|pacs.004.*) echo "--original samples/$other/pacs.008.001.08.xml" ;;
-    sese.024.*|sese.025.*) echo "--original samples/$other/sese.023.001.09.xml" ;;
-  esac
-}
-for f in samples/onshore/*.xml samples/offshore/*.xml; do
-  side=$(basename "$(dirname "$f")")
-  id=$(basename "$f" .xml)
-  name="$side-$id.xml"
-  # shellcheck disable=SC2046  # the option and its file are two words on purpose
-  if connect-gateway translate --from "$side" $(original_of "$side" "$id") "$f" \
-      >"$out/$name" 2>"$out/err"; then
-    echo "  accepted  $side  $id  -> $out/$name"
-  else
-    echo "  REJECTED  $side  $id: $(grep -v '^note:' "$out/err")"
-  fi
-done
-echo "  (refused as they should be: the admi.002 samples answer messages this run never sent,"
-echo "   and a pacs.029 is only ever issued by the gateway)"
-echo "== translate: a message sent to the wrong side, and a hostile one"
-connect-gateway translate --from offshore samples/onshore/pacs.008.001.08.xml \
-  >"$out/reject-wrong-side.xml" || echo "  (exit $?: admi.002 in $out/reject-wrong-side.xml)"
-printf '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>' |
-  connect-gateway translate --from onshore - >"$out/reject-xxe.xml" ||
-  echo "  (exit $?: admi.002 in $out/reject-xxe.xml)"
-
-echo "== embedded broker: publish the onshore samples to onshore.inbound"
 port=$(python -c 'from gateway.embedded_broker import free_port; print(free_port())')
-connect-gateway broker --port "$port" >"$out/broker.log" 2>&1 &
-broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null' EXIT
-python -c "from gateway.embedded_broker import wait_for_port; wait_for_port('127.0.0.1', $port, 20, None)"
-connect-gateway publish --side onshore --bootstrap "127.0.0.1:$port" samples/onshore/*.xml
-echo "done: translations and rejects are in $out/"
+export CONNECT_GATEWAY__KAFKA__EMBEDDED_PORT=$port
+export CONNECT_GATEWAY__STATE__SQLITE_PATH=$out/state.sqlite3
+# Short retry delays, so the answers whose originals never come are refused within seconds.
+export CONNECT_GATEWAY__KAFKA__RETRY_DELAYS_MS=500,1000
+unset KAFKA_BOOTSTRAP_SERVERS
+
+echo "== connect-gateway run (embedded broker on 127.0.0.1:$port, state in $out/state.sqlite3)"
+connect-gateway run >"$out/gateway.log" 2>&1 &
+gateway=$!
+trap 'kill $gateway 2>/dev/null || true' EXIT
+for _ in $(seq 300); do
+  grep -q "gateway ready" "$out/gateway.log" && break
+  kill -0 $gateway 2>/dev/null || { cat "$out/gateway.log"; exit 1; }
+  sleep 0.1
+done
+grep -E "embedded|gateway ready" "$out/gateway.log"
+
+echo "== partners publish: instructions from both sides"
+connect-gateway publish --side onshore samples/onshore/{pacs.008,pacs.009,sese.023}*.xml
+connect-gateway publish --side offshore samples/offshore/{pacs.008,pacs.009,sese.023}*.xml
+sleep 2
+echo "== answers to those, from the other side; answers to nothing; a pacs.029 (gateway-only)"
+connect-gateway publish --side offshore samples/offshore/{pacs.002,pacs.004,sese.024,sese.025}*.xml
+connect-gateway publish --side onshore samples/onshore/{pacs.002,pacs.004,sese.024,sese.025}*.xml
+connect-gateway publish --side onshore samples/onshore/{admi.002,pacs.029}*.xml
+echo "== a copy of a processed message (no second effect), a hostile one, one for the wrong side"
+connect-gateway publish --side onshore samples/onshore/pacs.008.001.08.xml
+printf '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>' \
+  >"$out/hostile.xml"
+connect-gateway publish --side onshore "$out/hostile.xml" samples/offshore/pacs.009.001.08.xml
+sleep 6  # the uncorrelated answers use their retries (0.5 s, 1 s), then are refused
+
+echo "== what the gateway published (values saved under $out/<topic>/)"
+python scripts/show_topics.py "127.0.0.1:$port" "$out" \
+  offshore.outbound onshore.outbound gateway.dlq
+echo "== stop (SIGTERM): finish the batch, commit, leave the group"
+kill -TERM $gateway
+wait $gateway
+trap - EXIT
+tail -n 1 "$out/gateway.log"
+python - "$out/state.sqlite3" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+q = lambda sql: db.execute(sql).fetchone()[0]
+print(f"state: {q('SELECT count(*) FROM claims')} claims, "
+      f"{q('SELECT count(*) FROM obligations')} obligations, "
+      f"{q('SELECT count(*) FROM outbox WHERE sent_at IS NULL')} outbox rows unsent")
+PY
+echo "done: outputs in $out/"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-test-servers
-.venv/bin/ruff check gateway tests bench
-.venv/bin/ruff format --check gateway tests bench
+.venv/bin/ruff check gateway tests bench scripts
+.venv/bin/ruff format --check gateway tests bench scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -34,12 +34,14 @@ def gateway_config(prefix: str, state: StateSection, **kafka: Any) -> Config:
         onshore=sides["onshore"],
         offshore=sides["offshore"],
         kafka=KafkaSection(
-            group_id=f"gw-{prefix}",
-            dlq_topic=f"{prefix}.dlq",
-            retry_topic_prefix=f"{prefix}.retry",
-            retry_delays_ms=(400, 800),
-            batch_max_records=200,
-            **kafka,
+            **{
+                "group_id": f"gw-{prefix}",
+                "dlq_topic": f"{prefix}.dlq",
+                "retry_topic_prefix": f"{prefix}.retry",
+                "retry_delays_ms": (400, 800),
+                "batch_max_records": 200,
+                **kafka,
+            }
         ),
         state=state,
     )

@@ -42,6 +42,24 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ('[onshore]\noutbound_topic = "offshore.outbound"\n', {}, "must all differ"),
         ("[gateway\n", {}, "not valid TOML"),
         ("", {"CONNECT_GATEWAY__BIC": "X"}, "expected CONNECT_GATEWAY__<SECTION>__<KEY>"),
+        ('[state]\nbackend = "mysql"\n', {}, "state.backend must be sqlite or postgres"),
+        ('[state]\nbackend = "postgres"\n', {}, "needs state.postgres_dsn"),
+        ("[kafka]\nretry_delays_ms = []\n", {}, "retry_delays_ms must list"),
+        ("", {"CONNECT_GATEWAY__KAFKA__RETRY_DELAYS_MS": "1s,2s"}, "list of integers"),
+        ('[kafka]\nsecurity_protocol = "TLS"\n', {}, "kafka.security_protocol must be"),
+        (
+            '[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "PLAIN"\n',
+            {},
+            "needs sasl_username",
+        ),
+        ('[kafka]\nssl_cafile = "/nonexistent/ca.pem"\n', {}, "no such file"),
+        ('[kafka]\ntransactional_id = "gw-1"\n', {}, "needs kafka.idempotent_producer"),
+        ("[kafka]\nsession_timeout_ms = 6000\nheartbeat_interval_ms = 3000\n", {}, "a third"),
+        (
+            '[kafka]\nretry_topic_prefix = "onshore"\ndlq_topic = "onshore.1"\n',
+            {},
+            "must all differ",
+        ),
     ],
 )
 def test_every_wrong_value_is_named(
@@ -57,3 +75,20 @@ def test_every_wrong_value_is_named(
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read configuration file"):
         load(tmp_path / "absent.toml", environ={})
+
+
+def test_lists_from_file_or_environment_and_secrets_kept_out_of_repr(tmp_path: Path) -> None:
+    f = tmp_path / "gw.toml"
+    f.write_text(
+        '[kafka]\nretry_delays_ms = [500, 5000]\nsecurity_protocol = "SASL_PLAINTEXT"\n'
+        'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "gw"\n'
+        '[state]\nbackend = "postgres"\npostgres_dsn = "postgresql://gw:s3cret@db/gw"\n'
+    )
+    config = load(f, environ={"CONNECT_GATEWAY__KAFKA__SASL_PASSWORD": "hunter2-secret"})
+    assert config.kafka.retry_delays_ms == (500, 5000)
+    assert config.kafka.retry_topics == ["gateway.retry.1", "gateway.retry.2"]
+    assert "gateway.retry.2" in config.topics()
+    env = {"CONNECT_GATEWAY__KAFKA__RETRY_DELAYS_MS": "100, 200,300"}
+    assert load(None, environ=env).kafka.retry_delays_ms == (100, 200, 300)
+    shown = repr(config)
+    assert "hunter2-secret" not in shown and "s3cret" not in shown

@@ -9,6 +9,7 @@ and reads the outbound topics with a bare aiokafka consumer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -28,9 +29,20 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
-async def gateway(kafka_bootstrap: str, state: StateSection) -> AsyncIterator[Running]:
+def workers(request: pytest.FixtureRequest) -> int:
+    """gateway.workers: 0 (a thread) unless a test asks for worker processes."""
+    return int(getattr(request, "param", 0))
+
+
+@pytest.fixture
+async def gateway(
+    kafka_bootstrap: str, state: StateSection, workers: int
+) -> AsyncIterator[Running]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     config = gateway_config(prefix, state)
+    config = dataclasses.replace(
+        config, gateway=dataclasses.replace(config.gateway, workers=workers)
+    )
     await ensure_topics(kafka_bootstrap, config.topics())
     store = store_for(config.state)
     await store.open()
@@ -45,6 +57,7 @@ async def gateway(kafka_bootstrap: str, state: StateSection) -> AsyncIterator[Ru
         await store.close()
 
 
+@pytest.mark.parametrize("workers", [0, 2], indirect=True, ids=["thread", "2-workers"])
 async def test_messages_cross_to_the_other_side_and_status_reports_flow_back(
     gateway: Running, profiles: dict[str, ProfileSet]
 ) -> None:

@@ -9,6 +9,7 @@ they never let one escape as a crash.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,17 @@ class MessageError(Exception):
     def __str__(self) -> str:
         where = f" at {self.location}" if self.location else ""
         return f"{self.kind}: {self.detail}{where}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross to and from worker processes; Exception's own pickling would call
+        # cls(*args) with no args, which a dataclass exception cannot take.
+        return (_rebuild, (type(self), dict(self.__dict__)))
+
+
+def _rebuild(cls: type[MessageError], state: dict[str, Any]) -> MessageError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass

@@ -1,0 +1,101 @@
+"""The CPU-heavy part of a batch, done ahead of the state store: read, validate, key, and
+translate each record as if it were new.
+
+Nothing here needs the state store, so it runs in worker processes (`gateway.workers` > 0:
+several cores, no GIL between them) or in a thread of the service (0). A translation that needs
+a correlation (status, return, answer) comes back `Uncorrelated` from here, since workers know
+none: the pipeline translates those again, with the correlations it loaded for the batch. For
+the rest (payments, securities instructions) the translation made here is the one published,
+if the record turns out to be new. Everything returned is plain data that pickles.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from gateway.config import Config
+from gateway.iso20022 import errors
+from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
+from gateway.iso20022.reader import BusinessMessage
+from gateway.sides import Side
+from gateway.translation import MemoryCorrelations, Outcome, Translator
+
+log = logging.getLogger(__name__)
+
+# Where an answer names the gateway's own message (admi.002, a group-level status report).
+_ANSWER_REFERENCES = (
+    "admi.002.001.01/RltdRef/Ref",
+    "FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId",
+    "FIToFIPmtStsRpt/OrgnlGrpInfAndSts/OrgnlMsgId",
+    "PmtRtr/TxInf/OrgnlGrpInf/OrgnlMsgId",
+)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one record is, before the state is consulted."""
+
+    keys: IdempotencyKeys | None = None
+    fingerprint: str = ""
+    error: errors.MessageError | None = None  # unreadable or invalid: never translated
+    refs: tuple[str, ...] = ()  # correlation keys and ids its translation may need
+    outcome: Outcome | None = None  # its translation as if new; None: our code failed on it
+    failure: str = ""  # that failure, for the log and the reject
+
+    @property
+    def needs_correlations(self) -> bool:
+        return self.outcome is not None and isinstance(self.outcome.error, errors.Uncorrelated)
+
+
+def read_records(translator: Translator, items: list[tuple[bytes, Side]]) -> list[Reading]:
+    # Speculation: nothing is known, and nothing learnt here may leak into the next batch.
+    translator.correlations = MemoryCorrelations()
+    return [_read_one(translator, value, side) for value, side in items]
+
+
+def _read_one(translator: Translator, value: bytes, side: Side) -> Reading:
+    try:
+        msg = translator.read(value, side)
+        keys = extract_keys(msg)
+        fp = fingerprint(msg)
+    except errors.MessageError as exc:
+        return Reading(error=exc)
+    refs = correlation_refs(msg, keys)
+    try:
+        outcome = translator.process_message(msg, keys, side)
+    except Exception as exc:  # a defect of ours: the pipeline answers and dead-letters it
+        log.exception("internal error translating %s", keys.message)
+        return Reading(keys, fp, None, refs, None, f"{type(exc).__name__}: {exc}")
+    return Reading(keys, fp, None, refs, outcome)
+
+
+def correlation_refs(msg: BusinessMessage, keys: IdempotencyKeys) -> tuple[str, ...]:
+    refs: list[str] = []
+    c = keys.correlation
+    if c:
+        refs += [c, f"uetr:{c}", f"sese:{c}"]
+    for path in _ANSWER_REFERENCES:
+        value = msg.doc_text(path)
+        if value:
+            refs.append(value)
+    return tuple(refs)
+
+
+# -- worker processes -----------------------------------------------------------------------
+_worker_translator: Translator | None = None
+
+
+def init_worker(config: Config) -> None:
+    global _worker_translator
+    _worker_translator = Translator(config)
+
+
+def read_in_worker(items: list[tuple[bytes, Side]]) -> list[Reading]:
+    assert _worker_translator is not None, "worker not initialised"
+    return read_records(_worker_translator, items)
+
+
+def warm_up() -> bool:
+    """Run once per worker at start, so the first batch does not wait for imports."""
+    return _worker_translator is not None
