@@ -118,7 +118,9 @@ async def gateway_run(
             task.result()
         await asyncio.sleep(0.01)
     # The relay publishes beside the batches: done when the outbox is empty.
-    while (await store.counts())["unsent"]:
+    while True:
+        if not (await store.counts())["unsent"]:
+            break
         await asyncio.sleep(0.005)
     assert pipeline.first is not None
     rate = len(items) / (time.perf_counter() - pipeline.first)

@@ -127,7 +127,7 @@ class Postgres:
                 "PostgreSQL is not installed (apt-get install postgresql; the README test "
                 "command does it)"
             )
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not self._run_as:
             import pwd
 
             try:
@@ -138,18 +138,19 @@ class Postgres:
                 ) from None
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
             self._run_as = {"user": "postgres", "group": "postgres"}
-        self._cmd(
-            str(bindir / "initdb"),
-            "-D",
-            str(self.data),
-            "-U",
-            self.user,
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--locale=C",
-        )
+        if not self.data.exists():  # else a restart: the cluster keeps its data
+            self._cmd(
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            )
         self._cmd(
             str(bindir / "pg_ctl"),
             "-D",
@@ -168,7 +169,8 @@ class Postgres:
         pid_file = self.data / "postmaster.pid"
         self.pid = int(pid_file.read_text().split()[0])
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop the server; unless `keep_data`, remove the cluster (else `start` restarts it)."""
         if self.pid is not None:
             # SIGINT: PostgreSQL's fast shutdown (rolls back open transactions, then exits).
             with contextlib.suppress(ProcessLookupError):
@@ -180,7 +182,8 @@ class Postgres:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
             self.pid = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

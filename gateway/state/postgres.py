@@ -114,7 +114,7 @@ class PostgresStore:
         return self._pool
 
     def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, TRANSIENT | OSError | TimeoutError)
+        return isinstance(exc, (*TRANSIENT, OSError, TimeoutError))
 
     async def open(self) -> None:
         async def setup(conn: asyncpg.Connection) -> None:
