@@ -45,14 +45,14 @@ from tests.servers import external_kafka
 
 
 class TimedPipeline(Pipeline):
-    """The pipeline, noting when its first batch started."""
+    """The pipeline, noting when it started reading its first batch."""
 
     first: float | None = None
 
-    async def process_batch(self, records: Any) -> None:
+    async def _prepare(self, records: Any) -> Any:
         if self.first is None:
             self.first = time.perf_counter()
-        await super().process_batch(records)
+        return await super()._prepare(records)
 
 
 def keyed(payloads: list[bytes]) -> list[tuple[bytes, bytes]]:

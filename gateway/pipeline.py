@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -121,7 +122,7 @@ class Pipeline:
                 count,
                 mp_context=multiprocessing.get_context("forkserver"),
                 initializer=init_worker,
-                initargs=(self.config,),
+                initargs=(self.config, os.getpid()),
             )
             loop = asyncio.get_running_loop()
             await asyncio.gather(
@@ -178,6 +179,11 @@ class Pipeline:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
+        # With worker processes, the next batch is read while this one is decided and
+        # committed. Reading needs no state, so a batch read early is decided exactly as if
+        # it had been read late. (In a thread it would only contend for the GIL.)
+        overlap = self.workers is not None
+        ahead: tuple[list[Any], asyncio.Task[list[Prepared]]] | None = None
         try:
             while not stop.is_set():
                 assert self.consumer is not None
@@ -185,12 +191,26 @@ class Pipeline:
                     self._relay_task.result()  # the relay gave up: stop, with its error
                 self._resume_due()
                 batch = await self.consumer.getmany(
-                    timeout_ms=500, max_records=self.config.kafka.batch_max_records
+                    timeout_ms=0 if ahead else 500,
+                    max_records=self.config.kafka.batch_max_records,
                 )
                 records = [r for tp, recs in batch.items() for r in self._due(tp, recs)]
-                if records:
-                    await self.process_batch(records)
+                if not overlap:
+                    if records:
+                        await self.process_batch(records)
+                    continue
+                reading = (
+                    (records, asyncio.create_task(self._prepare(records))) if records else None
+                )
+                if ahead is not None:
+                    await self._finish(ahead[0], await ahead[1])
+                ahead = reading
+            if ahead is not None:
+                await self._finish(ahead[0], await ahead[1])
+                ahead = None
         finally:
+            if ahead is not None:
+                ahead[1].cancel()
             await self.stop()
 
     # -- retry topics: wait without blocking ---------------------------------------------------
@@ -226,8 +246,11 @@ class Pipeline:
 
     # -- one batch ------------------------------------------------------------------------------
     async def process_batch(self, records: Sequence[Any]) -> None:
+        await self._finish(records, await self._prepare(records))
+
+    async def _finish(self, records: Sequence[Any], prepared: list[Prepared]) -> None:
+        """Decide and commit a batch that has been read."""
         async with self._lock:
-            prepared = await self._prepare(records)
             keys = [k for p in prepared for k in _claim_keys(p)]
             refs = [r for p in prepared for r in p.reading.refs]
             claims, known = await self._retrying(

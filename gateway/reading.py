@@ -12,6 +12,9 @@ if the record turns out to be new. Everything returned is plain data that pickle
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from dataclasses import dataclass
 
 from gateway.config import Config
@@ -86,9 +89,25 @@ def correlation_refs(msg: BusinessMessage, keys: IdempotencyKeys) -> tuple[str, 
 _worker_translator: Translator | None = None
 
 
-def init_worker(config: Config) -> None:
+def init_worker(config: Config, service_pid: int) -> None:
     global _worker_translator
     _worker_translator = Translator(config)
+    threading.Thread(
+        target=_exit_with_service, args=(service_pid,), name="service-watch", daemon=True
+    ).start()
+
+
+def _exit_with_service(pid: int) -> None:
+    """A service killed outright (SIGKILL, OOM) cannot shut its pool down: its workers notice
+    it is gone and leave, rather than linger as orphans."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # the pid was reused by another user's process
+            os._exit(0)
 
 
 def read_in_worker(items: list[tuple[bytes, Side]]) -> list[Reading]:

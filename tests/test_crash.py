@@ -6,7 +6,9 @@
 After either, with a final clean run: every input has exactly one effect in the state store
 (one claim per key, one obligation), at least one published output with its stable key and
 byte-identical repeats, no output without an input, nothing in the DLQ or among the rejects.
-Messages: CRASH_TEST_MESSAGES (default 10,000, the issue's figure).
+Messages: CRASH_TEST_MESSAGES (default 10,000, the issue's figure). The SQLite run of 1. reads
+ahead in two worker processes (so kills also land while a batch is read early); the others
+read in a thread.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ pytestmark = pytest.mark.kafka
 COUNT = int(os.environ.get("CRASH_TEST_MESSAGES", "10000"))
 
 
-def write_config(tmp_path: Path, state: StateSection) -> tuple[Path, Config]:
+def write_config(tmp_path: Path, state: StateSection, workers: int = 0) -> tuple[Path, Config]:
     prefix = f"crash{uuid.uuid4().hex[:8]}"
     path = tmp_path / "gateway.toml"
     path.write_text(f"""
+[gateway]
+workers = {workers}
 [onshore]
 inbound_topic = "{prefix}.onshore.inbound"
 outbound_topic = "{prefix}.onshore.outbound"
@@ -70,6 +74,30 @@ def start_gateway(config: Path, bootstrap: str, log: Path) -> subprocess.Popen[b
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (Linux /proc), e.g. a gateway's worker pool."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 async def counts(state: StateSection) -> dict[str, int]:
@@ -134,7 +162,8 @@ def stop_cleanly(proc: subprocess.Popen[bytes], log: Path) -> None:
 async def test_sigkill_at_random_points_loses_nothing_and_applies_nothing_twice(
     kafka_bootstrap: str, state: StateSection, tmp_path: Path
 ) -> None:
-    config_file, config = write_config(tmp_path, state)
+    workers = 2 if state.backend == "sqlite" else 0
+    config_file, config = write_config(tmp_path, state, workers)
     await ensure_topics(kafka_bootstrap, config.topics())
     payloads, keys = inputs(COUNT)
     await publish(kafka_bootstrap, config.onshore.inbound_topic, keyed(payloads, keys))
@@ -142,6 +171,7 @@ async def test_sigkill_at_random_points_loses_nothing_and_applies_nothing_twice(
     log = tmp_path / "gateway.log"
     rng = random.Random(7)
     progress: list[int] = []
+    helpers: set[int] = set()  # the killed runs' worker processes
     for _ in range(4):
         before = (await counts(state))["claims"]
         proc = start_gateway(config_file, kafka_bootstrap, log)
@@ -151,11 +181,20 @@ async def test_sigkill_at_random_points_loses_nothing_and_applies_nothing_twice(
             assert proc.poll() is None, log.read_text()[-3000:]
             await asyncio.sleep(0.05)
         await asyncio.sleep(rng.uniform(0.0, 1.0))
+        helpers |= descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         progress.append((await counts(state))["claims"])
     # The kills interrupted work in flight: progress was made and work was left to do.
     assert 0 < progress[0] and progress[-1] < 2 * COUNT, progress
+    if workers:
+        assert helpers, "the worker processes were not found"
+        for _ in range(50):  # they check on their service every second
+            lingering = [p for p in helpers if alive(p)]
+            if not lingering:
+                break
+            await asyncio.sleep(0.2)
+        assert not lingering, "worker processes outlived their service"
 
     final = start_gateway(config_file, kafka_bootstrap, log)
     try:
