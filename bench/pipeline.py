@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import dataclasses
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -127,16 +128,13 @@ async def gateway_run(
     return rate, config, pipeline, store, stop, task
 
 
-async def latency(
-    bootstrap: str, config: Config, rate: int, seconds: float, already: int
-) -> list[float]:
-    """Open loop: `rate` msg/s for `seconds`, then the per-message latencies in ms (the
-    outbound topic holds `already` records from before)."""
-    payloads = messages(int(rate * seconds), distinct=False, seed=99)
-    items = keyed(payloads)
+async def offer(bootstrap: str, topic: str, rate: int, seconds: float) -> None:
+    """The open-loop load generator: `rate` msg/s for `seconds`, never waiting for the
+    gateway; each record's timestamp is the moment it was sent. Runs in its own process
+    (`python -m bench.pipeline --offer ...`), so it neither slows nor is slowed by the gateway."""
+    items = keyed(messages(int(rate * seconds), distinct=False, seed=99))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
     await producer.start()
-    sent: dict[bytes, int] = {}
     start = time.perf_counter()
     try:
         futures = []
@@ -145,17 +143,42 @@ async def latency(
             if delay > 0:
                 await asyncio.sleep(delay)
             stamp = int(time.time() * 1000)
-            sent[key] = stamp
-            futures.append(
-                await producer.send(
-                    config.onshore.inbound_topic, value, key=key, timestamp_ms=stamp
-                )
-            )
+            futures.append(await producer.send(topic, value, key=key, timestamp_ms=stamp))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+async def latency(
+    bootstrap: str, config: Config, rate: int, seconds: float, already: int
+) -> list[float]:
+    """Per-message latency in ms under an offered load: output record timestamp (set by the
+    gateway's relay when it publishes) - input record timestamp (set by the generator). The
+    topics hold `already` records from the throughput phase."""
+    topic = config.onshore.inbound_topic
+    load = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.pipeline",
+        "--offer",
+        bootstrap,
+        topic,
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+    )
+    if await load.wait() != 0:
+        raise SystemExit("the load generator failed")
+    count = int(rate * seconds)
+    offered = {k for k, _ in keyed(messages(count, distinct=False, seed=99))}
+    sent = {
+        r.key: r.timestamp
+        for r in await read_topic(bootstrap, topic, already + count, wait=60, settle=0)
+        if r.key in offered
+    }
     out = await read_topic(
-        bootstrap, config.offshore.outbound_topic, already + len(items), wait=120, settle=0
+        bootstrap, config.offshore.outbound_topic, already + count, wait=120, settle=0
     )
     return sorted(float(r.timestamp - sent[r.key]) for r in out if r.key in sent)
 
@@ -224,7 +247,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "--workers", type=int, default=2, help="gateway.workers (0: a thread, no processes)"
     )
     ap.add_argument("--json", type=Path)
-    return asyncio.run(bench(ap.parse_args(argv)))
+    ap.add_argument("--offer", nargs=2, metavar=("BOOTSTRAP", "TOPIC"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.offer:
+        asyncio.run(offer(args.offer[0], args.offer[1], args.rate, args.seconds))
+        return {}
+    return asyncio.run(bench(args))
 
 
 if __name__ == "__main__":
