@@ -3,13 +3,17 @@ what a partner does with it (publish on a side, read an outbound topic) with pla
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.config import Config, KafkaSection, SideSection, StateSection
 from gateway.pipeline import Pipeline
-from gateway.state import StateStore
+from gateway.state import StateStore, store_for
+from gateway.topics import ensure_topics
 from tests.conftest import SAMPLES
 from tests.kafka_io import publish, read_topic
 
@@ -53,6 +57,7 @@ class Running:
     store: StateStore
     pipeline: Pipeline
     bootstrap: str
+    task: asyncio.Task[None] | None = None
 
     async def publish(self, side: str, *payloads: bytes, key: bytes | None = None) -> None:
         await publish(
@@ -65,3 +70,22 @@ class Running:
         self, topic: str, count: int, wait: float = 45.0, settle: float = 1.5
     ) -> list[Any]:
         return await read_topic(self.bootstrap, topic, count, wait, settle)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(config: Config, bootstrap: str) -> AsyncIterator[Running]:
+    """The service in this process: topics created, store opened, pipeline running; stopped
+    as SIGTERM stops it (the batch in flight finished and committed) when the block ends.
+    `Running.task` ends early only if the service fails."""
+    await ensure_topics(bootstrap, config.topics())
+    store = store_for(config.state)
+    await store.open()
+    pipeline = Pipeline(config, store, bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+    try:
+        yield Running(config, store, pipeline, bootstrap, task)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        await store.close()

@@ -176,9 +176,9 @@ class Postgres:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGINT)
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and _alive(self.pid):
+            while time.monotonic() < deadline and process_alive(self.pid):
                 time.sleep(0.05)
-            if _alive(self.pid):
+            if process_alive(self.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
             self.pid = None
@@ -186,7 +186,7 @@ class Postgres:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

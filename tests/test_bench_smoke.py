@@ -6,83 +6,42 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def run_bench(module: str, tmp_path: Path, *args: str, timeout: int = 120) -> tuple[str, Any]:
+    """Run `python -m bench.<module> ARGS --json FILE`; its stdout and its JSON result."""
+    out = tmp_path / f"{module}.json"
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout, json.loads(out.read_text())
 
 
 def test_validate_bench_runs_and_reports_its_ratio(tmp_path: Path) -> None:
-    out = tmp_path / "validate.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.validate",
-            "--rounds",
-            "2",
-            "--count",
-            "50",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "ratio gateway/bare" in done.stdout
-    result = json.loads(out.read_text())
+    stdout, result = run_bench("validate", tmp_path, "--rounds", "2", "--count", "50")
+    assert "ratio gateway/bare" in stdout
     assert result["parse_validate_per_s_median"] > 0
     assert 0 < result["ratio_median"] < 2
 
 
 def test_translate_bench_runs_both_workloads(tmp_path: Path) -> None:
-    out = tmp_path / "translate.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.translate",
-            "--rounds",
-            "1",
-            "--count",
-            "20",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(out.read_text())
+    _, result = run_bench("translate", tmp_path, "--rounds", "1", "--count", "20")
     assert result["repeated_names_per_s_median"] > 0 and result["distinct_names_per_s_median"] > 0
 
 
 def test_pipeline_bench_runs_gateway_and_passthrough(tmp_path: Path) -> None:
-    out = tmp_path / "pipeline.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.pipeline",
-            "--rounds",
-            "1",
-            "--count",
-            "100",
-            "--rate",
-            "100",
-            "--seconds",
-            "1",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    stdout, result = run_bench(
+        "pipeline",
+        tmp_path,
+        *("--rounds", "1", "--count", "100", "--rate", "100", "--seconds", "1"),
         timeout=300,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "ratio gateway/passthrough" in done.stdout
-    result = json.loads(out.read_text())
+    assert "ratio gateway/passthrough" in stdout
     assert result["gateway_per_s_median"] > 0 and result["passthrough_per_s_median"] > 0
     assert result["latency_samples"] == 100 and result["latency_p99_ms"] >= 0

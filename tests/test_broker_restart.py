@@ -16,10 +16,8 @@ import pytest
 
 from gateway.config import StateSection
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker, free_port
-from gateway.pipeline import Pipeline
-from gateway.state import store_for
 from gateway.topics import ensure_topics
-from tests.harness import Running, gateway_config, sample
+from tests.harness import gateway_config, running_gateway, sample
 
 pytestmark = pytest.mark.kafka
 
@@ -39,42 +37,31 @@ async def test_the_gateway_waits_for_a_restarted_broker_and_keeps_what_it_accept
     port = free_port()
     broker = await start_broker(port)
     config = gateway_config(f"r{uuid.uuid4().hex[:10]}", state)
-    store = store_for(config.state)
-    pipeline = Pipeline(config, store, broker.bootstrap)
-    stop = asyncio.Event()
-    task: asyncio.Task[None] | None = None
     try:
-        await ensure_topics(broker.bootstrap, config.topics())
-        await store.open()
-        task = asyncio.create_task(pipeline.run(stop))
-        gw = Running(config, store, pipeline, broker.bootstrap)
-        first, second = sample("onshore", "pacs.008.001.08"), sample("onshore", "pacs.009.001.08")
+        async with running_gateway(config, broker.bootstrap) as gw:
+            assert gw.task is not None
+            first = sample("onshore", "pacs.008.001.08")
+            second = sample("onshore", "pacs.009.001.08")
+            await gw.publish("onshore", first)
+            assert len(await gw.read(config.offshore.outbound_topic, 1, settle=0)) == 1
 
-        await gw.publish("onshore", first)
-        assert len(await gw.read(config.offshore.outbound_topic, 1, settle=0)) == 1
+            await asyncio.to_thread(broker.stop)
+            await asyncio.sleep(4)  # the gateway runs on without a broker: no crash, no exit
+            assert not gw.task.done()
+            broker = await start_broker(port)
+            await ensure_topics(broker.bootstrap, config.topics())
 
-        await asyncio.to_thread(broker.stop)
-        await asyncio.sleep(4)  # the gateway runs on without a broker: no crash, no exit
-        assert not task.done()
-        broker = await start_broker(port)
-        await ensure_topics(broker.bootstrap, config.topics())
-
-        # It resumes: new traffic crosses over.
-        await gw.publish("onshore", second)
-        out = await gw.read(config.offshore.outbound_topic, 1, wait=90)
-        assert [dict(r.headers)["message-type"] for r in out] == [b"pacs.009.001.08"]
-        # What it accepted before the outage is still known: a partner re-sending the first
-        # message (the memory broker lost it) gets no second effect.
-        await gw.publish("onshore", first)
-        out = await gw.read(config.offshore.outbound_topic, 1, settle=3)
-        assert len(out) == 1
-        obligations = await store.obligations()
-        assert len(obligations) == 2
-        assert (await store.counts())["unsent"] == 0
-        assert not task.done()
+            # It resumes: new traffic crosses over.
+            await gw.publish("onshore", second)
+            out = await gw.read(config.offshore.outbound_topic, 1, wait=90)
+            assert [dict(r.headers)["message-type"] for r in out] == [b"pacs.009.001.08"]
+            # What it accepted before the outage is still known: a partner re-sending the
+            # first message (the memory broker lost it) gets no second effect.
+            await gw.publish("onshore", first)
+            out = await gw.read(config.offshore.outbound_topic, 1, settle=3)
+            assert len(out) == 1
+            assert len(await gw.store.obligations()) == 2
+            assert (await gw.store.counts())["unsent"] == 0
+            assert not gw.task.done()
     finally:
-        stop.set()
-        if task is not None:
-            await asyncio.wait_for(task, 60)
-        await store.close()
         await asyncio.to_thread(broker.stop)

@@ -33,6 +33,7 @@ from gateway.iso20022.reader import read_message
 from gateway.state import store_for
 from gateway.topics import ensure_topics
 from tests.kafka_io import publish, read_topic
+from tests.servers import process_alive
 
 pytestmark = pytest.mark.kafka
 COUNT = int(os.environ.get("CRASH_TEST_MESSAGES", "10000"))
@@ -90,14 +91,6 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier}
         found |= frontier
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def counts(state: StateSection) -> dict[str, int]:
@@ -190,7 +183,7 @@ async def test_sigkill_at_random_points_loses_nothing_and_applies_nothing_twice(
     if workers:
         assert helpers, "the worker processes were not found"
         for _ in range(50):  # they check on their service every second
-            lingering = [p for p in helpers if alive(p)]
+            lingering = [p for p in helpers if process_alive(p)]
             if not lingering:
                 break
             await asyncio.sleep(0.2)

@@ -8,7 +8,6 @@ and reads the outbound topics with a bare aiokafka consumer.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -20,10 +19,7 @@ from gateway.config import StateSection
 from gateway.iso20022.keys import extract_keys
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
-from gateway.pipeline import Pipeline
-from gateway.state import store_for
-from gateway.topics import ensure_topics
-from tests.harness import Running, gateway_config, sample
+from tests.harness import Running, gateway_config, running_gateway, sample
 
 pytestmark = pytest.mark.kafka
 
@@ -43,18 +39,8 @@ async def gateway(
     config = dataclasses.replace(
         config, gateway=dataclasses.replace(config.gateway, workers=workers)
     )
-    await ensure_topics(kafka_bootstrap, config.topics())
-    store = store_for(config.state)
-    await store.open()
-    pipeline = Pipeline(config, store, kafka_bootstrap)
-    stop = asyncio.Event()
-    task = asyncio.create_task(pipeline.run(stop))
-    try:
-        yield Running(config, store, pipeline, kafka_bootstrap)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-        await store.close()
+    async with running_gateway(config, kafka_bootstrap) as running:
+        yield running
 
 
 @pytest.mark.parametrize("workers", [0, 2], indirect=True, ids=["thread", "2-workers"])

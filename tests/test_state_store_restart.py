@@ -15,10 +15,7 @@ import pytest
 
 from gateway.config import StateSection
 from gateway.embedded_broker import BrokerStartError
-from gateway.pipeline import Pipeline
-from gateway.state import store_for
-from gateway.topics import ensure_topics
-from tests.harness import Running, gateway_config, sample
+from tests.harness import gateway_config, running_gateway, sample
 from tests.servers import Postgres
 
 pytestmark = pytest.mark.kafka
@@ -37,32 +34,21 @@ async def test_the_gateway_waits_for_its_database_and_loses_nothing(kafka_bootst
         await conn.close()
         state = StateSection(backend="postgres", postgres_dsn=server.dsn("gateway"))
         config = gateway_config(f"db{uuid.uuid4().hex[:10]}", state, transient_retry_seconds=90)
-        await ensure_topics(kafka_bootstrap, config.topics())
-        store = store_for(config.state)
-        await store.open()
-        pipeline = Pipeline(config, store, kafka_bootstrap)
-        stop = asyncio.Event()
-        task = asyncio.create_task(pipeline.run(stop))
-        gw = Running(config, store, pipeline, kafka_bootstrap)
-        try:
+        async with running_gateway(config, kafka_bootstrap) as gw:
             await gw.publish("onshore", sample("onshore", "pacs.008.001.08"))
             assert len(await gw.read(config.offshore.outbound_topic, 1, settle=0)) == 1
 
             await asyncio.to_thread(server.stop, True)  # the database goes away
             await gw.publish("onshore", sample("onshore", "pacs.009.001.08"))
             await asyncio.sleep(4)  # the batch meets the outage and is retried in place
-            assert not task.done()
+            assert gw.task is not None and not gw.task.done()
             assert len(await gw.read(config.offshore.outbound_topic, 1, settle=0.5)) == 1
             await asyncio.to_thread(server.start)  # back, same port, same data
 
             out = await gw.read(config.offshore.outbound_topic, 2, wait=90)
             kinds = sorted(dict(r.headers)["message-type"] for r in out)
             assert kinds == [b"pacs.008.001.08", b"pacs.009.001.08"]
-            assert len(await store.obligations()) == 2
-            assert (await store.counts())["unsent"] == 0
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 60)
-            await store.close()
+            assert len(await gw.store.obligations()) == 2
+            assert (await gw.store.counts())["unsent"] == 0
     finally:
         await asyncio.to_thread(server.stop)

@@ -82,6 +82,16 @@ class StateStore(Protocol):
         ...
 
 
+def headers_to_json(headers: tuple[tuple[str, bytes], ...]) -> str:
+    # Header values are tokens the gateway writes (keys, ids, topic names, error text), kept as
+    # text so an operator can read them in a database session.
+    return json.dumps([[k, v.decode("utf-8", "surrogateescape")] for k, v in headers])
+
+
+def headers_from_json(text: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple((k, v.encode("utf-8", "surrogateescape")) for k, v in json.loads(text))
+
+
 def correlation_to_json(entry: Correlation) -> str:
     return json.dumps(asdict(entry), sort_keys=True)
 

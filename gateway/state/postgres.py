@@ -13,7 +13,6 @@ Each batch costs a handful of round trips, whatever its size (arrays and pipelin
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +26,8 @@ from gateway.state.base import (
     OutboxRow,
     correlation_from_json,
     correlation_to_json,
+    headers_from_json,
+    headers_to_json,
     obligation_from_row,
     obligation_row,
 )
@@ -85,17 +86,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-def _headers_json(headers: tuple[tuple[str, bytes], ...]) -> str:
-    return json.dumps([[k, v.decode("utf-8", "surrogateescape")] for k, v in headers])
-
-
-def _headers_of(text: str) -> tuple[tuple[str, bytes], ...]:
-    return tuple((k, v.encode("utf-8", "surrogateescape")) for k, v in json.loads(text))
-
-
 def _row(r: asyncpg.Record) -> OutboxRow:
     return OutboxRow(
-        r["topic"], bytes(r["key"]), bytes(r["value"]), _headers_of(r["headers"]), r["id"]
+        r["topic"], bytes(r["key"]), bytes(r["value"]), headers_from_json(r["headers"]), r["id"]
     )
 
 
@@ -200,7 +193,7 @@ class PostgresStore:
             for row in e.outbox:
                 i = next(next_id)
                 mine.append(i)
-                outbox.append((i, row.topic, row.key, row.value, _headers_json(row.headers), now))
+                outbox.append((i, row.topic, row.key, row.value, headers_to_json(row.headers), now))
         if outbox:
             await conn.executemany(
                 "INSERT INTO outbox (id, topic, key, value, headers, created_at) "

@@ -7,7 +7,6 @@ from one dedicated thread, so the event loop never blocks on the database.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,8 @@ from gateway.state.base import (
     OutboxRow,
     correlation_from_json,
     correlation_to_json,
+    headers_from_json,
+    headers_to_json,
     obligation_from_row,
     obligation_row,
 )
@@ -68,16 +69,6 @@ CREATE INDEX IF NOT EXISTS correlations_msg ON correlations (outbound_msg_id);
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def encode_headers(headers: tuple[tuple[str, bytes], ...]) -> str:
-    # Header values are tokens the gateway writes (keys, ids, topic names, error text), kept as
-    # text so an operator can read them in a sqlite3 session.
-    return json.dumps([[k, v.decode("utf-8", "surrogateescape")] for k, v in headers])
-
-
-def decode_headers(text: str) -> tuple[tuple[str, bytes], ...]:
-    return tuple((k, v.encode("utf-8", "surrogateescape")) for k, v in json.loads(text))
 
 
 class SqliteStore:
@@ -167,7 +158,7 @@ class SqliteStore:
                 "ORDER BY id LIMIT ?",
                 (limit,),
             )
-            return [OutboxRow(t, k, v, decode_headers(h), i) for i, t, k, v, h in rows]
+            return [OutboxRow(t, k, v, headers_from_json(h), i) for i, t, k, v, h in rows]
 
         def update(db: sqlite3.Connection, ids: list[int]) -> None:
             now = _now()
@@ -202,7 +193,7 @@ class SqliteStore:
                 "ORDER BY id",
                 ids,
             )
-            return [OutboxRow(t, k, v, decode_headers(h), i) for i, t, k, v, h in rows]
+            return [OutboxRow(t, k, v, headers_from_json(h), i) for i, t, k, v, h in rows]
 
         return await self._run(query) if ids else []
 
@@ -227,7 +218,7 @@ def _apply(db: sqlite3.Connection, effects: Effects, now: str) -> bool:
     for row in effects.outbox:
         cur = db.execute(
             "INSERT INTO outbox (topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?)",
-            (row.topic, row.key, row.value, encode_headers(row.headers), now),
+            (row.topic, row.key, row.value, headers_to_json(row.headers), now),
         )
         assert cur.lastrowid is not None
         ids.append(cur.lastrowid)
