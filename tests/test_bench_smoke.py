@@ -45,3 +45,12 @@ def test_pipeline_bench_runs_gateway_and_passthrough(tmp_path: Path) -> None:
     assert "ratio gateway/passthrough" in stdout
     assert result["gateway_per_s_median"] > 0 and result["passthrough_per_s_median"] > 0
     assert result["latency_samples"] == 100 and result["latency_p99_ms"] >= 0
+
+
+def test_netting_bench_closes_a_cycle(tmp_path: Path) -> None:
+    stdout, result = run_bench(
+        "netting", tmp_path, "--count", "2000", "--participants", "20", "--rounds", "1", "--curve"
+    )
+    assert "read + net" in stdout
+    assert result["close_s_median"] > 0 and result["peak_rss_mb"] > 0
+    assert {"curve_10000_s", "curve_100000_s"} <= set(result)

@@ -1,0 +1,1 @@
+"""Net settlement: obligations netted per cycle and currency into multilateral positions."""

@@ -1,0 +1,93 @@
+"""Multilateral netting of a cycle's obligations (DOMAIN.md, 'Net settlement cycles').
+
+A participant's net position in a currency is what it receives minus what it pays; the
+positions of a cycle sum to exactly zero, or the cycle must not settle. Amounts are summed as
+integers of the currency's minor unit: exact, and fast enough to net a million obligations in
+well under a second in plain Python (`bench/netting.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+# ISO 4217 minor units of the currencies the connect schemes settle in.
+MINOR_UNITS = {"CNY": 2, "CNH": 2, "HKD": 2, "USD": 2, "EUR": 2, "JPY": 0}
+
+
+class NettingError(ValueError):
+    pass
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """An amount in integer minor units; refuses what the currency cannot carry."""
+    try:
+        exponent = MINOR_UNITS[currency]
+    except KeyError:
+        raise NettingError(f"no minor unit known for currency {currency!r}") from None
+    scaled = amount.scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise NettingError(f"{amount} {currency} has more than {exponent} decimals")
+    return int(scaled)
+
+
+def from_minor(units: int, currency: str) -> Decimal:
+    return Decimal(units).scaleb(-MINOR_UNITS[currency])
+
+
+@dataclass(frozen=True)
+class Netting:
+    """The outcome of netting one currency's obligations."""
+
+    currency: str
+    positions: dict[str, int]  # participant -> received - paid, minor units; no zero entries
+    gross: int  # sum of all obligations
+    count: int  # obligations netted
+    bilateral: dict[tuple[str, str], int] = field(default_factory=dict)  # (a, b), a < b: a->b net
+
+    @property
+    def net(self) -> int:
+        """What actually moves: the sum of the net debits (= the sum of the net credits)."""
+        return -sum(v for v in self.positions.values() if v < 0)
+
+    @property
+    def efficiency(self) -> float:
+        """1 - net/gross: the share of gross value that netting saved from settlement."""
+        return 1.0 - self.net / self.gross if self.gross else 0.0
+
+    def position(self, participant: str) -> Decimal:
+        return from_minor(self.positions.get(participant, 0), self.currency)
+
+
+def net(
+    obligations: Iterable[tuple[str, str, int]], currency: str, bilateral: bool = False
+) -> Netting:
+    """Net (payer, payee, minor units) obligations of one currency. Raises `NettingError` on a
+    negative amount, a self-payment, or positions that do not sum to zero (which would mean
+    the arithmetic, not the data, is wrong: never settle then)."""
+    positions: dict[str, int] = {}
+    pairs: dict[tuple[str, str], int] = {}
+    get = positions.get
+    gross = count = 0
+    for payer, payee, units in obligations:
+        if units <= 0 or payer == payee:
+            raise NettingError(f"invalid obligation {payer} -> {payee}: {units}")
+        positions[payer] = get(payer, 0) - units
+        positions[payee] = get(payee, 0) + units
+        gross += units
+        count += 1
+        if bilateral:
+            if payer < payee:
+                pairs[(payer, payee)] = pairs.get((payer, payee), 0) + units
+            else:
+                pairs[(payee, payer)] = pairs.get((payee, payer), 0) - units
+    if sum(positions.values()) != 0:
+        raise NettingError(f"{currency} positions do not sum to zero")
+    return Netting(
+        currency,
+        {p: v for p, v in sorted(positions.items()) if v},
+        gross,
+        count,
+        dict(sorted(pairs.items())),
+    )
