@@ -107,6 +107,7 @@ class Pipeline:
         self._behind = 0  # batches committed that the relay may not have published yet
         self._relay_task: asyncio.Task[None] | None = None
         self._relay_stopped = False
+        self._stopping = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.workers: ProcessPoolExecutor | None = None
@@ -164,18 +165,26 @@ class Pipeline:
 
     async def stop(self) -> None:
         async with self._lock:  # let the batch in flight finish and commit
-            if self.consumer is not None:
-                await self.consumer.stop()  # leaves the group
-            if self._relay_task is not None:
-                self._relay_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._relay_task
-                if self.producer is not None:
-                    await self.relay()  # publish what the last batches left
+            self._stopping = True
+        # Not under the lock: leaving the group may run a rebalance, whose revocation
+        # callback must not wait for a lock held by the stop that waits for it.
+        if self.consumer is not None:
+            try:
+                await asyncio.wait_for(self.consumer.stop(), 30)  # leaves the group
+            except TimeoutError:
+                log.warning("the consumer did not leave the group within 30 s; the broker will")
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
             if self.producer is not None:
-                await self.producer.stop()
-            if self.workers is not None:
-                self.workers.shutdown(wait=True, cancel_futures=True)
+                # What the last batches left (bounded: with a shared store, other instances
+                # keep adding rows; theirs are theirs to publish).
+                await self.relay(max_rows=20_000)
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.workers is not None:
+            self.workers.shutdown(wait=True, cancel_futures=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -458,15 +467,17 @@ class Pipeline:
         return Effects([(f"retry:{p.origin}", p.fingerprint)], [row])
 
     # -- the outbox relay ----------------------------------------------------------------------
-    async def relay(self, chunk: int = 1000) -> int:
-        """Publish unsent outbox rows in order, then mark them sent. At least once: a failure
-        anywhere repeats the pass from the rows still unsent."""
-        sent = 0
+    async def relay(self, chunk: int = 1000, max_rows: int | None = None) -> int:
+        """Publish unsent outbox rows in order, then mark them sent, until a pass finds fewer
+        than `chunk` (caught up; with a shared store, other instances may be relaying the
+        rest) or `max_rows` are sent. At least once: a failure anywhere repeats the pass from
+        the rows still unsent."""
+        sent: int = 0
         while True:
-            done = await self._retrying(lambda: self._relay_pass(chunk))
-            if not done:
-                return sent
+            done: int = await self._retrying(lambda: self._relay_pass(chunk))
             sent += done
+            if done < chunk or (max_rows is not None and sent >= max_rows):
+                return sent
 
     async def _relay_loop(self) -> None:
         try:
@@ -545,9 +556,12 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.pipeline = pipeline
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.pipeline.paused.pop(tp, None)
+        if self.pipeline._stopping:
+            return  # no batch will run again; stop() is waiting for this rebalance
         async with self.pipeline._lock:
-            for tp in revoked:
-                self.pipeline.paused.pop(tp, None)
+            pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None

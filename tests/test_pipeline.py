@@ -88,13 +88,15 @@ async def test_duplicates_resends_and_key_reuse(gateway: Running) -> None:
     original = sample("onshore", "pacs.008.001.08")
     resend = original.replace(b"</CreDt>", b"</CreDt>\n    <PssblDplct>true</PssblDplct>")
     changed = original.replace(b">1250000.00<", b">1250000.01<", 1)
+    # A resend under a new BizMsgIdr, found by its UETR: also answered with the same result.
+    renamed = resend.replace(b"ON-BIZ-P8-0001", b"ON-BIZ-P8-0001-R")
     # Keyed by idempotency key, as partners publish: one partition, so order is kept.
     key = extract_keys(read_message(original)).message.encode()
-    await gateway.publish("onshore", original, original, resend, changed, key=key)
-    offshore_out = await gateway.read(gateway.config.offshore.outbound_topic, 2, settle=2.5)
-    # The copy is not re-processed; the flagged resend is answered with the same result.
-    assert len(offshore_out) == 2
-    assert offshore_out[0].value == offshore_out[1].value
+    await gateway.publish("onshore", original, original, resend, renamed, changed, key=key)
+    offshore_out = await gateway.read(gateway.config.offshore.outbound_topic, 3, settle=2.5)
+    # The copy is not re-processed; the flagged resends are answered with the same result.
+    assert len(offshore_out) == 3
+    assert offshore_out[0].value == offshore_out[1].value == offshore_out[2].value
     assert (
         offshore_out[0].key
         == offshore_out[1].key

@@ -200,10 +200,12 @@ class PostgresStore:
                 "VALUES ($1, $2, $3, $4, $5, $6)",
                 outbox,
             )
+        # A resend may name its original by any of the original's claims.
+        by_claim = {key: results[e.claims[0][0]] for e in batch for key, _ in e.claims}
         for e in batch:
             if e.replay_key is None:
                 continue
-            earlier = results.get(e.replay_key)  # answered earlier in this very batch
+            earlier = by_claim.get(e.replay_key)  # answered earlier in this very batch
             if earlier is None:
                 found = await conn.fetchval(
                     "SELECT results FROM claims WHERE key = $1", e.replay_key

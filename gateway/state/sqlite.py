@@ -133,12 +133,9 @@ class SqliteStore:
 
     async def commit_batch(self, batch: list[Effects]) -> list[bool]:
         def apply(db: sqlite3.Connection) -> list[bool]:
-            applied: list[bool] = []
-            now = _now()
             db.execute("BEGIN IMMEDIATE")
             try:
-                for effects in batch:
-                    applied.append(_apply(db, effects, now))
+                applied = _apply(db, batch, _now())
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -162,9 +159,17 @@ class SqliteStore:
 
         def update(db: sqlite3.Connection, ids: list[int]) -> None:
             now = _now()
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in ids])
-            db.execute("COMMIT")
+            # A sent mark lost to a power cut only means a row is published again, with the
+            # same key and bytes: not worth an fsync. Batch commits stay synchronous=FULL.
+            db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in ids]
+                )
+                db.execute("COMMIT")
+            finally:
+                db.execute("PRAGMA synchronous=FULL")
 
         # One instance per SQLite file: nobody else relays these rows meanwhile.
         rows = await self._run(query)
@@ -209,58 +214,95 @@ class SqliteStore:
         return await self._run(query)
 
 
-def _apply(db: sqlite3.Connection, effects: Effects, now: str) -> bool:
-    """One record's effects, if its first claim is new. Runs inside the batch transaction."""
-    key = effects.claims[0][0]
-    if db.execute("SELECT 1 FROM claims WHERE key = ?", (key,)).fetchone():
-        return False  # processed already (here, or by another instance before a rebalance)
-    ids: list[int] = []
-    for row in effects.outbox:
-        cur = db.execute(
-            "INSERT INTO outbox (topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?)",
-            (row.topic, row.key, row.value, headers_to_json(row.headers), now),
+def _apply(db: sqlite3.Connection, batch: list[Effects], now: str) -> list[bool]:
+    """The batch's effects, inside its transaction: for each record whose first claim is new,
+    its claims, outbox rows, obligations, voids and correlations. A few statements per batch,
+    not per record (the write lock is held: outbox ids can be given here)."""
+    firsts = [e.claims[0][0] for e in batch]
+    taken: set[str] = set()
+    for chunk in _chunks(firsts, 500):
+        marks = ",".join("?" * len(chunk))
+        taken.update(
+            k for (k,) in db.execute(f"SELECT key FROM claims WHERE key IN ({marks})", chunk)
         )
-        assert cur.lastrowid is not None
-        ids.append(cur.lastrowid)
-    replay: list[int] = []
-    if effects.replay_key is not None:
-        found = db.execute(
-            "SELECT results FROM claims WHERE key = ?", (effects.replay_key,)
-        ).fetchone()
-        replay = [int(x) for x in (found[0] if found else "").split(",") if x]
-    if replay:
-        marks = ",".join("?" * len(replay))
-        for topic, k, v, h in db.execute(
-            f"SELECT topic, key, value, headers FROM outbox WHERE id IN ({marks}) ORDER BY id",
-            replay,
-        ).fetchall():
-            db.execute(
-                "INSERT INTO outbox (topic, key, value, headers, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (topic, k, v, h, now),
-            )
-    results = ",".join(str(i) for i in ids)
-    for claim_key, claim_fp in effects.claims:
-        db.execute(
-            "INSERT OR IGNORE INTO claims (key, fingerprint, results, created_at) "
-            "VALUES (?, ?, ?, ?)",
-            (claim_key, claim_fp, results, now),
-        )
-    for o in effects.obligations:
-        db.execute(
-            "INSERT OR IGNORE INTO obligations (reference, payer, payee, currency, amount,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (*obligation_row(o), now),
-        )
-    for reference in effects.voids:
-        db.execute("UPDATE obligations SET status = 'void' WHERE reference = ?", (reference,))
-    for c in effects.correlations:
-        db.execute(
-            "INSERT OR REPLACE INTO correlations (key, outbound_biz_msg_idr, "
-            "outbound_msg_id, data) VALUES (?, ?, ?, ?)",
-            (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c)),
-        )
-    return True
+    applied: list[bool] = []
+    next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]) + 1
+    outbox: list[tuple[Any, ...]] = []
+    claims: list[tuple[str, str, str, str]] = []
+    obligations: list[tuple[str, ...]] = []
+    voids: list[tuple[str]] = []
+    correlations: list[tuple[str, str, str, str]] = []
+    results_of: dict[str, list[int]] = {}  # this batch's answers, by claim
+    rows_by_id: dict[int, tuple[Any, ...]] = {}
+    for effects, first in zip(batch, firsts, strict=True):
+        # Processed already (here, by another instance before a rebalance, or earlier in
+        # this batch): no second effect.
+        applied.append(first not in taken)
+        if first in taken:
+            continue
+        taken.add(first)
+        ids: list[int] = []
+        for row in effects.outbox:
+            values = (row.topic, row.key, row.value, headers_to_json(row.headers))
+            outbox.append((next_id, *values, now))
+            rows_by_id[next_id] = values
+            ids.append(next_id)
+            next_id += 1
+        if effects.replay_key is not None:
+            # A PssblDplct resend: what answered the original, published again.
+            for values in _answers(db, effects.replay_key, results_of, rows_by_id):
+                outbox.append((next_id, *values, now))
+                next_id += 1
+        for key, _ in effects.claims:  # a resend may name the original by any of its keys
+            results_of[key] = ids
+        results = ",".join(str(i) for i in ids)
+        claims += [(key, fp, results, now) for key, fp in effects.claims]
+        obligations += [(*obligation_row(o), now) for o in effects.obligations]
+        voids += [(reference,) for reference in effects.voids]
+        correlations += [
+            (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
+            for c in effects.correlations
+        ]
+    db.executemany(
+        "INSERT INTO outbox (id, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        outbox,
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO claims (key, fingerprint, results, created_at) VALUES (?, ?, ?, ?)",
+        claims,
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO obligations (reference, payer, payee, currency, amount,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        obligations,
+    )
+    db.executemany("UPDATE obligations SET status = 'void' WHERE reference = ?", voids)
+    db.executemany(
+        "INSERT OR REPLACE INTO correlations (key, outbound_biz_msg_idr, "
+        "outbound_msg_id, data) VALUES (?, ?, ?, ?)",
+        correlations,
+    )
+    return applied
+
+
+def _answers(
+    db: sqlite3.Connection,
+    claim: str,
+    results_of: dict[str, list[int]],
+    rows_by_id: dict[int, tuple[Any, ...]],
+) -> list[tuple[Any, ...]]:
+    """(topic, key, value, headers) of the outbox rows that answered `claim`."""
+    ids = results_of.get(claim)
+    if ids is not None:  # answered earlier in this very batch, not written yet
+        return [rows_by_id[i] for i in ids]
+    found = db.execute("SELECT results FROM claims WHERE key = ?", (claim,)).fetchone()
+    ids = [int(x) for x in (found[0] if found else "").split(",") if x]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return db.execute(
+        f"SELECT topic, key, value, headers FROM outbox WHERE id IN ({marks}) ORDER BY id", ids
+    ).fetchall()
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
