@@ -111,11 +111,14 @@ class EncodeContext:
     dialect: Dialect
     directory: Directory
     charset: CharsetPolicy
-    msg: BusinessMessage  # the inbound message, for refusals
+    # The inbound message, for refusals; None for what the gateway issues itself (pacs.029).
+    msg: BusinessMessage | None
     notes: list[str] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)  # (field, original text)
 
     def refuse(self, reason: str, detail: str) -> errors.Refusal:
+        if self.msg is None:
+            return errors.Refusal(detail, reason=reason)
         return refusal(self.msg, reason, detail)
 
     def text(self, field_name: str, value: str | None, max_len: int) -> str | None:
