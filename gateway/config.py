@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.settlement.schedule import ScheduleError, parse_cut_offs
 from gateway.sides import SIDES, Side
 
 _BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
@@ -106,6 +107,26 @@ class StateSection:
     postgres_pool_size: int = 4
 
 
+@dataclass(frozen=True)
+class SettlementSection:
+    # Scheduled cut-offs, "HH:MM" in UTC+8, on days both calendars open; empty: cycles close
+    # only on command (`connect-gateway cycle close`).
+    cut_offs: tuple[str, ...] = ("10:00", "13:00", "16:30")
+    # A capped payment that would take its payer's net debit in the open cycle over its cap:
+    # "queue" (held, released in order when credits make room) or "reject" (pacs.002 AM04).
+    cap_policy: str = "queue"
+    # The currency the directory's net_debit_cap is in; other currencies are not capped.
+    cap_currency: str = "CNY"
+    # Where the settlement instruction (pacs.029) goes and its confirmation comes from.
+    rtgs_side: str = "offshore"
+    # Per-participant cycle reports (JSON summary records) are published here.
+    reports_topic: str = "gateway.reports"
+    # A closing instance holds the cycle this long; if it dies, another may take over after.
+    close_lease_seconds: int = 60
+    # How often the scheduler looks for due cycles and unfinished closes.
+    tick_ms: int = 1000
+
+
 def _side(side: Side, system_bic: str, biz_svc: str) -> SideSection:
     return SideSection(system_bic, biz_svc, f"{side}.inbound", f"{side}.outbound")
 
@@ -122,6 +143,7 @@ class Config:
     translation: TranslationSection = field(default_factory=TranslationSection)
     kafka: KafkaSection = field(default_factory=KafkaSection)
     state: StateSection = field(default_factory=StateSection)
+    settlement: SettlementSection = field(default_factory=SettlementSection)
 
     def side(self, side: Side) -> SideSection:
         return self.onshore if side == "onshore" else self.offshore
@@ -134,6 +156,7 @@ class Config:
             *(s.outbound_topic for s in sides),
             *self.kafka.retry_topics,
             self.kafka.dlq_topic,
+            self.settlement.reports_topic,
         ]
 
     @property
@@ -197,8 +220,9 @@ def _section(name: str, current: Any, values: dict[str, Any]) -> Any:
         elif expected is tuple:
             if isinstance(value, str):  # from the environment: "1000,10000"
                 value = [v.strip() for v in value.split(",") if v.strip()]
+            of_text = "str" in str(fields[key].type)
             try:
-                value = tuple(int(v) for v in value)
+                value = tuple(str(v) if of_text else int(v) for v in value)
             except (TypeError, ValueError):
                 raise ConfigError(
                     f"{name}.{key} must be a list of integers, got {value!r}"
@@ -266,6 +290,27 @@ def _check(config: Config) -> None:
         )
     if not 1024 <= config.gateway.max_message_bytes <= 64 * 1024 * 1024:
         raise ConfigError("gateway.max_message_bytes must be between 1 KiB and 64 MiB")
+    settlement = config.settlement
+    try:
+        parse_cut_offs(settlement.cut_offs)
+    except ScheduleError as exc:
+        raise ConfigError(f"settlement.cut_offs: {exc}") from None
+    if settlement.cap_policy not in ("queue", "reject"):
+        raise ConfigError(
+            f"settlement.cap_policy must be queue or reject, got {settlement.cap_policy!r}"
+        )
+    if settlement.rtgs_side not in SIDES:
+        raise ConfigError(
+            f"settlement.rtgs_side must be onshore or offshore, got {settlement.rtgs_side!r}"
+        )
+    if not re.fullmatch(r"[A-Z]{3}", settlement.cap_currency):
+        raise ConfigError(
+            f"settlement.cap_currency must be an ISO 4217 code, got {settlement.cap_currency!r}"
+        )
+    if not 5 <= settlement.close_lease_seconds <= 3600:
+        raise ConfigError("settlement.close_lease_seconds must be between 5 and 3600")
+    if not 50 <= settlement.tick_ms <= 60_000:
+        raise ConfigError("settlement.tick_ms must be between 50 and 60000")
     topics = config.topics()
     if len(set(topics)) != len(topics):
         raise ConfigError(f"the gateway's topics must all differ, got {topics}")

@@ -60,34 +60,56 @@ class Netting:
         return from_minor(self.positions.get(participant, 0), self.currency)
 
 
+class Netter:
+    """Nets (payer, payee, minor units) obligations of one currency, fed in chunks (a cycle's
+    obligations are streamed from the store, never all in memory)."""
+
+    def __init__(self, currency: str, bilateral: bool = False) -> None:
+        self.currency = currency
+        self.bilateral = bilateral
+        self.positions: dict[str, int] = {}
+        self.pairs: dict[tuple[str, str], int] = {}
+        self.gross = 0
+        self.count = 0
+
+    def add(self, obligations: Iterable[tuple[str, str, int]]) -> None:
+        positions, pairs, bilateral = self.positions, self.pairs, self.bilateral
+        get = positions.get
+        gross = count = 0
+        for payer, payee, units in obligations:
+            if units <= 0 or payer == payee:
+                raise NettingError(f"invalid obligation {payer} -> {payee}: {units}")
+            positions[payer] = get(payer, 0) - units
+            positions[payee] = get(payee, 0) + units
+            gross += units
+            count += 1
+            if bilateral:
+                if payer < payee:
+                    pairs[(payer, payee)] = pairs.get((payer, payee), 0) + units
+                else:
+                    pairs[(payee, payer)] = pairs.get((payee, payer), 0) - units
+        self.gross += gross
+        self.count += count
+
+    def result(self) -> Netting:
+        """Raises `NettingError` if the positions do not sum to zero (the arithmetic, not the
+        data, would be wrong: never settle then)."""
+        if sum(self.positions.values()) != 0:
+            raise NettingError(f"{self.currency} positions do not sum to zero")
+        return Netting(
+            self.currency,
+            {p: v for p, v in sorted(self.positions.items()) if v},
+            self.gross,
+            self.count,
+            dict(sorted(self.pairs.items())),
+        )
+
+
 def net(
     obligations: Iterable[tuple[str, str, int]], currency: str, bilateral: bool = False
 ) -> Netting:
     """Net (payer, payee, minor units) obligations of one currency. Raises `NettingError` on a
-    negative amount, a self-payment, or positions that do not sum to zero (which would mean
-    the arithmetic, not the data, is wrong: never settle then)."""
-    positions: dict[str, int] = {}
-    pairs: dict[tuple[str, str], int] = {}
-    get = positions.get
-    gross = count = 0
-    for payer, payee, units in obligations:
-        if units <= 0 or payer == payee:
-            raise NettingError(f"invalid obligation {payer} -> {payee}: {units}")
-        positions[payer] = get(payer, 0) - units
-        positions[payee] = get(payee, 0) + units
-        gross += units
-        count += 1
-        if bilateral:
-            if payer < payee:
-                pairs[(payer, payee)] = pairs.get((payer, payee), 0) + units
-            else:
-                pairs[(payee, payer)] = pairs.get((payee, payer), 0) - units
-    if sum(positions.values()) != 0:
-        raise NettingError(f"{currency} positions do not sum to zero")
-    return Netting(
-        currency,
-        {p: v for p, v in sorted(positions.items()) if v},
-        gross,
-        count,
-        dict(sorted(pairs.items())),
-    )
+    negative amount, a self-payment, or positions that do not sum to zero."""
+    netter = Netter(currency, bilateral)
+    netter.add(obligations)
+    return netter.result()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
 from gateway.canonical import Money, Obligation, SecuritiesAccount
+from gateway.settlement.ledger import Rules
+from gateway.settlement.netting import Netting
 from gateway.translation import Correlation
 
 
@@ -44,6 +47,44 @@ class Effects:
     # A PssblDplct resend: publish again what answered this claim. Resolved inside the
     # transaction, so it also works when the original is earlier in the same batch.
     replay_key: str | None = None
+    # A capped payment: its payer's net debit cap (cap currency). Held or refused inside the
+    # transaction when the open cycle's position leaves no room (gateway.settlement.ledger).
+    cap: Decimal | None = None
+    # What a refusal for the cap must answer: the source side and the input record.
+    source: str = ""
+    value: bytes = b""
+    # Answers to the gateway's own settlement instructions: (cycle, status, reason).
+    cycle_outcomes: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    """A settlement cycle as the store keeps it. Times are ISO 8601 in UTC+8."""
+
+    id: str
+    currency: str
+    seq: int
+    status: str  # open | closing | instructed | settled | failed
+    opened_at: str | None
+    due_at: str | None  # the scheduled cut-off recorded when it opened
+    cut_off: str | None  # the cut-off it was frozen at
+    instruction_id: str | None  # the settlement instruction's MsgId
+    summary: str | None  # JSON: the netting's figures and positions
+    reason: str | None  # why it failed, or the last status the RTGS gave
+
+
+@dataclass(frozen=True)
+class HeldPayment:
+    """A capped payment held back, as the store gives it out (to refuse it)."""
+
+    id: int
+    source: str
+    value: bytes
+    payer: str
+    status: str  # queued | released | refusing | refused
+
+
+CYCLE_STATUSES = ("open", "closing", "instructed", "settled", "failed")
 
 
 class StateStore(Protocol):
@@ -58,8 +99,10 @@ class StateStore(Protocol):
         """Correlations by key ("uetr:...", "sese:...") or by the gateway's outbound ids."""
         ...
 
-    async def commit_batch(self, batch: list[Effects]) -> list[bool]:
-        """Apply the batch in one transaction; per record, whether its effects were applied."""
+    async def commit_batch(self, batch: list[Effects], rules: Rules | None = None) -> list[bool]:
+        """Apply the batch in one transaction; per record, whether its effects were applied.
+        `rules`: the clock and policies its obligations are booked by (default: now, no
+        scheduled cut-off, CNY caps queued)."""
         ...
 
     async def relay(self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]) -> int:
@@ -79,6 +122,63 @@ class StateStore(Protocol):
 
     async def obligations(self, status: str | None = None) -> list[tuple[Obligation, str]]:
         """(obligation, status) for every recorded obligation: status 'open' or 'void'."""
+        ...
+
+    # -- settlement cycles (gateway.settlement) --------------------------------------------
+    async def cycles(self, currency: str | None = None) -> list[CycleRecord]:
+        """Every cycle, oldest first."""
+        ...
+
+    async def freeze(self, currency: str, rules: Rules) -> str | None:
+        """Close the open cycle of `currency` now (operator command): frozen at rules.now,
+        the next one opened. The frozen cycle's id, or None if the currency has none."""
+        ...
+
+    async def take_close(self, cycle: str, owner: str, lease_seconds: float) -> bool:
+        """Hold the close of a frozen cycle (the lock in the store): free, expired, or ours."""
+        ...
+
+    async def net_cycle(self, cycle: str, currency: str) -> Netting:
+        """The cycle's live obligations netted (streamed from the store, with the bilateral
+        view)."""
+        ...
+
+    async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
+        """Per participant: (received count, received units, paid count, paid units)."""
+        ...
+
+    async def positions(self, cycle: str) -> dict[str, int]:
+        """The running positions the batches kept for the cycle (minor units)."""
+        ...
+
+    async def finish_close(
+        self,
+        cycle: str,
+        owner: str,
+        status: str,
+        summary: str,
+        instruction_id: str | None,
+        outbox: list[OutboxRow],
+        correlation: Correlation | None,
+    ) -> bool:
+        """Record a frozen cycle's close and queue what it emits, once: only while `owner`
+        holds the close. Whether it was recorded."""
+        ...
+
+    async def release_held(self, currency: str, rules: Rules) -> int:
+        """Release held payments into the open cycle while they fit (after a cycle opens)."""
+        ...
+
+    async def refusals(self) -> list[HeldPayment]:
+        """Payments refused for their cap whose reject is not queued yet."""
+        ...
+
+    async def finish_refusal(self, held_id: int, outbox: list[OutboxRow]) -> bool:
+        """Queue the reject of a payment refused for its cap, once."""
+        ...
+
+    async def held(self, status: str | None = None) -> list[HeldPayment]:
+        """Held payments, oldest first."""
         ...
 
 
@@ -111,3 +211,43 @@ def obligation_from_row(
     reference: str, payer: str, payee: str, currency: str, amount: str
 ) -> Obligation:
     return Obligation(payer, payee, Money(Decimal(amount), currency), reference)
+
+
+def outbox_to_json(rows: Iterable[OutboxRow]) -> str:
+    return json.dumps(
+        [
+            [
+                r.topic,
+                base64.b64encode(r.key).decode(),
+                base64.b64encode(r.value).decode(),
+                headers_to_json(r.headers),
+            ]
+            for r in rows
+        ]
+    )
+
+
+def outbox_from_json(text: str) -> tuple[OutboxRow, ...]:
+    return tuple(
+        OutboxRow(t, base64.b64decode(k), base64.b64decode(v), headers_from_json(h))
+        for t, k, v, h in json.loads(text)
+    )
+
+
+def obligations_to_json(obligations: Iterable[Obligation]) -> str:
+    return json.dumps([obligation_row(o) for o in obligations])
+
+
+def obligations_from_json(text: str) -> tuple[Obligation, ...]:
+    return tuple(obligation_from_row(*row) for row in json.loads(text))
+
+
+def participant_totals(
+    rows: Iterable[tuple[str, int, int, int, int]],
+) -> dict[str, tuple[int, int, int, int]]:
+    """Fold (participant, received count, received units, paid count, paid units) rows."""
+    totals: dict[str, tuple[int, int, int, int]] = {}
+    for participant, rc, ru, pc, pu in rows:
+        a = totals.get(participant, (0, 0, 0, 0))
+        totals[participant] = (a[0] + rc, a[1] + int(ru), a[2] + pc, a[3] + int(pu))
+    return dict(sorted(totals.items()))

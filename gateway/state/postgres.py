@@ -13,16 +13,22 @@ Each batch costs a handful of round trips, whatever its size (arrays and pipelin
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
 from gateway.canonical import Obligation
+from gateway.clock import UTC8
+from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
+from gateway.settlement.netting import Netter, Netting
 from gateway.state.base import (
     ClaimState,
+    CycleRecord,
     Effects,
+    HeldPayment,
     OutboxRow,
     correlation_from_json,
     correlation_to_json,
@@ -30,7 +36,13 @@ from gateway.state.base import (
     headers_to_json,
     obligation_from_row,
     obligation_row,
+    obligations_from_json,
+    obligations_to_json,
+    outbox_from_json,
+    outbox_to_json,
+    participant_totals,
 )
+from gateway.state.plan import Plan, plan_batch, release
 from gateway.translation import Correlation
 
 SCHEMA = """
@@ -57,9 +69,53 @@ CREATE TABLE IF NOT EXISTS obligations (
     payee TEXT NOT NULL,
     currency TEXT NOT NULL,
     amount NUMERIC NOT NULL,
+    units BIGINT NOT NULL,
+    cycle TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'open',
     created_at TIMESTAMPTZ NOT NULL
 );
+CREATE INDEX IF NOT EXISTS obligations_cycle ON obligations (cycle, status);
+CREATE TABLE IF NOT EXISTS cycles (
+    id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    opened_at TEXT,
+    due_at TEXT,
+    cut_off TEXT,
+    closer TEXT,
+    lease_until DOUBLE PRECISION,
+    instruction_id TEXT,
+    summary TEXT,
+    reason TEXT,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+-- The lock of a currency's cycles: batches booking into it and closes take it FOR UPDATE.
+CREATE TABLE IF NOT EXISTS cycle_heads (
+    currency TEXT PRIMARY KEY,
+    cycle TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS positions (
+    cycle TEXT NOT NULL,
+    participant TEXT NOT NULL,
+    units BIGINT NOT NULL,
+    PRIMARY KEY (cycle, participant)
+);
+CREATE TABLE IF NOT EXISTS held (
+    id BIGSERIAL PRIMARY KEY,
+    status TEXT NOT NULL,
+    payer TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    units BIGINT NOT NULL,
+    cap BIGINT NOT NULL,
+    obligations TEXT NOT NULL,
+    outbox TEXT NOT NULL,
+    source TEXT NOT NULL,
+    input BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_waiting ON held (currency, id)
+    WHERE status IN ('queued', 'refusing');
 CREATE TABLE IF NOT EXISTS correlations (
     key TEXT PRIMARY KEY,
     outbound_biz_msg_idr TEXT NOT NULL,
@@ -147,8 +203,9 @@ class PostgresStore:
         )
         return [correlation_from_json(r["data"]) for r in rows]
 
-    async def commit_batch(self, batch: list[Effects]) -> list[bool]:
+    async def commit_batch(self, batch: list[Effects], rules: Rules | None = None) -> list[bool]:
         now = datetime.now(UTC)
+        rules = rules or Rules(datetime.now(UTC8))
         async with self.pool.acquire() as conn, conn.transaction():
             firsts = [e.claims[0] for e in batch]
             won = {
@@ -170,36 +227,44 @@ class PostgresStore:
                 won.discard(key)
             chosen = [e for e, ok in zip(batch, applied, strict=True) if ok]
             if chosen:
-                await self._apply(conn, chosen, now)
+                await self._apply(conn, chosen, now, rules)
         return applied
 
-    async def _apply(self, conn: asyncpg.Connection, batch: list[Effects], now: datetime) -> None:
+    async def _apply(
+        self, conn: asyncpg.Connection, batch: list[Effects], now: datetime, rules: Rules
+    ) -> None:
         """The effects of the records whose claim this transaction won."""
-        count = sum(len(e.outbox) for e in batch)
-        ids = [
-            r[0]
+        recorded: dict[str, Recorded] = {}
+        refs = [r for e in batch for r in e.voids]
+        if refs:
             for r in await conn.fetch(
-                "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) "
-                "FROM generate_series(1, $1)",
-                count,
-            )
+                "SELECT reference, payer, payee, currency, amount::text AS amount, units, "
+                "cycle, status FROM obligations WHERE reference = ANY($1::text[])",
+                refs,
+            ):
+                o = obligation_from_row(
+                    r["reference"], r["payer"], r["payee"], r["currency"], r["amount"]
+                )
+                recorded[o.reference] = Recorded(o, r["units"], r["cycle"], r["status"])
+        currencies = {o.amount.currency for e in batch for o in e.obligations} | {
+            r.obligation.amount.currency for r in recorded.values()
+        }
+        ledger = await _ledger_for(conn, currencies, rules)
+        capped = sum(1 for e in batch if e.cap is not None)
+        held_ids = await _next_ids(conn, "held", capped)
+        plan = plan_batch(batch, ledger, recorded, iter(held_ids))
+        ids = await _next_ids(conn, "outbox", len(plan.outbox))
+        outbox = [
+            (i, row.topic, row.key, row.value, headers_to_json(row.headers), now)
+            for i, row in zip(ids, plan.outbox, strict=True)
         ]
-        ids.sort()  # outbox order is publication order
-        outbox: list[tuple[Any, ...]] = []
-        results: dict[str, list[int]] = {}
-        next_id = iter(ids)
-        for e in batch:
-            mine = results.setdefault(e.claims[0][0], [])
-            for row in e.outbox:
-                i = next(next_id)
-                mine.append(i)
-                outbox.append((i, row.topic, row.key, row.value, headers_to_json(row.headers), now))
         if outbox:
             await conn.executemany(
                 "INSERT INTO outbox (id, topic, key, value, headers, created_at) "
                 "VALUES ($1, $2, $3, $4, $5, $6)",
                 outbox,
             )
+        results = {key: [ids[i] for i in idx] for key, idx in plan.results.items()}
         # A resend may name its original by any of the original's claims.
         by_claim = {key: results[e.claims[0][0]] for e in batch for key, _ in e.claims}
         for e in batch:
@@ -232,31 +297,160 @@ class PostgresStore:
                 "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 others,
             )
-        obligations = [(*obligation_row(o), now) for e in batch for o in e.obligations]
-        if obligations:
+        refused = {h.effects.claims[0][0] for h in plan.held if h.status == "refusing"}
+        await _insert_correlations(
+            conn, [c for e in batch if e.claims[0][0] not in refused for c in e.correlations]
+        )
+        if plan.held:
             await conn.executemany(
-                "INSERT INTO obligations (reference, payer, payee, currency, amount, created_at)"
-                " VALUES ($1, $2, $3, $4, $5::numeric, $6) ON CONFLICT DO NOTHING",
-                obligations,
+                "INSERT INTO held (id, status, payer, currency, units, cap, obligations, outbox,"
+                " source, input, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                [
+                    (
+                        h.id,
+                        h.status,
+                        h.payer,
+                        h.currency,
+                        h.units,
+                        h.cap,
+                        obligations_to_json(h.effects.obligations),
+                        outbox_to_json(h.effects.outbox),
+                        h.effects.source,
+                        h.effects.value,
+                        now,
+                    )
+                    for h in plan.held
+                ],
             )
-        voids = [ref for e in batch for ref in e.voids]
-        if voids:
-            await conn.execute(
-                "UPDATE obligations SET status = 'void' WHERE reference = ANY($1::text[])", voids
+        await _write_ledger(conn, ledger, now)
+        for cycle, status, reason in (o for e in batch for o in e.cycle_outcomes):
+            await _cycle_outcome(conn, cycle, status, reason, now)
+
+    # -- settlement cycles ---------------------------------------------------------------------
+    async def cycles(self, currency: str | None = None) -> list[CycleRecord]:
+        rows = await self.pool.fetch(
+            f"SELECT {_CYCLE_COLUMNS} FROM cycles WHERE $1::text IS NULL OR currency = $1 "
+            "ORDER BY currency, seq",
+            currency,
+        )
+        return [CycleRecord(*r) for r in rows]
+
+    async def freeze(self, currency: str, rules: Rules) -> str | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            heads = await _locked_heads(conn, [currency])
+            if currency not in heads:
+                return None
+            ledger = Ledger(heads, {}, {}, rules)
+            rolled = ledger.roll_now(currency)
+            await _write_ledger(conn, ledger, datetime.now(UTC))
+            return rolled.frozen if rolled else None
+
+    async def take_close(self, cycle: str, owner: str, lease_seconds: float) -> bool:
+        now = time.time()
+        done = await self.pool.execute(
+            "UPDATE cycles SET closer = $2, lease_until = $3 WHERE id = $1 AND "
+            "status = 'closing' AND (closer IS NULL OR closer = $2 OR lease_until < $4)",
+            cycle,
+            owner,
+            now + lease_seconds,
+            now,
+        )
+        return bool(done == "UPDATE 1")
+
+    async def net_cycle(self, cycle: str, currency: str) -> Netting:
+        netter = Netter(currency, bilateral=True)
+        async with self.pool.acquire() as conn, conn.transaction():
+            cursor = await conn.cursor(
+                "SELECT payer, payee, units FROM obligations WHERE cycle = $1 AND status = 'open'",
+                cycle,
             )
-        correlations = [
-            (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
-            for e in batch
-            for c in e.correlations
-        ]
-        if correlations:
-            await conn.executemany(
-                "INSERT INTO correlations (key, outbound_biz_msg_idr, outbound_msg_id, data) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET "
-                "outbound_biz_msg_idr = EXCLUDED.outbound_biz_msg_idr, "
-                "outbound_msg_id = EXCLUDED.outbound_msg_id, data = EXCLUDED.data",
-                correlations,
+            while rows := await cursor.fetch(50_000):
+                netter.add((r[0], r[1], r[2]) for r in rows)
+        return netter.result()
+
+    async def positions(self, cycle: str) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            "SELECT participant, units FROM positions WHERE cycle = $1 AND units != 0", cycle
+        )
+        return {r["participant"]: r["units"] for r in rows}
+
+    async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
+        rows = await self.pool.fetch(
+            "SELECT payee, count(*), sum(units), 0, 0 FROM obligations "
+            "WHERE cycle = $1 AND status = 'open' GROUP BY payee UNION ALL "
+            "SELECT payer, 0, 0, count(*), sum(units) FROM obligations "
+            "WHERE cycle = $1 AND status = 'open' GROUP BY payer",
+            cycle,
+        )
+        return participant_totals(tuple(r) for r in rows)
+
+    async def finish_close(
+        self,
+        cycle: str,
+        owner: str,
+        status: str,
+        summary: str,
+        instruction_id: str | None,
+        outbox: list[OutboxRow],
+        correlation: Correlation | None,
+    ) -> bool:
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                "UPDATE cycles SET status = $2, summary = $3, instruction_id = $4, closer = NULL,"
+                " lease_until = NULL, updated_at = $5 "
+                "WHERE id = $1 AND status = 'closing' AND closer = $6",
+                cycle,
+                status,
+                summary,
+                instruction_id,
+                now,
+                owner,
             )
+            if done != "UPDATE 1":
+                return False  # another instance finished it (our lease ran out)
+            await _insert_outbox(conn, outbox, now)
+            if correlation is not None:
+                await _insert_correlations(conn, [correlation])
+            return True
+
+    async def release_held(self, currency: str, rules: Rules) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            waiting = await conn.fetchval(
+                "SELECT 1 FROM held WHERE status = 'queued' AND currency = $1 LIMIT 1", currency
+            )
+            if not waiting:
+                return 0
+            ledger = await _ledger_for(conn, {currency}, rules)
+            ledger.release_all(currency)
+            plan = Plan()
+            release(plan, ledger, 0)
+            now = datetime.now(UTC)
+            await _insert_outbox(conn, plan.outbox, now)
+            await _write_ledger(conn, ledger, now)
+            return len(plan.released)
+
+    async def refusals(self) -> list[HeldPayment]:
+        return await self.held("refusing")
+
+    async def finish_refusal(self, held_id: int, outbox: list[OutboxRow]) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                "UPDATE held SET status = 'refused' WHERE id = $1 AND status = 'refusing'",
+                held_id,
+            )
+            if done != "UPDATE 1":
+                return False
+            await _insert_outbox(conn, outbox, datetime.now(UTC))
+            return True
+
+    async def held(self, status: str | None = None) -> list[HeldPayment]:
+        rows = await self.pool.fetch(
+            "SELECT id, source, input, payer, status FROM held "
+            "WHERE $1::text IS NULL OR status = $1 ORDER BY id",
+            status,
+        )
+        return [HeldPayment(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
 
     async def relay(self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -310,3 +504,184 @@ class PostgresStore:
         )
         assert row is not None
         return dict(row)
+
+
+_CYCLE_COLUMNS = (
+    "id, currency, seq, status, opened_at, due_at, cut_off, instruction_id, summary, reason"
+)
+
+
+async def _next_ids(conn: asyncpg.Connection, table: str, count: int) -> list[int]:
+    if not count:
+        return []
+    rows = await conn.fetch(
+        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, $1)",
+        count,
+    )
+    return sorted(r[0] for r in rows)  # id order is publication (or queue) order
+
+
+async def _locked_heads(conn: asyncpg.Connection, currencies: list[str]) -> dict[str, Head]:
+    """The open cycles of `currencies`, locked until the transaction ends: a batch's cap
+    checks and a close's freeze see one position at a time. Locked in currency order, so two
+    batches never wait for each other in a circle."""
+    rows = await conn.fetch(
+        "SELECT h.currency, c.id, c.seq, c.opened_at, c.due_at FROM cycle_heads h "
+        "JOIN cycles c ON c.id = h.cycle WHERE h.currency = ANY($1::text[]) "
+        "ORDER BY h.currency FOR UPDATE OF h",
+        currencies,
+    )
+    return {
+        r["currency"]: Head(
+            r["currency"], r["id"], r["seq"], _time(r["opened_at"]), _time(r["due_at"])
+        )
+        for r in rows
+    }
+
+
+async def _ledger_for(conn: asyncpg.Connection, currencies: set[str], rules: Rules) -> Ledger:
+    if not currencies:
+        return Ledger({}, {}, {}, rules)
+    wanted = sorted(currencies)
+    heads = await _locked_heads(conn, wanted)
+    missing = [c for c in wanted if c not in heads]
+    if missing:
+        # First cycle of a currency. Two instances may race here: the loser's inserts wait for
+        # the winner's and do nothing, and the lock below then gives it the winner's head.
+        now = datetime.now(UTC)
+        for currency in missing:
+            head = Head(currency, cycle_id(currency, 1), 1, None, rules.next_cut_off(rules.now))
+            await _open_cycle(conn, head, now, replace=False)
+        heads = await _locked_heads(conn, wanted)
+    cycles = [h.cycle for h in heads.values()]
+    positions = {
+        (r["cycle"], r["participant"]): r["units"]
+        for r in await conn.fetch(
+            "SELECT cycle, participant, units FROM positions WHERE cycle = ANY($1::text[])",
+            cycles,
+        )
+    }
+    queues: dict[tuple[str, str], deque[QueuedPayment]] = {}
+    for r in await conn.fetch(
+        "SELECT id, payer, currency, units, cap, obligations, outbox FROM held "
+        "WHERE status = 'queued' AND currency = ANY($1::text[]) ORDER BY id",
+        wanted,
+    ):
+        queues.setdefault((r["payer"], r["currency"]), deque()).append(
+            QueuedPayment(
+                r["id"],
+                r["payer"],
+                r["currency"],
+                r["units"],
+                r["cap"],
+                obligations_from_json(r["obligations"]),
+                outbox_from_json(r["outbox"]),
+            )
+        )
+    return Ledger(heads, positions, queues, rules)
+
+
+async def _open_cycle(
+    conn: asyncpg.Connection, head: Head, now: datetime, replace: bool = True
+) -> None:
+    await conn.execute(
+        "INSERT INTO cycles (id, currency, seq, status, opened_at, due_at, updated_at) "
+        "VALUES ($1, $2, $3, 'open', $4, $5, $6) ON CONFLICT DO NOTHING",
+        head.cycle,
+        head.currency,
+        head.seq,
+        _iso(head.opened_at),
+        _iso(head.due_at),
+        now,
+    )
+    await conn.execute(
+        "INSERT INTO cycle_heads (currency, cycle) VALUES ($1, $2) ON CONFLICT (currency) "
+        + ("DO UPDATE SET cycle = EXCLUDED.cycle" if replace else "DO NOTHING"),
+        head.currency,
+        head.cycle,
+    )
+
+
+async def _write_ledger(conn: asyncpg.Connection, ledger: Ledger, now: datetime) -> None:
+    for rolled in ledger.rolled:
+        await conn.execute(
+            "UPDATE cycles SET status = 'closing', cut_off = $2, updated_at = $3 "
+            "WHERE id = $1 AND status = 'open'",
+            rolled.frozen,
+            _iso(rolled.cut_off),
+            now,
+        )
+        await _open_cycle(conn, rolled.opened, now)
+    for head in ledger.created:
+        await _open_cycle(conn, head, now, replace=False)
+    if ledger.booked:
+        await conn.executemany(
+            "INSERT INTO obligations (reference, payer, payee, currency, amount, units, cycle,"
+            " created_at) VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8)"
+            " ON CONFLICT DO NOTHING",
+            [(*obligation_row(b.obligation), b.units, b.cycle, now) for b in ledger.booked],
+        )
+    if ledger.voided:
+        await conn.execute(
+            "UPDATE obligations SET status = 'void' WHERE reference = ANY($1::text[])",
+            ledger.voided,
+        )
+    if ledger.deltas:
+        await conn.executemany(
+            "INSERT INTO positions (cycle, participant, units) VALUES ($1, $2, $3) "
+            "ON CONFLICT (cycle, participant) DO UPDATE SET units = positions.units + $3",
+            [(c, p, u) for (c, p), u in ledger.deltas.items()],
+        )
+    if ledger.released:
+        await conn.execute(
+            "UPDATE held SET status = 'released' WHERE id = ANY($1::bigint[])",
+            [item.id for item in ledger.released],
+        )
+
+
+async def _cycle_outcome(
+    conn: asyncpg.Connection, cycle: str, status: str, reason: str, now: datetime
+) -> None:
+    """The RTGS's answer to a cycle's instruction: settled or failed once, from instructed;
+    an interim status is only noted."""
+    final = status in ("settled", "failed")
+    await conn.execute(
+        "UPDATE cycles SET status = CASE WHEN $4 THEN $2 ELSE status END, reason = $3, "
+        "updated_at = $5 WHERE id = $1 AND status = 'instructed'",
+        cycle,
+        status,
+        reason,
+        final,
+        now,
+    )
+
+
+async def _insert_outbox(conn: asyncpg.Connection, rows: list[OutboxRow], now: datetime) -> None:
+    if rows:
+        await conn.executemany(
+            "INSERT INTO outbox (topic, key, value, headers, created_at) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            [(r.topic, r.key, r.value, headers_to_json(r.headers), now) for r in rows],
+        )
+
+
+async def _insert_correlations(conn: asyncpg.Connection, entries: list[Correlation]) -> None:
+    if entries:
+        await conn.executemany(
+            "INSERT INTO correlations (key, outbound_biz_msg_idr, outbound_msg_id, data) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET "
+            "outbound_biz_msg_idr = EXCLUDED.outbound_biz_msg_idr, "
+            "outbound_msg_id = EXCLUDED.outbound_msg_id, data = EXCLUDED.data",
+            [
+                (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
+                for c in entries
+            ],
+        )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC8).isoformat() if moment is not None else None
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

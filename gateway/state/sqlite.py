@@ -7,7 +7,10 @@ from one dedicated thread, so the event loop never blocks on the database.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -15,9 +18,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.canonical import Obligation
+from gateway.clock import UTC8
+from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
+from gateway.settlement.netting import Netter, Netting
 from gateway.state.base import (
     ClaimState,
+    CycleRecord,
     Effects,
+    HeldPayment,
     OutboxRow,
     correlation_from_json,
     correlation_to_json,
@@ -25,10 +33,27 @@ from gateway.state.base import (
     headers_to_json,
     obligation_from_row,
     obligation_row,
+    obligations_from_json,
+    obligations_to_json,
+    outbox_from_json,
+    outbox_to_json,
+    participant_totals,
 )
+from gateway.state.plan import Plan, plan_batch, release
 from gateway.translation import Correlation
 
 T = TypeVar("T")
+
+_CYCLE_COLUMNS = (
+    "id, currency, seq, status, opened_at, due_at, cut_off, instruction_id, summary, reason"
+)
+# Per participant in a cycle: obligations received (count, units) and paid (count, units).
+_TOTALS_SQL = (
+    "SELECT payee, count(*), sum(units), 0, 0 FROM obligations "
+    "WHERE cycle = ? AND status = 'open' GROUP BY payee UNION ALL "
+    "SELECT payer, 0, 0, count(*), sum(units) FROM obligations "
+    "WHERE cycle = ? AND status = 'open' GROUP BY payer"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -53,9 +78,52 @@ CREATE TABLE IF NOT EXISTS obligations (
     payee TEXT NOT NULL,
     currency TEXT NOT NULL,
     amount TEXT NOT NULL,
+    units INTEGER NOT NULL,
+    cycle TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'open',
     created_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS obligations_cycle ON obligations (cycle, status);
+CREATE TABLE IF NOT EXISTS cycles (
+    id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    opened_at TEXT,
+    due_at TEXT,
+    cut_off TEXT,
+    closer TEXT,
+    lease_until REAL,
+    instruction_id TEXT,
+    summary TEXT,
+    reason TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cycle_heads (
+    currency TEXT PRIMARY KEY,
+    cycle TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS positions (
+    cycle TEXT NOT NULL,
+    participant TEXT NOT NULL,
+    units INTEGER NOT NULL,
+    PRIMARY KEY (cycle, participant)
+);
+CREATE TABLE IF NOT EXISTS held (
+    id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
+    payer TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    units INTEGER NOT NULL,
+    cap INTEGER NOT NULL,
+    obligations TEXT NOT NULL,
+    outbox TEXT NOT NULL,
+    source TEXT NOT NULL,
+    input BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_waiting ON held (currency, id)
+    WHERE status IN ('queued', 'refusing');
 CREATE TABLE IF NOT EXISTS correlations (
     key TEXT PRIMARY KEY,
     outbound_biz_msg_idr TEXT NOT NULL,
@@ -131,18 +199,171 @@ class SqliteStore:
 
         return await self._run(query) if refs else []
 
-    async def commit_batch(self, batch: list[Effects]) -> list[bool]:
-        def apply(db: sqlite3.Connection) -> list[bool]:
+    async def commit_batch(self, batch: list[Effects], rules: Rules | None = None) -> list[bool]:
+        rules = rules or Rules(datetime.now(UTC8))
+        return await self._transaction(lambda db: _apply(db, batch, _now(), rules))
+
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` in one write transaction (BEGIN IMMEDIATE: the write lock from the start)."""
+
+        def run(db: sqlite3.Connection) -> T:
             db.execute("BEGIN IMMEDIATE")
             try:
-                applied = _apply(db, batch, _now())
+                result = fn(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            return applied
+            return result
 
-        return await self._run(apply)
+        return await self._run(run)
+
+    # -- settlement cycles ---------------------------------------------------------------------
+    async def cycles(self, currency: str | None = None) -> list[CycleRecord]:
+        def query(db: sqlite3.Connection) -> list[CycleRecord]:
+            rows = db.execute(
+                f"SELECT {_CYCLE_COLUMNS} FROM cycles "
+                "WHERE ? IS NULL OR currency = ? ORDER BY currency, seq",
+                (currency, currency),
+            )
+            return [CycleRecord(*r) for r in rows]
+
+        return await self._run(query)
+
+    async def freeze(self, currency: str, rules: Rules) -> str | None:
+        def run(db: sqlite3.Connection) -> str | None:
+            if (
+                db.execute("SELECT 1 FROM cycle_heads WHERE currency = ?", (currency,)).fetchone()
+                is None
+            ):
+                return None
+            ledger = Ledger({currency: _head(db, currency, rules)}, {}, {}, rules)
+            rolled = ledger.roll_now(currency)
+            _write_ledger(db, ledger, _now())
+            return rolled.frozen if rolled else None
+
+        return await self._transaction(run)
+
+    async def take_close(self, cycle: str, owner: str, lease_seconds: float) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            done = db.execute(
+                "UPDATE cycles SET closer = ?, lease_until = ? WHERE id = ? AND "
+                "status = 'closing' AND (closer IS NULL OR closer = ? OR lease_until < ?)",
+                (owner, now + lease_seconds, cycle, owner, now),
+            )
+            return done.rowcount == 1
+
+        return await self._transaction(run)
+
+    async def net_cycle(self, cycle: str, currency: str) -> Netting:
+        def run(db: sqlite3.Connection) -> Netting:
+            netter = Netter(currency, bilateral=True)
+            cursor = db.execute(
+                "SELECT payer, payee, units FROM obligations WHERE cycle = ? AND status = 'open'",
+                (cycle,),
+            )
+            while rows := cursor.fetchmany(50_000):
+                netter.add(rows)
+            return netter.result()
+
+        return await self._run(run)
+
+    async def positions(self, cycle: str) -> dict[str, int]:
+        def query(db: sqlite3.Connection) -> dict[str, int]:
+            rows = db.execute(
+                "SELECT participant, units FROM positions WHERE cycle = ? AND units != 0",
+                (cycle,),
+            )
+            return dict(rows.fetchall())
+
+        return await self._run(query)
+
+    async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
+        def query(db: sqlite3.Connection) -> dict[str, tuple[int, int, int, int]]:
+            return participant_totals(db.execute(_TOTALS_SQL, (cycle, cycle)))
+
+        return await self._run(query)
+
+    async def finish_close(
+        self,
+        cycle: str,
+        owner: str,
+        status: str,
+        summary: str,
+        instruction_id: str | None,
+        outbox: list[OutboxRow],
+        correlation: Correlation | None,
+    ) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            now = _now()
+            done = db.execute(
+                "UPDATE cycles SET status = ?, summary = ?, instruction_id = ?, closer = NULL, "
+                "lease_until = NULL, updated_at = ? "
+                "WHERE id = ? AND status = 'closing' AND closer = ?",
+                (status, summary, instruction_id, now, cycle, owner),
+            )
+            if done.rowcount != 1:
+                return False  # another instance finished it (our lease ran out)
+            _insert_outbox(db, outbox, now)
+            if correlation is not None:
+                _insert_correlations(db, [correlation])
+            return True
+
+        return await self._transaction(run)
+
+    async def release_held(self, currency: str, rules: Rules) -> int:
+        def run(db: sqlite3.Connection) -> int:
+            if (
+                db.execute(
+                    "SELECT 1 FROM held WHERE status = 'queued' AND currency = ? LIMIT 1",
+                    (currency,),
+                ).fetchone()
+                is None
+            ):
+                return 0
+            ledger = _ledger_for(db, {currency}, rules)
+            ledger.release_all(currency)
+            plan = Plan()
+            release(plan, ledger, 0)
+            _insert_outbox(db, plan.outbox, _now())
+            _write_ledger(db, ledger, _now())
+            return len(plan.released)
+
+        return await self._transaction(run)
+
+    async def refusals(self) -> list[HeldPayment]:
+        def query(db: sqlite3.Connection) -> list[HeldPayment]:
+            rows = db.execute(
+                "SELECT id, source, input, payer, status FROM held WHERE status = 'refusing' "
+                "ORDER BY id"
+            )
+            return [HeldPayment(*r) for r in rows]
+
+        return await self._run(query)
+
+    async def finish_refusal(self, held_id: int, outbox: list[OutboxRow]) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            done = db.execute(
+                "UPDATE held SET status = 'refused' WHERE id = ? AND status = 'refusing'",
+                (held_id,),
+            )
+            if done.rowcount == 1:
+                _insert_outbox(db, outbox, _now())
+            return done.rowcount == 1
+
+        return await self._transaction(run)
+
+    async def held(self, status: str | None = None) -> list[HeldPayment]:
+        def query(db: sqlite3.Connection) -> list[HeldPayment]:
+            rows = db.execute(
+                "SELECT id, source, input, payer, status FROM held "
+                "WHERE ? IS NULL OR status = ? ORDER BY id",
+                (status, status),
+            )
+            return [HeldPayment(*r) for r in rows]
+
+        return await self._run(query)
 
     def is_transient(self, exc: BaseException) -> bool:
         # "database is locked" / disk I/O hiccups; a corrupt file is not transient.
@@ -214,10 +435,11 @@ class SqliteStore:
         return await self._run(query)
 
 
-def _apply(db: sqlite3.Connection, batch: list[Effects], now: str) -> list[bool]:
+def _apply(db: sqlite3.Connection, batch: list[Effects], now: str, rules: Rules) -> list[bool]:
     """The batch's effects, inside its transaction: for each record whose first claim is new,
-    its claims, outbox rows, obligations, voids and correlations. A few statements per batch,
-    not per record (the write lock is held: outbox ids can be given here)."""
+    its claims, outbox rows, obligations (through the settlement ledger), voids, correlations
+    and cycle outcomes. A few statements per batch, not per record (the write lock is held:
+    outbox and held ids can be given here)."""
     firsts = [e.claims[0][0] for e in batch]
     taken: set[str] = set()
     for chunk in _chunks(firsts, 500):
@@ -226,43 +448,43 @@ def _apply(db: sqlite3.Connection, batch: list[Effects], now: str) -> list[bool]
             k for (k,) in db.execute(f"SELECT key FROM claims WHERE key IN ({marks})", chunk)
         )
     applied: list[bool] = []
-    next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]) + 1
-    outbox: list[tuple[Any, ...]] = []
-    claims: list[tuple[str, str, str, str]] = []
-    obligations: list[tuple[str, ...]] = []
-    voids: list[tuple[str]] = []
-    correlations: list[tuple[str, str, str, str]] = []
-    results_of: dict[str, list[int]] = {}  # this batch's answers, by claim
-    rows_by_id: dict[int, tuple[Any, ...]] = {}
+    chosen: list[Effects] = []
     for effects, first in zip(batch, firsts, strict=True):
         # Processed already (here, by another instance before a rebalance, or earlier in
         # this batch): no second effect.
         applied.append(first not in taken)
-        if first in taken:
-            continue
-        taken.add(first)
-        ids: list[int] = []
-        for row in effects.outbox:
-            values = (row.topic, row.key, row.value, headers_to_json(row.headers))
-            outbox.append((next_id, *values, now))
-            rows_by_id[next_id] = values
-            ids.append(next_id)
-            next_id += 1
-        if effects.replay_key is not None:
-            # A PssblDplct resend: what answered the original, published again.
-            for values in _answers(db, effects.replay_key, results_of, rows_by_id):
-                outbox.append((next_id, *values, now))
-                next_id += 1
-        for key, _ in effects.claims:  # a resend may name the original by any of its keys
+        if first not in taken:
+            taken.add(first)
+            chosen.append(effects)
+    if not chosen:
+        return applied
+    ledger, recorded = _load_ledger(db, chosen, rules)
+    held_next = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM held").fetchone()[0]) + 1
+    plan = plan_batch(chosen, ledger, recorded, itertools.count(held_next))
+    next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]) + 1
+    outbox: list[tuple[Any, ...]] = []
+    rows_by_id: dict[int, tuple[Any, ...]] = {}
+    for row in plan.outbox:
+        values = (row.topic, row.key, row.value, headers_to_json(row.headers))
+        outbox.append((next_id, *values, now))
+        rows_by_id[next_id] = values
+        next_id += 1
+    first_id = outbox[0][0] if outbox else next_id
+    results_of: dict[str, list[int]] = {}  # this batch's answers, by claim
+    claims: list[tuple[str, str, str, str]] = []
+    for e in chosen:
+        ids = [first_id + i for i in plan.results[e.claims[0][0]]]
+        for key, _ in e.claims:  # a resend may name the original by any of its keys
             results_of[key] = ids
         results = ",".join(str(i) for i in ids)
-        claims += [(key, fp, results, now) for key, fp in effects.claims]
-        obligations += [(*obligation_row(o), now) for o in effects.obligations]
-        voids += [(reference,) for reference in effects.voids]
-        correlations += [
-            (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
-            for c in effects.correlations
-        ]
+        claims += [(key, fp, results, now) for key, fp in e.claims]
+    for e in chosen:
+        if e.replay_key is not None:
+            # A PssblDplct resend: what answered the original, published again.
+            for values in _answers(db, e.replay_key, results_of, rows_by_id):
+                outbox.append((next_id, *values, now))
+                next_id += 1
+    refused = {h.effects.claims[0][0] for h in plan.held if h.status == "refusing"}
     db.executemany(
         "INSERT INTO outbox (id, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         outbox,
@@ -271,18 +493,170 @@ def _apply(db: sqlite3.Connection, batch: list[Effects], now: str) -> list[bool]
         "INSERT OR IGNORE INTO claims (key, fingerprint, results, created_at) VALUES (?, ?, ?, ?)",
         claims,
     )
-    db.executemany(
-        "INSERT OR IGNORE INTO obligations (reference, payer, payee, currency, amount,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        obligations,
+    _insert_correlations(
+        db, [c for e in chosen if e.claims[0][0] not in refused for c in e.correlations]
     )
-    db.executemany("UPDATE obligations SET status = 'void' WHERE reference = ?", voids)
     db.executemany(
-        "INSERT OR REPLACE INTO correlations (key, outbound_biz_msg_idr, "
-        "outbound_msg_id, data) VALUES (?, ?, ?, ?)",
-        correlations,
+        "INSERT INTO held (id, status, payer, currency, units, cap, obligations, outbox, "
+        "source, input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                h.id,
+                h.status,
+                h.payer,
+                h.currency,
+                h.units,
+                h.cap,
+                obligations_to_json(h.effects.obligations),
+                outbox_to_json(h.effects.outbox),
+                h.effects.source,
+                h.effects.value,
+                now,
+            )
+            for h in plan.held
+        ],
     )
+    _write_ledger(db, ledger, now)
+    for cycle, status, reason in (o for e in chosen for o in e.cycle_outcomes):
+        _cycle_outcome(db, cycle, status, reason, now)
     return applied
+
+
+def _load_ledger(
+    db: sqlite3.Connection, chosen: list[Effects], rules: Rules
+) -> tuple[Ledger, dict[str, Recorded]]:
+    """What the batch's obligations and voids touch: their currencies' open cycles (created
+    if new), those cycles' positions, the payments held in those currencies."""
+    recorded: dict[str, Recorded] = {}
+    refs = [r for e in chosen for r in e.voids]
+    for chunk in _chunks(refs, 500):
+        marks = ",".join("?" * len(chunk))
+        for ref, payer, payee, ccy, amount, units, cycle, status in db.execute(
+            "SELECT reference, payer, payee, currency, amount, units, cycle, status "
+            f"FROM obligations WHERE reference IN ({marks})",
+            chunk,
+        ):
+            o = obligation_from_row(ref, payer, payee, ccy, amount)
+            recorded[ref] = Recorded(o, units, cycle, status)
+    currencies = {o.amount.currency for e in chosen for o in e.obligations} | {
+        r.obligation.amount.currency for r in recorded.values()
+    }
+    return _ledger_for(db, currencies, rules), recorded
+
+
+def _ledger_for(db: sqlite3.Connection, currencies: set[str], rules: Rules) -> Ledger:
+    if not currencies:
+        return Ledger({}, {}, {}, rules)
+    heads: dict[str, Head] = {}
+    for currency in sorted(currencies):
+        heads[currency] = _head(db, currency, rules)
+    cycles = [h.cycle for h in heads.values()]
+    positions: dict[tuple[str, str], int] = {}
+    queues: dict[tuple[str, str], deque[QueuedPayment]] = {}
+    if cycles:
+        marks = ",".join("?" * len(cycles))
+        for cycle, participant, units in db.execute(
+            f"SELECT cycle, participant, units FROM positions WHERE cycle IN ({marks})", cycles
+        ):
+            positions[(cycle, participant)] = units
+        cmarks = ",".join("?" * len(heads))
+        for hid, payer, ccy, units, cap, obligations, outbox in db.execute(
+            "SELECT id, payer, currency, units, cap, obligations, outbox FROM held "
+            f"WHERE status = 'queued' AND currency IN ({cmarks}) ORDER BY id",
+            list(heads),
+        ):
+            queues.setdefault((payer, ccy), deque()).append(
+                QueuedPayment(
+                    hid,
+                    payer,
+                    ccy,
+                    units,
+                    cap,
+                    obligations_from_json(obligations),
+                    outbox_from_json(outbox),
+                )
+            )
+    return Ledger(heads, positions, queues, rules)
+
+
+def _head(db: sqlite3.Connection, currency: str, rules: Rules) -> Head:
+    row = db.execute(
+        "SELECT c.id, c.seq, c.opened_at, c.due_at FROM cycle_heads h "
+        "JOIN cycles c ON c.id = h.cycle WHERE h.currency = ?",
+        (currency,),
+    ).fetchone()
+    if row is not None:
+        return Head(currency, row[0], row[1], _time(row[2]), _time(row[3]))
+    head = Head(currency, cycle_id(currency, 1), 1, None, rules.next_cut_off(rules.now))
+    _open_cycle(db, head, _now())
+    return head
+
+
+def _open_cycle(db: sqlite3.Connection, head: Head, now: str) -> None:
+    db.execute(
+        "INSERT INTO cycles (id, currency, seq, status, opened_at, due_at, updated_at) "
+        "VALUES (?, ?, ?, 'open', ?, ?, ?)",
+        (head.cycle, head.currency, head.seq, _iso(head.opened_at), _iso(head.due_at), now),
+    )
+    db.execute(
+        "INSERT INTO cycle_heads (currency, cycle) VALUES (?, ?) "
+        "ON CONFLICT (currency) DO UPDATE SET cycle = excluded.cycle",
+        (head.currency, head.cycle),
+    )
+
+
+def _write_ledger(db: sqlite3.Connection, ledger: Ledger, now: str) -> None:
+    for rolled in ledger.rolled:
+        db.execute(
+            "UPDATE cycles SET status = 'closing', cut_off = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'open'",
+            (_iso(rolled.cut_off), now, rolled.frozen),
+        )
+        _open_cycle(db, rolled.opened, now)
+    for head in ledger.created:
+        _open_cycle(db, head, now)
+    db.executemany(
+        "INSERT OR IGNORE INTO obligations (reference, payer, payee, currency, amount, units,"
+        " cycle, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*obligation_row(b.obligation), b.units, b.cycle, now) for b in ledger.booked],
+    )
+    db.executemany(
+        "UPDATE obligations SET status = 'void' WHERE reference = ?",
+        [(r,) for r in ledger.voided],
+    )
+    db.executemany(
+        "INSERT INTO positions (cycle, participant, units) VALUES (?, ?, ?) "
+        "ON CONFLICT (cycle, participant) DO UPDATE SET units = units + excluded.units",
+        [(c, p, u) for (c, p), u in ledger.deltas.items()],
+    )
+    db.executemany(
+        "UPDATE held SET status = 'released' WHERE id = ?",
+        [(item.id,) for item in ledger.released],
+    )
+
+
+def _cycle_outcome(db: sqlite3.Connection, cycle: str, status: str, reason: str, now: str) -> None:
+    """The RTGS's answer to a cycle's instruction: settled or failed once, from instructed;
+    an interim status is only noted."""
+    if status in ("settled", "failed"):
+        db.execute(
+            "UPDATE cycles SET status = ?, reason = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'instructed'",
+            (status, reason, now, cycle),
+        )
+    else:
+        db.execute(
+            "UPDATE cycles SET reason = ?, updated_at = ? WHERE id = ? AND status = 'instructed'",
+            (reason, now, cycle),
+        )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC8).isoformat() if moment is not None else None
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def _answers(
@@ -303,6 +677,24 @@ def _answers(
     return db.execute(
         f"SELECT topic, key, value, headers FROM outbox WHERE id IN ({marks}) ORDER BY id", ids
     ).fetchall()
+
+
+def _insert_outbox(db: sqlite3.Connection, rows: list[OutboxRow], now: str) -> None:
+    db.executemany(
+        "INSERT INTO outbox (topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(r.topic, r.key, r.value, headers_to_json(r.headers), now) for r in rows],
+    )
+
+
+def _insert_correlations(db: sqlite3.Connection, entries: list[Correlation]) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO correlations (key, outbound_biz_msg_idr, "
+        "outbound_msg_id, data) VALUES (?, ?, ?, ?)",
+        [
+            (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
+            for c in entries
+        ],
+    )
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:

@@ -1,0 +1,243 @@
+"""What a batch does to the open settlement cycles, decided inside the batch's transaction.
+
+The store loads what the batch touches (the cycle heads of its currencies, locked; the running
+positions; the queues of held payments; the obligations it voids), the ledger decides, and the
+store writes what the ledger says. Both stores share this logic, so SQLite and PostgreSQL
+settle alike.
+
+Rules (DOMAIN.md, 'Net settlement cycles'):
+- An obligation joins its currency's open cycle. A cycle whose recorded cut-off has passed
+  (by the batch's clock) is frozen first and the next opened: the boundary is the recorded
+  cut-off, compared once, under the head's lock.
+- A capped payment that would take its payer's net debit in the open cycle over the payer's
+  cap is held (policy "queue") or refused (policy "reject"). A payer with held payments has
+  every later capped payment held behind them: release is strictly in order.
+- A credit to a participant (an incoming obligation, or one of its payments voided) releases
+  its held payments, oldest first, while they fit.
+- A void of an obligation still in the open cycle removes it; one in a frozen cycle (netted
+  already) is undone by a reversing obligation in the open cycle.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from gateway.canonical import Obligation
+from gateway.settlement.netting import to_minor
+
+
+@dataclass
+class Head:
+    """A currency's open cycle."""
+
+    currency: str
+    cycle: str
+    seq: int
+    opened_at: datetime | None
+    due_at: datetime | None  # the recorded cut-off; None: closes only on command
+
+
+@dataclass(frozen=True)
+class QueuedPayment:
+    """A held payment, as the store keeps it."""
+
+    id: int
+    payer: str
+    currency: str
+    units: int  # what it debits the payer
+    cap: int  # the payer's cap when it was held
+    obligations: tuple[Obligation, ...]
+    payload: object = None  # the store's: what to publish on release
+
+
+@dataclass(frozen=True)
+class Booked:
+    """An obligation entered into the ledger: the row the store inserts."""
+
+    obligation: Obligation
+    units: int
+    cycle: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A recorded obligation the batch voids, as the store found it."""
+
+    obligation: Obligation
+    units: int
+    cycle: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """A cycle frozen at its cut-off, and the cycle opened after it."""
+
+    frozen: str
+    cut_off: datetime
+    opened: Head
+
+
+Decision = Literal["accepted", "held", "refused"]
+
+
+def _unscheduled(_: datetime) -> datetime | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a batch's obligations are booked by: one clock reading for the whole batch, the
+    schedule that gives a new cycle its cut-off, and the cap policy."""
+
+    now: datetime
+    next_cut_off: Callable[[datetime], datetime | None] = _unscheduled
+    cap_currency: str = "CNY"
+    policy: str = "queue"  # or "reject"
+
+
+def cycle_id(currency: str, seq: int) -> str:
+    return f"{currency}-{seq:06d}"
+
+
+@dataclass
+class Ledger:
+    heads: dict[str, Head]
+    positions: dict[tuple[str, str], int]  # (cycle, participant) -> received - paid
+    queues: dict[tuple[str, str], deque[QueuedPayment]]  # (payer, currency), oldest first
+    rules: Rules
+    booked: list[Booked] = field(default_factory=list)
+    voided: list[str] = field(default_factory=list)
+    released: list[QueuedPayment] = field(default_factory=list)
+    rolled: list[Rolled] = field(default_factory=list)
+    created: list[Head] = field(default_factory=list)  # first cycles of new currencies
+    deltas: dict[tuple[str, str], int] = field(default_factory=dict)
+    _credits: list[tuple[str, str]] = field(default_factory=list)  # (participant, currency)
+
+    # -- cycles -------------------------------------------------------------------------------
+    def head(self, currency: str) -> Head:
+        """The open cycle of `currency` at this batch's time, rolled past its cut-off."""
+        now = self.rules.now
+        head = self.heads.get(currency)
+        if head is None:
+            head = Head(currency, cycle_id(currency, 1), 1, None, self.rules.next_cut_off(now))
+            self.heads[currency] = head
+            self.created.append(head)
+        elif head.due_at is not None and now >= head.due_at:
+            cut_off = head.due_at
+            # Cut-offs that passed with nothing accepted get no cycle of their own.
+            opened = Head(
+                currency,
+                cycle_id(currency, head.seq + 1),
+                head.seq + 1,
+                cut_off,
+                self.rules.next_cut_off(max(now, cut_off)),
+            )
+            self.rolled.append(Rolled(head.cycle, cut_off, opened))
+            self.heads[currency] = head = opened
+        return head
+
+    # -- postings -----------------------------------------------------------------------------
+    def post(self, obligations: list[Obligation], cap: int | None) -> Decision:
+        """One accepted record's obligations. `cap`: the payer's net debit cap in minor units
+        of the cap currency when the record is a capped payment, else None."""
+        debit = self.capped_debit(obligations) if cap is not None else None
+        if debit is not None and cap is not None:
+            payer, units = debit
+            queue = self.queues.get((payer, self.rules.cap_currency))
+            if queue or not self._fits(payer, units, cap):
+                return "held" if self.rules.policy == "queue" else "refused"
+        for o in obligations:
+            self._book(o)
+        self._release()
+        return "accepted"
+
+    def capped_debit(self, obligations: list[Obligation]) -> tuple[str, int] | None:
+        """(payer, minor units) a payment debits in the cap currency, if any."""
+        currency = self.rules.cap_currency
+        debits = [o for o in obligations if o.amount.currency == currency]
+        if not debits:
+            return None
+        return debits[0].payer, sum(to_minor(o.amount.amount, currency) for o in debits)
+
+    def roll_now(self, currency: str) -> Rolled | None:
+        """Freeze the open cycle of `currency` at this batch's time (an operator's close)."""
+        head = self.heads.get(currency)
+        if head is None:
+            return None
+        now = self.rules.now
+        if head.due_at is not None and now >= head.due_at:
+            self.head(currency)  # its scheduled cut-off passed: that is the close
+            return self.rolled[-1]
+        opened = Head(
+            currency,
+            cycle_id(currency, head.seq + 1),
+            head.seq + 1,
+            now,
+            self.rules.next_cut_off(now),
+        )
+        rolled = Rolled(head.cycle, now, opened)
+        self.rolled.append(rolled)
+        self.heads[currency] = opened
+        return rolled
+
+    def hold(self, queued: QueuedPayment) -> None:
+        """A payment just held (the store gave it its id): later ones queue behind it."""
+        self.queues.setdefault((queued.payer, queued.currency), deque()).append(queued)
+
+    def void(self, found: Recorded) -> None:
+        if found.status != "open":
+            return
+        o = found.obligation
+        head = self.head(o.amount.currency)
+        if found.cycle == head.cycle:
+            self.voided.append(o.reference)
+            self._move(head.cycle, o.payer, found.units)
+            self._move(head.cycle, o.payee, -found.units)
+            self._credits.append((o.payer, o.amount.currency))
+        else:
+            reversal = Obligation(o.payee, o.payer, o.amount, f"{o.reference}:reversal")
+            self.voided.append(o.reference)
+            self._book(reversal)
+        self._release()
+
+    def release_all(self, currency: str) -> None:
+        """After a cycle opens: every payer's held payments, while they fit."""
+        self._credits += [key for key in sorted(self.queues) if key[1] == currency]
+        self._release()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _fits(self, payer: str, units: int, cap: int) -> bool:
+        cycle = self.head(self.rules.cap_currency).cycle
+        return self.positions.get((cycle, payer), 0) - units >= -cap
+
+    def _book(self, o: Obligation) -> None:
+        currency = o.amount.currency
+        units = to_minor(o.amount.amount, currency)
+        head = self.head(currency)
+        self.booked.append(Booked(o, units, head.cycle))
+        self._move(head.cycle, o.payer, -units)
+        self._move(head.cycle, o.payee, units)
+        self._credits.append((o.payee, currency))
+
+    def _move(self, cycle: str, participant: str, units: int) -> None:
+        key = (cycle, participant)
+        self.positions[key] = self.positions.get(key, 0) + units
+        self.deltas[key] = self.deltas.get(key, 0) + units
+
+    def _release(self) -> None:
+        """Room may have appeared for the participants credited: release their held payments,
+        oldest first, while they fit. A release credits others in turn (a worklist, not
+        recursion: chains of releases can be long)."""
+        while self._credits:
+            participant, currency = self._credits.pop()
+            queue = self.queues.get((participant, currency))
+            while queue and self._fits(participant, queue[0].units, queue[0].cap):
+                item = queue.popleft()
+                self.released.append(item)
+                for o in item.obligations:
+                    self._book(o)

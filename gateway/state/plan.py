@@ -1,0 +1,97 @@
+"""A batch's effects put in order inside its transaction, the same way for every store.
+
+For each record whose claim is new, in batch order: its voids and obligations go through the
+settlement ledger, which accepts the record (its outbox rows are queued for publication),
+holds it (its rows wait in the held table) or refuses it for its cap (its reject is built after
+the commit); payments released by a credit are queued right after the record that made room.
+The store then gives ids and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from gateway.settlement.ledger import Ledger, QueuedPayment, Recorded
+from gateway.settlement.netting import to_minor
+from gateway.state.base import Effects, OutboxRow
+
+
+@dataclass(frozen=True)
+class NewHeld:
+    id: int
+    status: str  # queued | refusing
+    payer: str
+    currency: str
+    units: int
+    cap: int
+    effects: Effects
+
+
+@dataclass
+class Plan:
+    outbox: list[OutboxRow] = field(default_factory=list)  # publication order
+    results: dict[str, list[int]] = field(default_factory=dict)  # first claim -> outbox index
+    held: list[NewHeld] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)  # held ids
+
+
+def plan_batch(
+    batch: list[Effects],
+    ledger: Ledger,
+    recorded: dict[str, Recorded],
+    held_ids: Iterator[int],
+) -> Plan:
+    """`batch`: the records whose claim is new. `recorded`: the obligations they void, as
+    stored. `held_ids`: ids for the payments this batch holds."""
+    plan = Plan()
+    currency = ledger.rules.cap_currency
+    for e in batch:
+        mine = plan.results.setdefault(e.claims[0][0], [])
+        for reference in e.voids:
+            found = recorded.get(reference)
+            if found is not None:
+                ledger.void(found)
+        before = len(ledger.released)
+        cap = to_minor(e.cap, currency) if e.cap is not None else None
+        decision = ledger.post(e.obligations, cap)
+        if decision == "accepted":
+            for row in e.outbox:
+                mine.append(len(plan.outbox))
+                plan.outbox.append(row)
+        else:
+            debit = ledger.capped_debit(e.obligations)
+            assert debit is not None and cap is not None
+            held = NewHeld(
+                next(held_ids),
+                "queued" if decision == "held" else "refusing",
+                debit[0],
+                currency,
+                debit[1],
+                cap,
+                e,
+            )
+            plan.held.append(held)
+            if decision == "held":
+                ledger.hold(
+                    QueuedPayment(
+                        held.id,
+                        held.payer,
+                        currency,
+                        held.units,
+                        cap,
+                        tuple(e.obligations),
+                        tuple(e.outbox),
+                    )
+                )
+        release(plan, ledger, before)
+    return plan
+
+
+def release(plan: Plan, ledger: Ledger, before: int) -> None:
+    """Queue the outbox rows of the payments the ledger released since `before`."""
+    for item in ledger.released[before:]:
+        plan.released.append(item.id)
+        rows = item.payload
+        assert isinstance(rows, tuple)
+        plan.outbox.extend(rows)
