@@ -123,6 +123,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config))
 
 
+def cmd_cycle(args: argparse.Namespace) -> int:
+    """Settlement cycles in the configured state store: list, close now, report."""
+    config = _config(args)
+    return asyncio.run(_cycle(config, args))
+
+
+async def _cycle(config: Config, args: argparse.Namespace) -> int:
+    from gateway.settlement.cycles import CycleManager
+    from gateway.settlement.report import to_csv
+    from gateway.state import store_for
+    from gateway.translation import Translator
+
+    store = store_for(config.state)
+    await store.open()
+    try:
+        if args.action == "close":
+            manager = CycleManager(config, store, Translator(config))
+            frozen = await manager.close_now(args.currency)
+            if frozen is None:
+                _fail(f"no {args.currency} cycle: nothing has been booked in {args.currency}")
+            (closed,) = [c for c in await store.cycles(args.currency) if c.id == frozen]
+            print(f"{closed.id} {closed.status} cut-off {closed.cut_off}")
+            if closed.status == "closing":
+                print("another instance holds the close; it will finish it", file=sys.stderr)
+            return EXIT_OK
+        cycles = await store.cycles(getattr(args, "currency", None))
+        if args.action == "list":
+            for c in cycles:
+                print(
+                    f"{c.id}\t{c.status}\tdue {c.due_at or '-'}\tcut-off {c.cut_off or '-'}"
+                    f"\t{c.reason or ''}".rstrip()
+                )
+            return EXIT_OK
+        found = [c for c in cycles if c.id == args.cycle]
+        if not found or found[0].summary is None:
+            _fail(f"no report for cycle {args.cycle}: unknown, or not closed yet")
+        if args.format == "json":
+            print(found[0].summary)
+        else:
+            import json
+
+            sys.stdout.write(to_csv(json.loads(found[0].summary)))
+        return EXIT_OK
+    finally:
+        await store.close()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="connect-gateway",
@@ -165,6 +212,17 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the gateway service (embedded broker if none configured)")
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("cycle", help="net settlement cycles: list, close now, report")
+    actions = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    close = actions.add_parser("close", help="close a currency's open cycle now")
+    close.add_argument("--currency", default="CNY")
+    listing = actions.add_parser("list", help="every cycle and its state")
+    listing.add_argument("--currency")
+    report = actions.add_parser("report", help="a closed cycle's per-participant report")
+    report.add_argument("cycle", metavar="CYCLE", help="e.g. CNY-000001")
+    report.add_argument("--format", choices=("csv", "json"), default="csv")
+    c.set_defaults(func=cmd_cycle)
     return p
 
 

@@ -118,7 +118,7 @@ class SettlementSection:
     # The currency the directory's net_debit_cap is in; other currencies are not capped.
     cap_currency: str = "CNY"
     # Where the settlement instruction (pacs.029) goes and its confirmation comes from.
-    rtgs_side: str = "offshore"
+    rtgs_side: Side = "offshore"
     # Per-participant cycle reports (JSON summary records) are published here.
     reports_topic: str = "gateway.reports"
     # A closing instance holds the cycle this long; if it dies, another may take over after.

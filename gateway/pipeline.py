@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -36,7 +37,8 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -47,17 +49,23 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gateway.clock import Clock, now_utc8
 from gateway.config import Config
 from gateway.iso20022 import errors
-from gateway.iso20022.keys import IdempotencyKeys
+from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
 from gateway.kafka_clients import connection_options
 from gateway.reading import Reading, init_worker, read_in_worker, read_records, warm_up
+from gateway.settlement.cycles import rules_for
+from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.sides import SIDES, Side
 from gateway.state.base import ClaimState, Effects, OutboxRow, StateStore
 from gateway.translation import MemoryCorrelations, Outcome, Translator
 
 log = logging.getLogger(__name__)
+
+# New payment instructions, held to their payer's net debit cap.
+CAPPED = frozenset({"pacs.008.001.08", "pacs.009.001.08", "sese.023.001.09"})
 
 
 @dataclass
@@ -93,11 +101,16 @@ class Pipeline:
         store: StateStore,
         bootstrap: str,
         translator: Translator | None = None,
+        clock: Clock = now_utc8,
     ) -> None:
         self.config = config
         self.store = store
         self.bootstrap = bootstrap
-        self.translator = translator or Translator(config)
+        self.clock = clock
+        self.translator = translator or Translator(config, clock)
+        self.schedule = Schedule(
+            parse_cut_offs(config.settlement.cut_offs), self.translator.calendars
+        )
         self.side_of = {config.side(s).inbound_topic: s for s in SIDES}
         self.retry_topics = set(config.kafka.retry_topics)
         self.paused: dict[TopicPartition, float] = {}  # retry partition -> when its head is due
@@ -160,6 +173,7 @@ class Pipeline:
             [*self.side_of, *sorted(self.retry_topics)], listener=_DrainOnRevoke(self)
         )
         await self.consumer.start()
+        await self._refuse_over_cap()  # whatever a previous run left half-refused
         await self.relay()  # whatever a previous run left unsent
         self._relay_task = asyncio.create_task(self._relay_loop(), name="outbox-relay")
 
@@ -266,7 +280,13 @@ class Pipeline:
                 lambda: asyncio.gather(self.store.claims(keys), self.store.correlations(refs))
             )
             effects = await asyncio.to_thread(self._decide_all, prepared, claims, known)
-            await self._retrying(lambda: self.store.commit_batch(effects))
+            # One clock reading for the whole batch decides which cycle its obligations join.
+            rules = rules_for(self.config, self.schedule, self.clock())
+            await self._retrying(lambda: self.store.commit_batch(effects, rules))
+            if self.config.settlement.cap_policy == "reject" and any(
+                e.cap is not None for e in effects
+            ):
+                await self._refuse_over_cap()
             async with self._relayed:
                 # Back-pressure: a relay that cannot keep up slows the consumer down.
                 await self._relayed.wait_for(lambda: self._behind < 4 or self._relay_stopped)
@@ -374,18 +394,32 @@ class Pipeline:
             ):
                 return self._retry_effects(p, outcome)
             return self._reject_effects(p, outcome, [(keys.message, p.fingerprint)])
+        claims = [(keys.message, p.fingerprint)] + [(k, p.fingerprint) for k in keys.transactions]
+        if outcome.settlement is not None:
+            # The RTGS answering a cycle's instruction: recorded, nothing to publish.
+            return Effects(claims, cycle_outcomes=[outcome.settlement])
         target = self.config.side(outcome.destination).outbound_topic
         row = OutboxRow(
             target, keys.message.encode(), outcome.message, self._headers(p, outcome, keys)
         )
-        claims = [(keys.message, p.fingerprint)] + [(k, p.fingerprint) for k in keys.transactions]
         return Effects(
             claims,
             [row],
             list(outcome.obligations),
             list(outcome.cancels),
             [outcome.correlation] if outcome.correlation else [],
+            cap=self._cap(outcome),
+            source=p.source,
+            value=p.record.value or b"",
         )
+
+    def _cap(self, outcome: Outcome) -> Decimal | None:
+        """The payer's net debit cap, for a new payment instruction (returns are not capped:
+        they give back what was received)."""
+        if outcome.msg_def not in CAPPED or not outcome.obligations:
+            return None
+        payer = self.translator.directory.current().participant(outcome.obligations[0].payer)
+        return payer.net_debit_cap if payer is not None else Decimal(0)
 
     def _headers(
         self, p: Prepared, outcome: Outcome, keys: IdempotencyKeys | None
@@ -465,6 +499,29 @@ class Pipeline:
         # Claimed by the record's own coordinates: a batch replayed after a crash does not
         # queue a second retry.
         return Effects([(f"retry:{p.origin}", p.fingerprint)], [row])
+
+    # -- payments refused for their cap ----------------------------------------------------------
+    async def _refuse_over_cap(self) -> None:
+        """Queue the pacs.002 RJCT AM04 of every payment the ledger refused for its payer's
+        cap. Decided in the batch transaction; built here, once (the store records it only
+        while the payment is still 'refusing', so a crash in between builds it again)."""
+        for held in await self._retrying(self.store.refusals):
+            rows = await asyncio.to_thread(self._cap_reject, held.source, held.value, held.payer)
+            await self._retrying(functools.partial(self.store.finish_refusal, held.id, rows))
+
+    def _cap_reject(self, source: str, value: bytes, payer: str) -> list[OutboxRow]:
+        side = cast(Side, source)  # written by _decide from a Side
+        msg = self.translator.read(value, side)
+        keys = extract_keys(msg)
+        error = refusal(msg, "AM04", f"{payer}'s net debit in the open cycle would exceed its cap")
+        outcome = self.translator.reject(error, side, msg)
+        headers = (
+            ("message-type", (msg.msg_def or "unknown").encode()),
+            ("idempotency-key", keys.message.encode()),
+            ("reject-reason", b"AM04"),
+        )
+        topic = self.config.side(side).outbound_topic
+        return [OutboxRow(topic, keys.message.encode(), outcome.message, headers)]
 
     # -- the outbox relay ----------------------------------------------------------------------
     async def relay(self, chunk: int = 1000, max_rows: int | None = None) -> int:

@@ -16,6 +16,7 @@ from gateway.config import Config
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
 from gateway.kafka_clients import connection_options
 from gateway.pipeline import Pipeline
+from gateway.settlement.cycles import CycleManager
 from gateway.state import store_for
 from gateway.topics import ensure_topics
 
@@ -50,8 +51,14 @@ async def serve(config: Config) -> int:
         await ensure_topics(bootstrap, config.topics(), options=connection_options(config.kafka))
         await store.open()
         pipeline = Pipeline(config, store, bootstrap)
+        cycles = CycleManager(config, store, pipeline.translator)
+        closing = asyncio.create_task(cycles.run(stop), name="settlement-cycles")
         print(f"gateway ready: consuming {', '.join(pipeline.side_of)} on {bootstrap}", flush=True)
-        await pipeline.run(stop)
+        try:
+            await pipeline.run(stop)
+        finally:
+            stop.set()
+            await closing
         log.info("stopped after %d records", pipeline.processed)
     finally:
         await store.close()

@@ -66,6 +66,14 @@ from gateway.sides import SIDES, Side, other_side
 
 log = logging.getLogger(__name__)
 
+SETTLEMENT_REQUEST = "pacs.029.001.01"
+
+
+def _original_def(s: StatusReport) -> str | None:
+    if s.group is not None:
+        return s.group.original_group.msg_def
+    return s.transaction.original_group.msg_def if s.transaction is not None else None
+
 
 @dataclass(frozen=True)
 class Correlation:
@@ -137,6 +145,9 @@ class Outcome:
     cancels: tuple[
         str, ...
     ] = ()  # references whose obligations a rejection by the other side voids
+    # The RTGS's answer to a cycle's settlement instruction: (cycle, status, reason), where
+    # status is settled, failed, or the interim ISO status. Nothing is published for it.
+    settlement: tuple[str, str, str] | None = None
 
 
 @dataclass
@@ -222,6 +233,8 @@ class Translator:
         target = other_side(source)
         directory = self.directory.current()
         body = decode(DecodeContext(dialect(source), directory, msg))
+        if isinstance(body, StatusReport) and _original_def(body) == SETTLEMENT_REQUEST:
+            return self._settlement_answer(msg, body, keys, source)
         header = decode_header(msg)
         now = self.clock()
         result = self._route(msg, body, header, keys, source, target, directory)
@@ -308,6 +321,40 @@ class Translator:
             "AG01",
             "net settlement requests (pacs.029) are issued by the gateway "
             "only, never accepted from a side",
+        )
+
+    def _settlement_answer(
+        self, msg: BusinessMessage, s: StatusReport, keys: IdempotencyKeys, source: Side
+    ) -> Outcome:
+        """A status report on a cycle's settlement instruction: the cycle's outcome."""
+        rtgs = self.config.settlement.rtgs_side
+        if source != rtgs:
+            raise refusal(
+                msg, "AG01", f"settlement instructions are answered by the {rtgs} side only"
+            )
+        original = s.group.original_group if s.group else None
+        if original is None and s.transaction is not None:
+            original = s.transaction.original_group
+        assert original is not None
+        entry = self.correlations.find_outbound(original.msg_id)
+        if entry is None or not entry.key.startswith("cycle:"):
+            raise self._uncorrelated(
+                msg, f"no settlement instruction {original.msg_id} was sent by the gateway"
+            )
+        status = (s.group.status if s.group else None) or (
+            s.transaction.status if s.transaction else None
+        )
+        reasons = (s.group.reasons if s.group else ()) + (
+            s.transaction.reasons if s.transaction else ()
+        )
+        text = "; ".join(
+            " ".join(filter(None, (r.code or r.proprietary, *r.info))) for r in reasons
+        )
+        outcome = {"ACSC": "settled", "RJCT": "failed"}.get(status or "", status or "unknown")
+        reason = f"{status}: {text}" if text else str(status)
+        cycle = entry.key.removeprefix("cycle:")
+        return Outcome(
+            True, b"", source, msg.msg_def, keys, None, settlement=(cycle, outcome, reason)
         )
 
     def _uncorrelated(self, msg: BusinessMessage, detail: str) -> errors.Uncorrelated:

@@ -10,8 +10,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.config import Config, KafkaSection, SideSection, StateSection
+from gateway.clock import Clock, now_utc8
+from gateway.config import Config, KafkaSection, SettlementSection, SideSection, StateSection
 from gateway.pipeline import Pipeline
+from gateway.settlement.cycles import CycleManager
 from gateway.state import StateStore, store_for
 from gateway.topics import ensure_topics
 from tests.conftest import SAMPLES
@@ -22,7 +24,9 @@ def sample(side: str, msg_def: str) -> bytes:
     return (SAMPLES / side / f"{msg_def}.xml").read_bytes()
 
 
-def gateway_config(prefix: str, state: StateSection, **kafka: Any) -> Config:
+def gateway_config(
+    prefix: str, state: StateSection, settlement: SettlementSection | None = None, **kafka: Any
+) -> Config:
     base = Config()
     sides = {
         side: SideSection(
@@ -48,6 +52,9 @@ def gateway_config(prefix: str, state: StateSection, **kafka: Any) -> Config:
             }
         ),
         state=state,
+        settlement=dataclasses.replace(
+            settlement or SettlementSection(cut_offs=()), reports_topic=f"{prefix}.reports"
+        ),
     )
 
 
@@ -58,6 +65,7 @@ class Running:
     pipeline: Pipeline
     bootstrap: str
     task: asyncio.Task[None] | None = None
+    cycles: CycleManager | None = None
 
     async def publish(self, side: str, *payloads: bytes, key: bytes | None = None) -> None:
         await publish(
@@ -73,19 +81,24 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(config: Config, bootstrap: str) -> AsyncIterator[Running]:
-    """The service in this process: topics created, store opened, pipeline running; stopped
-    as SIGTERM stops it (the batch in flight finished and committed) when the block ends.
-    `Running.task` ends early only if the service fails."""
+async def running_gateway(
+    config: Config, bootstrap: str, clock: Clock = now_utc8
+) -> AsyncIterator[Running]:
+    """The service in this process: topics created, store opened, pipeline and settlement
+    cycles running on `clock`; stopped as SIGTERM stops it (the batch in flight finished and
+    committed) when the block ends. `Running.task` ends early only if the service fails."""
     await ensure_topics(bootstrap, config.topics())
     store = store_for(config.state)
     await store.open()
-    pipeline = Pipeline(config, store, bootstrap)
+    pipeline = Pipeline(config, store, bootstrap, clock=clock)
+    cycles = CycleManager(config, store, pipeline.translator, clock)
     stop = asyncio.Event()
     task = asyncio.create_task(pipeline.run(stop))
+    closing = asyncio.create_task(cycles.run(stop))
     try:
-        yield Running(config, store, pipeline, bootstrap, task)
+        yield Running(config, store, pipeline, bootstrap, task, cycles)
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
+        await asyncio.wait_for(closing, 30)
         await store.close()

@@ -134,7 +134,7 @@ def test_a_void_removes_an_open_obligation_and_reverses_a_frozen_one() -> None:
     ledger.void(in_open)
     ledger.void(in_frozen)
     ledger.void(Recorded(obligation(3, "A", "B", 5), 5, "CNY-000002", "void"))  # already void
-    assert ledger.voided == ["ref-1", "ref-2"]
+    assert ledger.voided == ["ref-1"] and ledger.reversed == ["ref-2"]
     (reversal,) = ledger.booked
     assert (reversal.obligation.payer, reversal.obligation.payee) == ("B", "A")
     assert reversal.obligation.reference == "ref-2:reversal" and reversal.cycle == "CNY-000002"

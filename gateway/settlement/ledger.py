@@ -15,7 +15,8 @@ Rules (DOMAIN.md, 'Net settlement cycles'):
 - A credit to a participant (an incoming obligation, or one of its payments voided) releases
   its held payments, oldest first, while they fit.
 - A void of an obligation still in the open cycle removes it; one in a frozen cycle (netted
-  already) is undone by a reversing obligation in the open cycle.
+  already) stays there, marked 'reversed', and is undone by a reversing obligation in the
+  open cycle.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class Ledger:
     rules: Rules
     booked: list[Booked] = field(default_factory=list)
     voided: list[str] = field(default_factory=list)
+    reversed: list[str] = field(default_factory=list)
     released: list[QueuedPayment] = field(default_factory=list)
     rolled: list[Rolled] = field(default_factory=list)
     created: list[Head] = field(default_factory=list)  # first cycles of new currencies
@@ -200,8 +202,10 @@ class Ledger:
             self._move(head.cycle, o.payee, -found.units)
             self._credits.append((o.payer, o.amount.currency))
         else:
+            # Netted already: it stays in its cycle ('reversed', still netted there), and the
+            # reversal undoes it in this one. Marked, so a second void finds it not open.
             reversal = Obligation(o.payee, o.payer, o.amount, f"{o.reference}:reversal")
-            self.voided.append(o.reference)
+            self.reversed.append(o.reference)
             self._book(reversal)
         self._release()
 

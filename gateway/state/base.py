@@ -129,9 +129,10 @@ class StateStore(Protocol):
         """Every cycle, oldest first."""
         ...
 
-    async def freeze(self, currency: str, rules: Rules) -> str | None:
-        """Close the open cycle of `currency` now (operator command): frozen at rules.now,
-        the next one opened. The frozen cycle's id, or None if the currency has none."""
+    async def freeze(self, currency: str, rules: Rules, cycle: str | None = None) -> str | None:
+        """Freeze the open cycle of `currency` (only if it is `cycle`, when given): at its
+        recorded cut-off if that has passed, else at rules.now (an operator's close); the next
+        cycle opened. The frozen cycle's id, or None."""
         ...
 
     async def take_close(self, cycle: str, owner: str, lease_seconds: float) -> bool:

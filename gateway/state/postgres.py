@@ -335,11 +335,11 @@ class PostgresStore:
         )
         return [CycleRecord(*r) for r in rows]
 
-    async def freeze(self, currency: str, rules: Rules) -> str | None:
+    async def freeze(self, currency: str, rules: Rules, cycle: str | None = None) -> str | None:
         async with self.pool.acquire() as conn, conn.transaction():
             heads = await _locked_heads(conn, [currency])
-            if currency not in heads:
-                return None
+            if currency not in heads or cycle not in (None, heads[currency].cycle):
+                return None  # none yet, or rolled meanwhile (by a batch past its cut-off)
             ledger = Ledger(heads, {}, {}, rules)
             rolled = ledger.roll_now(currency)
             await _write_ledger(conn, ledger, datetime.now(UTC))
@@ -361,7 +361,7 @@ class PostgresStore:
         netter = Netter(currency, bilateral=True)
         async with self.pool.acquire() as conn, conn.transaction():
             cursor = await conn.cursor(
-                "SELECT payer, payee, units FROM obligations WHERE cycle = $1 AND status = 'open'",
+                "SELECT payer, payee, units FROM obligations WHERE cycle = $1 AND status != 'void'",
                 cycle,
             )
             while rows := await cursor.fetch(50_000):
@@ -377,9 +377,9 @@ class PostgresStore:
     async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
         rows = await self.pool.fetch(
             "SELECT payee, count(*), sum(units), 0, 0 FROM obligations "
-            "WHERE cycle = $1 AND status = 'open' GROUP BY payee UNION ALL "
+            "WHERE cycle = $1 AND status != 'void' GROUP BY payee UNION ALL "
             "SELECT payer, 0, 0, count(*), sum(units) FROM obligations "
-            "WHERE cycle = $1 AND status = 'open' GROUP BY payer",
+            "WHERE cycle = $1 AND status != 'void' GROUP BY payer",
             cycle,
         )
         return participant_totals(tuple(r) for r in rows)
@@ -625,6 +625,11 @@ async def _write_ledger(conn: asyncpg.Connection, ledger: Ledger, now: datetime)
         await conn.execute(
             "UPDATE obligations SET status = 'void' WHERE reference = ANY($1::text[])",
             ledger.voided,
+        )
+    if ledger.reversed:
+        await conn.execute(
+            "UPDATE obligations SET status = 'reversed' WHERE reference = ANY($1::text[])",
+            ledger.reversed,
         )
     if ledger.deltas:
         await conn.executemany(

@@ -50,9 +50,9 @@ _CYCLE_COLUMNS = (
 # Per participant in a cycle: obligations received (count, units) and paid (count, units).
 _TOTALS_SQL = (
     "SELECT payee, count(*), sum(units), 0, 0 FROM obligations "
-    "WHERE cycle = ? AND status = 'open' GROUP BY payee UNION ALL "
+    "WHERE cycle = ? AND status != 'void' GROUP BY payee UNION ALL "
     "SELECT payer, 0, 0, count(*), sum(units) FROM obligations "
-    "WHERE cycle = ? AND status = 'open' GROUP BY payer"
+    "WHERE cycle = ? AND status != 'void' GROUP BY payer"
 )
 
 SCHEMA = """
@@ -230,14 +230,15 @@ class SqliteStore:
 
         return await self._run(query)
 
-    async def freeze(self, currency: str, rules: Rules) -> str | None:
+    async def freeze(self, currency: str, rules: Rules, cycle: str | None = None) -> str | None:
         def run(db: sqlite3.Connection) -> str | None:
-            if (
-                db.execute("SELECT 1 FROM cycle_heads WHERE currency = ?", (currency,)).fetchone()
-                is None
-            ):
+            known = db.execute("SELECT 1 FROM cycle_heads WHERE currency = ?", (currency,))
+            if known.fetchone() is None:
                 return None
-            ledger = Ledger({currency: _head(db, currency, rules)}, {}, {}, rules)
+            head = _head(db, currency, rules)
+            if cycle is not None and head.cycle != cycle:
+                return None  # rolled meanwhile (by a batch past its cut-off)
+            ledger = Ledger({currency: head}, {}, {}, rules)
             rolled = ledger.roll_now(currency)
             _write_ledger(db, ledger, _now())
             return rolled.frozen if rolled else None
@@ -260,7 +261,7 @@ class SqliteStore:
         def run(db: sqlite3.Connection) -> Netting:
             netter = Netter(currency, bilateral=True)
             cursor = db.execute(
-                "SELECT payer, payee, units FROM obligations WHERE cycle = ? AND status = 'open'",
+                "SELECT payer, payee, units FROM obligations WHERE cycle = ? AND status != 'void'",
                 (cycle,),
             )
             while rows := cursor.fetchmany(50_000):
@@ -623,6 +624,10 @@ def _write_ledger(db: sqlite3.Connection, ledger: Ledger, now: str) -> None:
     db.executemany(
         "UPDATE obligations SET status = 'void' WHERE reference = ?",
         [(r,) for r in ledger.voided],
+    )
+    db.executemany(
+        "UPDATE obligations SET status = 'reversed' WHERE reference = ?",
+        [(r,) for r in ledger.reversed],
     )
     db.executemany(
         "INSERT INTO positions (cycle, participant, units) VALUES (?, ?, ?) "

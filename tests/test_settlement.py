@@ -1,0 +1,295 @@
+"""Net settlement cycles end to end over a real broker, once per state store.
+
+Partners publish payments with a plain Kafka client; the gateway books them into the open
+cycle; the injected clock passes the cut-off; the pacs.029 appears on the RTGS side's outbound
+topic (officially valid), the reports on the reports topic (matching the obligations); the
+RTGS's pacs.002 settles or fails the cycle. Caps: held payments are released in order when
+credits arrive (also across a restart), or refused with a conformant pacs.002 AM04.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.clock import UTC8
+from gateway.config import Config, SettlementSection, StateSection, TranslationSection
+from gateway.iso20022.profiles import ProfileSet
+from gateway.iso20022.reader import read_message
+from gateway.state.base import CycleRecord
+from tests.conformance import assert_officially_valid
+from tests.harness import Running, gateway_config, running_gateway, sample
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[1]
+# Onshore: (BIC, CNAPS code); offshore: (BIC, HKNCC code). The samples pay HPCB -> VHBK.
+CODES = {
+    "HPCBCNSHXXX": ("313290012345", "901"),
+    "JADBCNBJXXX": ("313100054321", "902"),
+    "VHBKHKHHXXX": ("990000000391", "391"),
+    "KLBKHKHHXXX": ("990000000392", "392"),
+}
+SIDE_OF = {"HPCBCNSHXXX": "onshore", "JADBCNBJXXX": "onshore"}
+
+
+class Clock:
+    """The one clock of the gateway under test, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def payment(n: int, payer: str, payee: str, amount: str) -> tuple[str, bytes]:
+    """A pacs.008 from `payer`'s side to `payee`'s, with its own ids: (side, bytes)."""
+    side = SIDE_OF.get(payer, "offshore")
+    text = sample(side, "pacs.008.001.08").decode("utf-8")
+    tag = "ON" if side == "onshore" else "OFF"
+    which = 0 if side == "onshore" else 1
+    first, second = (
+        ("HPCBCNSHXXX", "VHBKHKHHXXX") if side == "onshore" else ("VHBKHKHHXXX", "HPCBCNSHXXX")
+    )
+    for old, new in ((first, payer), (second, payee)):
+        text = text.replace(f">{CODES[old][which]}<", f">@{CODES[new][which]}<")
+        text = text.replace(old, "@" + new)
+    text = text.replace("@", "")
+    uetr = str(uuid.UUID(int=n + (1 << 70), version=4))
+    text = text.replace(
+        "0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01"
+        if side == "onshore"
+        else "5e9d2a7b-3c84-4f1e-a6b2-8d0c4e7f1a22",
+        uetr,
+    )
+    text = text.replace(f"{tag}-BIZ-P8-0001", f"{tag}-BIZ-S{n:06d}")
+    text = text.replace(f"{tag}-MSG-P8-0001", f"{tag}-MSG-S{n:06d}")
+    text = text.replace(">1250000.00<", f">{amount}<")
+    return side, text.encode("utf-8")
+
+
+def rtgs_answer(n: int, instruction_id: str, status: str, reason: str | None = None) -> bytes:
+    """The RTGS's group-level pacs.002 on a settlement instruction."""
+    rsn = (
+        f"<StsRsnInf><Rsn><Cd>{reason}</Cd></Rsn><AddtlInf>insufficient liquidity"
+        "</AddtlInf></StsRsnInf>"
+        if reason
+        else ""
+    )
+    return f"""<?xml version='1.0' encoding='UTF-8'?>
+<BizMsg xmlns="urn:connect-gateway:envelope:1">
+<AppHdr xmlns="urn:iso:std:iso:20022:tech:xsd:head.001.001.02">
+<Fr><FIId><FinInstnId><BICFI>HKICHKHHXXX</BICFI></FinInstnId></FIId></Fr>
+<To><FIId><FinInstnId><BICFI>SHHKCNSHGWY</BICFI></FinInstnId></FIId></To>
+<BizMsgIdr>RTGS-BIZ-{n:06d}</BizMsgIdr><MsgDefIdr>pacs.002.001.10</MsgDefIdr>
+<BizSvc>rmbchats.connect.01</BizSvc><CreDt>2026-11-23T10:05:00+08:00</CreDt></AppHdr>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"><FIToFIPmtStsRpt>
+<GrpHdr><MsgId>RTGS-STS-{n:06d}</MsgId><CreDtTm>2026-11-23T10:05:00+08:00</CreDtTm></GrpHdr>
+<OrgnlGrpInfAndSts><OrgnlMsgId>{instruction_id}</OrgnlMsgId>
+<OrgnlMsgNmId>pacs.029.001.01</OrgnlMsgNmId><GrpSts>{status}</GrpSts>{rsn}
+</OrgnlGrpInfAndSts></FIToFIPmtStsRpt></Document></BizMsg>""".encode()
+
+
+def capped_directory(tmp_path: Path, caps: dict[str, str]) -> str:
+    text = (ROOT / "data" / "participants.toml").read_text(encoding="utf-8")
+    for bic, cap in caps.items():
+        head, tail = text.split(f'bic = "{bic}"', 1)
+        before, after = tail.split("net_debit_cap = ", 1)
+        after = after.split("\n", 1)[1]
+        text = f'{head}bic = "{bic}"{before}net_debit_cap = "{cap}"\n{after}'
+    path = tmp_path / "participants.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def configured(
+    state: StateSection, tmp_path: Path, settlement: SettlementSection, caps: dict[str, str]
+) -> Config:
+    config = gateway_config(f"s{uuid.uuid4().hex[:10]}", state, settlement)
+    return dataclasses.replace(
+        config, translation=TranslationSection(directory=capped_directory(tmp_path, caps))
+    )
+
+
+async def publish(gw: Running, *payments: tuple[str, bytes]) -> None:
+    """Keyed by the paying agent, as a partner keeps one payer's payments in order (one
+    partition): the order the cap queue keeps is the order they were accepted in."""
+    for side, value in payments:
+        payer = read_message(value).doc_text(
+            "FIToFICstmrCdtTrf/CdtTrfTxInf/InstgAgt/FinInstnId/BICFI"
+        )
+        await gw.publish(side, value, key=(payer or "").encode())
+
+
+async def cycle_state(gw: Running, cycle: str, want: str, wait: float = 30) -> CycleRecord:
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        found = [c for c in await gw.store.cycles() if c.id == cycle]
+        if found and found[0].status == want:
+            return found[0]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{cycle} is {found[0].status if found else 'unknown'}")
+        await asyncio.sleep(0.1)
+
+
+def by_type(records: list[Any], msg_def: str) -> list[Any]:
+    return [r for r in records if dict(r.headers).get("message-type") == msg_def.encode()]
+
+
+async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports_its_obligations(
+    kafka_bootstrap: str, state: StateSection, tmp_path: Path, profiles: dict[str, ProfileSet]
+) -> None:
+    monday = datetime(2026, 11, 23, 9, 59, tzinfo=UTC8)  # a business day on both sides
+    clock = Clock(monday)
+    settlement = SettlementSection(cut_offs=("10:00", "14:00"), tick_ms=100)
+    # Room for the largest amount the profiles allow.
+    config = configured(state, tmp_path, settlement, {"KLBKHKHHXXX": "1000000000000.00"})
+    flows = [
+        ("HPCBCNSHXXX", "VHBKHKHHXXX", "1000.00"),
+        ("JADBCNBJXXX", "KLBKHKHHXXX", "250.50"),
+        ("HPCBCNSHXXX", "KLBKHKHHXXX", "0.01"),
+        ("VHBKHKHHXXX", "HPCBCNSHXXX", "400.00"),
+        ("KLBKHKHHXXX", "JADBCNBJXXX", "999999999999.99"),
+        ("VHBKHKHHXXX", "JADBCNBJXXX", "75.25"),
+    ]
+    async with running_gateway(config, kafka_bootstrap, clock) as gw:
+        await publish(gw, *(payment(n, *f) for n, f in enumerate(flows)))
+        out = await gw.read(config.offshore.outbound_topic, 3)
+        assert len(out) == 3 and len(await gw.read(config.onshore.outbound_topic, 3)) == 3
+        (cycle,) = await gw.store.cycles()
+        assert (cycle.id, cycle.status, cycle.due_at) == (
+            "CNY-000001",
+            "open",
+            "2026-11-23T10:00:00+08:00",
+        )
+
+        clock.now = monday + timedelta(minutes=1)  # 10:00: the cut-off
+        closed = await cycle_state(gw, "CNY-000001", "instructed")
+        assert closed.cut_off == "2026-11-23T10:00:00+08:00"
+        # Accepted after the cut-off: the next cycle.
+        await publish(gw, payment(99, "HPCBCNSHXXX", "VHBKHKHHXXX", "5.00"))
+        out = await gw.read(config.offshore.outbound_topic, 5)
+        (instruction,) = by_type(out, "pacs.029.001.01")
+        assert instruction.key == b"CNY-000001"
+        assert_officially_valid(instruction.value)
+        profiles["offshore"].validate(read_message(instruction.value))
+        doc = read_message(instruction.value)
+        assert doc.doc_text("MulSttlmReq/SttlmReq/SttlmCycl") == "CNY-000001"
+        assert doc.doc_text("MulSttlmReq/GrpHdr/MsgId") == closed.instruction_id
+
+        # The report: each participant's received and paid are its obligations'.
+        expected: dict[str, list[Decimal]] = {}
+        for payer, payee, amount in flows:
+            expected.setdefault(payer, [Decimal(0), Decimal(0)])[1] += Decimal(amount)
+            expected.setdefault(payee, [Decimal(0), Decimal(0)])[0] += Decimal(amount)
+        reports = await gw.read(config.settlement.reports_topic, 5)
+        summaries = [json.loads(r.value) for r in reports if r.key == b"CNY-000001"]
+        assert len(summaries) == 1 and summaries[0] == json.loads(closed.summary or "")
+        report = summaries[0]
+        assert report["obligations"] == len(flows)
+        assert Decimal(report["gross"]) == sum(Decimal(a) for *_, a in flows)
+        for row in report["participants"]:
+            received, paid = expected[row["participant"]]
+            assert (Decimal(row["received"]), Decimal(row["paid"])) == (received, paid)
+            assert Decimal(row["position"]) == received - paid
+        assert sum(Decimal(r["position"]) for r in report["participants"]) == 0
+        assert Decimal(report["net"]) < Decimal(report["gross"])
+        assert report["efficiency"] == pytest.approx(
+            1 - float(Decimal(report["net"]) / Decimal(report["gross"])), abs=1e-6
+        )
+        per_participant = [r for r in reports if r.key.startswith(b"CNY-000001:")]
+        assert len(per_participant) == len(expected)
+
+        # The RTGS confirms: settled. A copy of the confirmation changes nothing.
+        answer = rtgs_answer(1, closed.instruction_id or "", "ACSC")
+        await gw.publish("offshore", answer, answer)
+        settled = await cycle_state(gw, "CNY-000001", "settled")
+        assert settled.reason == "ACSC"
+
+        # The next cycle: closed by the operator, refused by the RTGS: failed, not reopened.
+        second = await gw.cycles.close_now("CNY") if gw.cycles else None
+        assert second == "CNY-000002"
+        instructed = await cycle_state(gw, "CNY-000002", "instructed")
+        assert json.loads(instructed.summary or "")["obligations"] == 1
+        await gw.publish(
+            "offshore", rtgs_answer(2, instructed.instruction_id or "", "RJCT", "AM04")
+        )
+        failed = await cycle_state(gw, "CNY-000002", "failed")
+        assert failed.reason == "RJCT: AM04 insufficient liquidity"
+        assert [c.status for c in await gw.store.cycles()] == ["settled", "failed", "open"]
+        # A confirmation from the wrong side is refused, and nothing changes.
+        await gw.publish("onshore", rtgs_answer(3, instructed.instruction_id or "", "ACSC"))
+        rejects = await gw.read(config.onshore.outbound_topic, 4)
+        assert [dict(r.headers).get("reject-reason") for r in rejects][-1] == b"AG01"
+        assert (await cycle_state(gw, "CNY-000002", "failed")).reason == failed.reason
+
+
+async def test_a_held_payment_waits_through_a_restart_and_is_released_in_order(
+    kafka_bootstrap: str, state: StateSection, tmp_path: Path
+) -> None:
+    config = configured(
+        state, tmp_path, SettlementSection(cut_offs=()), {"HPCBCNSHXXX": "2000000.00"}
+    )
+    first = payment(1, "HPCBCNSHXXX", "VHBKHKHHXXX", "1500000.00")
+    held = payment(2, "HPCBCNSHXXX", "KLBKHKHHXXX", "1000000.00")  # over the cap
+    behind = payment(3, "HPCBCNSHXXX", "VHBKHKHHXXX", "100000.00")  # fits, but queues behind
+    credit = payment(4, "VHBKHKHHXXX", "HPCBCNSHXXX", "1200000.00")
+    async with running_gateway(config, kafka_bootstrap) as gw:
+        await publish(gw, first, held, behind)
+        out = await gw.read(config.offshore.outbound_topic, 1, settle=2.5)
+        assert len(out) == 1  # only the first crossed
+        assert [h.status for h in await gw.store.held()] == ["queued", "queued"]
+    # The queue is in the store: a new instance finds it.
+    async with running_gateway(config, kafka_bootstrap) as gw:
+        await publish(gw, credit)
+        out = await gw.read(config.offshore.outbound_topic, 3)
+        uetrs = [read_message(r.value).doc_text("CdtTrfTxInf/PmtId/UETR") for r in out]
+        sent = [
+            read_message(v).doc_text("CdtTrfTxInf/PmtId/UETR") for _, v in (first, held, behind)
+        ]
+        assert uetrs == sent  # released in order, after the credit
+        assert [h.status for h in await gw.store.held()] == ["released", "released"]
+        (cycle,) = await gw.store.cycles()
+        positions = await gw.store.positions(cycle.id)
+        assert positions["HPCBCNSHXXX"] == -(1500000 + 1000000 + 100000 - 1200000) * 100
+        assert len(await gw.store.obligations()) == 4
+
+
+async def test_a_payment_over_the_cap_is_refused_with_a_conformant_am04_by_policy(
+    kafka_bootstrap: str, state: StateSection, tmp_path: Path
+) -> None:
+    config = configured(
+        state,
+        tmp_path,
+        SettlementSection(cut_offs=(), cap_policy="reject"),
+        {"HPCBCNSHXXX": "2000000.00"},
+    )
+    async with running_gateway(config, kafka_bootstrap) as gw:
+        await publish(
+            gw,
+            payment(1, "HPCBCNSHXXX", "VHBKHKHHXXX", "1500000.00"),
+            payment(2, "HPCBCNSHXXX", "KLBKHKHHXXX", "1000000.00"),
+            payment(3, "HPCBCNSHXXX", "VHBKHKHHXXX", "500000.00"),  # exactly at the cap
+        )
+        crossed = await gw.read(config.offshore.outbound_topic, 2)
+        (reject,) = await gw.read(config.onshore.outbound_topic, 1)
+        assert len(crossed) == 2
+        assert dict(reject.headers)["reject-reason"] == b"AM04"
+        assert_officially_valid(reject.value)
+        msg = read_message(reject.value)
+        assert msg.doc_text("FIToFIPmtStsRpt/TxInfAndSts/TxSts") == "RJCT"
+        assert msg.doc_text("FIToFIPmtStsRpt/TxInfAndSts/StsRsnInf/Rsn/Cd") == "AM04"
+        assert msg.doc_text("FIToFIPmtStsRpt/TxInfAndSts/OrgnlUETR") == str(
+            uuid.UUID(int=2 + (1 << 70), version=4)
+        )
+        assert len(await gw.store.obligations()) == 2
+        assert [h.status for h in await gw.store.held()] == ["refused"]

@@ -1,0 +1,128 @@
+"""The settlement ledger's reads and writes in each state store (no broker): cycles, caps,
+held payments, voids and closes land the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from gateway.canonical import Money, Obligation
+from gateway.clock import UTC8
+from gateway.config import StateSection
+from gateway.settlement.ledger import Rules
+from gateway.state import StateStore, store_for
+from gateway.state.base import Effects, OutboxRow
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC8)
+
+
+@pytest.fixture
+async def store(state: StateSection) -> AsyncIterator[StateStore]:
+    s = store_for(state)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def pay(n: int, payer: str, payee: str, amount: str, cap: str | None = None) -> Effects:
+    o = Obligation(payer, payee, Money(Decimal(amount), "CNY"), f"uetr-{n}")
+    row = OutboxRow("out", f"k{n}".encode(), f"payment {n}".encode(), (("n", str(n).encode()),))
+    return Effects(
+        [(f"msg-{n}", f"fp-{n}")],
+        [row],
+        [o],
+        cap=Decimal(cap) if cap else None,
+        source="onshore",
+        value=f"<payment {n}/>".encode(),
+    )
+
+
+async def published(store: StateStore) -> list[bytes]:
+    got: list[bytes] = []
+
+    async def collect(rows: list[OutboxRow]) -> None:
+        got.extend(r.value for r in rows)
+
+    await store.relay(1000, collect)
+    return got
+
+
+async def test_caps_hold_in_order_across_batches_and_a_credit_releases(store: StateStore) -> None:
+    rules = Rules(T0)
+    await store.commit_batch([pay(1, "A", "B", "15.00", cap="20.00")], rules)
+    await store.commit_batch(
+        [pay(2, "A", "C", "10.00", cap="20.00"), pay(3, "A", "B", "1.00", cap="20.00")], rules
+    )
+    await store.commit_batch([pay(4, "A", "B", "1.00", cap="20.00")], rules)  # behind too
+    assert await published(store) == [b"payment 1"]
+    assert [h.status for h in await store.held()] == ["queued"] * 3
+    assert await store.positions("CNY-000001") == {"A": -1500, "B": 1500}
+
+    await store.commit_batch([pay(5, "B", "A", "12.00", cap="100.00")], rules)
+    assert await published(store) == [b"payment 5", b"payment 2", b"payment 3", b"payment 4"]
+    assert [h.status for h in await store.held()] == ["released"] * 3
+    assert await store.positions("CNY-000001") == {"A": -1500, "B": 500, "C": 1000}
+    netting = await store.net_cycle("CNY-000001", "CNY")
+    assert netting.positions == await store.positions("CNY-000001") and netting.count == 5
+
+
+async def test_refusals_are_recorded_once_and_never_booked(store: StateStore) -> None:
+    rules = Rules(T0, policy="reject")
+    await store.commit_batch(
+        [pay(1, "A", "B", "15.00", cap="20.00"), pay(2, "A", "B", "6.00", cap="20.00")], rules
+    )
+    (refused,) = await store.refusals()
+    assert (refused.value, refused.payer) == (b"<payment 2/>", "A")
+    reject = OutboxRow("back", b"k2", b"reject 2", ())
+    assert await store.finish_refusal(refused.id, [reject])
+    assert not await store.finish_refusal(refused.id, [reject])  # once
+    assert await published(store) == [b"payment 1", b"reject 2"]
+    assert len(await store.obligations()) == 1
+
+
+async def test_cut_off_freeze_close_and_outcome(store: StateStore) -> None:
+    cut = T0 + timedelta(hours=1)
+
+    def schedule(after: datetime) -> datetime:
+        return cut if after < cut else cut + timedelta(hours=4)
+
+    await store.commit_batch([pay(1, "A", "B", "1.00")], Rules(T0, schedule))
+    await store.commit_batch([pay(2, "B", "C", "2.00")], Rules(cut, schedule))  # at the cut-off
+    first, second = await store.cycles()
+    assert (first.status, first.cut_off, second.status) == ("closing", cut.isoformat(), "open")
+    assert second.opened_at == cut.isoformat()
+    assert second.due_at == (cut + timedelta(hours=4)).isoformat()
+    # A scheduled freeze of a cycle a batch already rolled does nothing.
+    assert await store.freeze("CNY", Rules(cut, schedule), first.id) is None
+
+    assert await store.take_close(first.id, "me", 30)
+    assert not await store.take_close(first.id, "other", 30)  # held by me
+    row = OutboxRow("rtgs", b"CNY-000001", b"instruction", ())
+    assert await store.finish_close(first.id, "me", "instructed", "{}", "MSG1", [row], None)
+    assert not await store.finish_close(first.id, "me", "instructed", "{}", "MSG1", [row], None)
+    assert await published(store) == [b"payment 1", b"payment 2", b"instruction"]
+
+    settle = Effects([("answer-1", "fp")], cycle_outcomes=[(first.id, "settled", "ACSC")])
+    fail = Effects([("answer-2", "fp")], cycle_outcomes=[(first.id, "failed", "RJCT")])
+    await store.commit_batch([settle])
+    await store.commit_batch([fail])  # too late: a settled cycle stays settled
+    (first, second) = await store.cycles()
+    assert (first.status, first.reason, first.instruction_id) == ("settled", "ACSC", "MSG1")
+
+
+async def test_a_void_after_the_freeze_reverses_into_the_open_cycle(store: StateStore) -> None:
+    await store.commit_batch([pay(1, "A", "B", "3.00")], Rules(T0))
+    assert await store.freeze("CNY", Rules(T0)) == "CNY-000001"
+    await store.commit_batch([Effects([("status-1", "fp")], voids=["uetr-1"])], Rules(T0))
+    assert await store.positions("CNY-000002") == {"A": 300, "B": -300}
+    assert (await store.net_cycle("CNY-000001", "CNY")).positions == {"A": -300, "B": 300}
+    statuses = {o.reference: s for o, s in await store.obligations()}
+    assert statuses == {"uetr-1": "reversed", "uetr-1:reversal": "open"}
+    # A second rejection of the same payment undoes nothing twice.
+    await store.commit_batch([Effects([("status-2", "fp")], voids=["uetr-1"])], Rules(T0))
+    assert await store.positions("CNY-000002") == {"A": 300, "B": -300}
