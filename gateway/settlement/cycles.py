@@ -92,9 +92,14 @@ class CycleManager:
             if cycle.status == "open" and due is not None and now >= due:
                 await self.store.freeze(cycle.currency, self.rules(), cycle.id)
         finished = []
-        for cycle in await self.store.cycles():
+        cycles = await self.store.cycles()
+        for cycle in cycles:
             if cycle.status == "closing" and await self.finish(cycle):
                 finished.append(cycle.id)
+        # Held payments wait for room: a new cycle makes some (a close that crashed after
+        # recording itself has not released them yet).
+        for currency in sorted({c.currency for c in cycles if c.status == "open"}):
+            await self.store.release_held(currency, self.rules())
         return finished
 
     async def close_now(self, currency: str) -> str | None:
