@@ -224,9 +224,8 @@ def _section(name: str, current: Any, values: dict[str, Any]) -> Any:
             try:
                 value = tuple(str(v) if of_text else int(v) for v in value)
             except (TypeError, ValueError):
-                raise ConfigError(
-                    f"{name}.{key} must be a list of integers, got {value!r}"
-                ) from None
+                kind = "strings" if of_text else "integers"
+                raise ConfigError(f"{name}.{key} must be a list of {kind}, got {value!r}") from None
         elif expected is int:
             try:
                 value = int(value)

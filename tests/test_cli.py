@@ -153,3 +153,54 @@ def test_translate_a_status_report_given_its_original() -> None:
     out = read_message(done.stdout)
     assert out.header_text("To/FIId/FinInstnId/BICFI") == "HPCBCNSHXXX"  # the original sender
     assert out.doc_text("FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId") == "ON-MSG-P8-0001"
+
+
+def test_cycle_close_list_and_report_on_the_configured_store(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from gateway.canonical import Money, Obligation
+    from gateway.config import StateSection
+    from gateway.state import store_for
+    from gateway.state.base import Effects
+
+    db = tmp_path / "state.sqlite3"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[state]\nsqlite_path = "{db}"\n[settlement]\ncut_offs = []\n')
+
+    async def book() -> None:
+        store = store_for(StateSection(sqlite_path=str(db)))
+        await store.open()
+        flows = [("HPCBCNSHXXX", "VHBKHKHHXXX", "100.00"), ("VHBKHKHHXXX", "JADBCNBJXXX", "30.5")]
+        await store.commit_batch(
+            [
+                Effects(
+                    [(f"m{n}", "fp")],
+                    obligations=[Obligation(a, b, Money(Decimal(x), "CNY"), f"u{n}")],
+                )
+                for n, (a, b, x) in enumerate(flows)
+            ]
+        )
+        await store.close()
+
+    asyncio.run(book())
+    env = {**os.environ, "CONNECT_GATEWAY_CONFIG": str(config)}
+    nothing = cli("cycle", "close", "--currency", "HKD", env=env)
+    assert nothing.returncode == 2 and b"no HKD cycle" in nothing.stderr
+    early = cli("cycle", "report", "CNY-000001", env=env)
+    assert early.returncode == 2 and b"not closed yet" in early.stderr
+
+    closed = cli("cycle", "close", "--currency", "CNY", env=env)
+    assert closed.returncode == 0, closed.stderr
+    assert closed.stdout.decode().startswith("CNY-000001 instructed cut-off ")
+    listing = cli("cycle", "list", env=env).stdout.decode().splitlines()
+    assert [line.split("\t")[:2] for line in listing] == [
+        ["CNY-000001", "instructed"],
+        ["CNY-000002", "open"],
+    ]
+    report = cli("cycle", "report", "CNY-000001", env=env).stdout.decode().splitlines()
+    assert report == [
+        "cycle,currency,participant,received_count,received,paid_count,paid,position",
+        "CNY-000001,CNY,HPCBCNSHXXX,0,0.00,1,100.00,-100.00",
+        "CNY-000001,CNY,JADBCNBJXXX,1,30.50,0,0.00,30.50",
+        "CNY-000001,CNY,VHBKHKHHXXX,1,100.00,1,30.50,69.50",
+    ]

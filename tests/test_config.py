@@ -60,6 +60,13 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
             {},
             "must all differ",
         ),
+        ('[settlement]\ncut_offs = ["25:00"]\n', {}, "settlement.cut_offs: cut-off '25:00'"),
+        ('[settlement]\ncut_offs = ["14:00", "10:00"]\n', {}, "strictly increasing"),
+        ("", {"CONNECT_GATEWAY__SETTLEMENT__CUT_OFFS": "10:00,9h"}, "is not HH:MM"),
+        ('[settlement]\ncap_policy = "ignore"\n', {}, "cap_policy must be queue or reject"),
+        ('[settlement]\nrtgs_side = "moon"\n', {}, "rtgs_side must be onshore or offshore"),
+        ('[settlement]\ncap_currency = "yuan"\n', {}, "must be an ISO 4217 code"),
+        ('[settlement]\nreports_topic = "gateway.dlq"\n', {}, "must all differ"),
     ],
 )
 def test_every_wrong_value_is_named(
