@@ -51,6 +51,6 @@ def test_netting_bench_closes_a_cycle(tmp_path: Path) -> None:
     stdout, result = run_bench(
         "netting", tmp_path, "--count", "2000", "--participants", "20", "--rounds", "1", "--curve"
     )
-    assert "read + net" in stdout
+    assert "close (all of it)" in stdout and "stream + net" in stdout
     assert result["close_s_median"] > 0 and result["peak_rss_mb"] > 0
-    assert {"curve_10000_s", "curve_100000_s"} <= set(result)
+    assert "curve_2000_s" in result
