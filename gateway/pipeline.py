@@ -64,6 +64,7 @@ from gateway.translation import MemoryCorrelations, Outcome, Translator
 
 log = logging.getLogger(__name__)
 
+RELAY_POLL_SECONDS = 0.5
 # New payment instructions, held to their payer's net debit cap.
 CAPPED = frozenset({"pacs.008.001.08", "pacs.009.001.08", "sese.023.001.09"})
 
@@ -539,7 +540,10 @@ class Pipeline:
     async def _relay_loop(self) -> None:
         try:
             while True:
-                await self._outbox_ready.wait()
+                # Woken by each batch; otherwise polls, for rows the batches did not write
+                # (a cycle's close, here or from `connect-gateway cycle close`).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outbox_ready.wait(), RELAY_POLL_SECONDS)
                 self._outbox_ready.clear()
                 covered = self._behind
                 await self.relay()  # until the outbox is empty

@@ -175,9 +175,8 @@ async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports
         clock.now = monday + timedelta(minutes=1)  # 10:00: the cut-off
         closed = await cycle_state(gw, "CNY-000001", "instructed")
         assert closed.cut_off == "2026-11-23T10:00:00+08:00"
-        # Accepted after the cut-off: the next cycle.
-        await publish(gw, payment(99, "HPCBCNSHXXX", "VHBKHKHHXXX", "5.00"))
-        out = await gw.read(config.offshore.outbound_topic, 5)
+        # Published with no further traffic (the relay does not wait for a batch).
+        out = await gw.read(config.offshore.outbound_topic, 4)
         (instruction,) = by_type(out, "pacs.029.001.01")
         assert instruction.key == b"CNY-000001"
         assert_officially_valid(instruction.value)
@@ -208,6 +207,10 @@ async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports
         )
         per_participant = [r for r in reports if r.key.startswith(b"CNY-000001:")]
         assert len(per_participant) == len(expected)
+
+        # Accepted after the cut-off: the next cycle.
+        await publish(gw, payment(99, "HPCBCNSHXXX", "VHBKHKHHXXX", "5.00"))
+        assert len(await gw.read(config.offshore.outbound_topic, 5)) == 5
 
         # The RTGS confirms: settled. A copy of the confirmation changes nothing.
         answer = rtgs_answer(1, closed.instruction_id or "", "ACSC")
