@@ -305,6 +305,27 @@ class NetSettlement:
     control_sum: Decimal | None = None
 
 
+@dataclass(frozen=True)
+class CycleStatement:
+    """camt.053: one participant's net position in a closed settlement cycle (gateway-issued)."""
+
+    msg_id: str
+    created: str
+    statement_id: str
+    cycle: str
+    participant: str
+    name: str | None
+    account: str
+    position: Money  # its size; `direction` says who pays
+    direction: Literal["CRDT", "DBIT"]
+    cut_off_date: str
+    received: tuple[int, Decimal]  # (count, sum) of the obligations it received
+    paid: tuple[int, Decimal]
+    info: str
+    opened: str | None = None
+    cut_off: str | None = None
+
+
 Business = (
     Payment
     | StatusReport
@@ -314,6 +335,7 @@ Business = (
     | SecuritiesConfirmation
     | MessageReject
     | NetSettlement
+    | CycleStatement
 )
 
 

@@ -27,6 +27,7 @@ from gateway.calendars import Calendars
 from gateway.canonical import (
     Business,
     CashLeg,
+    CycleStatement,
     Header,
     MessageReject,
     NetSettlement,
@@ -316,11 +317,12 @@ class Translator:
                 )
             fixed = dataclasses.replace(body, reference=entry.biz_msg_idr or entry.msg_id)
             return _Result(fixed, to=entry.sender_bic)
-        assert isinstance(body, NetSettlement)
+        assert isinstance(body, NetSettlement | CycleStatement)
+        what = "net settlement requests (pacs.029)"
+        if isinstance(body, CycleStatement):
+            what = "cycle statements (camt.053)"
         raise ctx.refuse(
-            "AG01",
-            "net settlement requests (pacs.029) are issued by the gateway "
-            "only, never accepted from a side",
+            "AG01", f"{what} are issued by the gateway only, never accepted from a side"
         )
 
     def _settlement_answer(

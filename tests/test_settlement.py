@@ -175,9 +175,12 @@ async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports
         clock.now = monday + timedelta(minutes=1)  # 10:00: the cut-off
         closed = await cycle_state(gw, "CNY-000001", "instructed")
         assert closed.cut_off == "2026-11-23T10:00:00+08:00"
-        # Published with no further traffic (the relay does not wait for a batch).
-        out = await gw.read(config.offshore.outbound_topic, 4)
+        # Published with no further traffic (the relay does not wait for a batch): the
+        # instruction to the RTGS side, a statement to each participant on its own side.
+        out = await gw.read(config.offshore.outbound_topic, 6)
+        onshore_out = await gw.read(config.onshore.outbound_topic, 5)
         (instruction,) = by_type(out, "pacs.029.001.01")
+        statements = by_type(out, "camt.053.001.08") + by_type(onshore_out, "camt.053.001.08")
         assert instruction.key == b"CNY-000001"
         assert_officially_valid(instruction.value)
         profiles["offshore"].validate(read_message(instruction.value))
@@ -207,10 +210,32 @@ async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports
         )
         per_participant = [r for r in reports if r.key.startswith(b"CNY-000001:")]
         assert len(per_participant) == len(expected)
+        # Each participant's camt.053: officially valid, in its dialect, matching the report.
+        assert_officially_valid(*(r.value for r in statements))
+        rows = {row["participant"]: row for row in report["participants"]}
+        assert sorted(r.key.decode().split(":")[1] for r in statements) == sorted(rows)
+        for record in statements:
+            bic = record.key.decode().split(":")[1]
+            stmt = read_message(record.value)
+            side = "onshore" if bic in SIDE_OF else "offshore"
+            assert record in (onshore_out if side == "onshore" else out)
+            profiles[side].validate(stmt)
+            base = "BkToCstmrStmt/Stmt/"
+            position = Decimal(rows[bic]["position"])
+            assert stmt.doc_text(base + "Acct/Ownr/Id/OrgId/AnyBIC") == bic
+            assert Decimal(stmt.doc_text(base + "Bal/Amt") or "") == abs(position)
+            assert stmt.doc_text(base + "Bal/CdtDbtInd") == ("DBIT" if position < 0 else "CRDT")
+            assert Decimal(stmt.doc_text(base + "TxsSummry/TtlCdtNtries/Sum") or "") == Decimal(
+                rows[bic]["received"]
+            )
+            assert Decimal(stmt.doc_text(base + "TxsSummry/TtlDbtNtries/Sum") or "") == Decimal(
+                rows[bic]["paid"]
+            )
+            assert stmt.header_text("To/FIId/FinInstnId/BICFI") == bic
 
         # Accepted after the cut-off: the next cycle.
         await publish(gw, payment(99, "HPCBCNSHXXX", "VHBKHKHHXXX", "5.00"))
-        assert len(await gw.read(config.offshore.outbound_topic, 5)) == 5
+        assert len(await gw.read(config.offshore.outbound_topic, 7)) == 7
 
         # The RTGS confirms: settled. A copy of the confirmation changes nothing.
         answer = rtgs_answer(1, closed.instruction_id or "", "ACSC")
@@ -231,8 +256,9 @@ async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports
         assert [c.status for c in await gw.store.cycles()] == ["settled", "failed", "open"]
         # A confirmation from the wrong side is refused, and nothing changes.
         await gw.publish("onshore", rtgs_answer(3, instructed.instruction_id or "", "ACSC"))
-        rejects = await gw.read(config.onshore.outbound_topic, 4)
-        assert [dict(r.headers).get("reject-reason") for r in rejects][-1] == b"AG01"
+        onshore_out = await gw.read(config.onshore.outbound_topic, 7)
+        reasons = [dict(r.headers).get("reject-reason") for r in onshore_out]
+        assert reasons.count(b"AG01") == 1
         assert (await cycle_state(gw, "CNY-000002", "failed")).reason == failed.reason
 
 

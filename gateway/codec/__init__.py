@@ -10,6 +10,7 @@ from lxml import etree
 
 from gateway.canonical import (
     Business,
+    CycleStatement,
     Header,
     MessageReject,
     NetSettlement,
@@ -36,6 +37,7 @@ MSG_DEF = {
     "sese.023": "sese.023.001.09",
     "sese.024": "sese.024.001.10",
     "sese.025": "sese.025.001.09",
+    "camt.053": "camt.053.001.08",
 }
 
 
@@ -73,6 +75,8 @@ def decode(ctx: DecodeContext) -> Business:
         return admin.decode_reject(ctx)
     if fam == "pacs.029":
         return admin.decode_net_settlement(ctx)
+    if fam == "camt.053":
+        return admin.decode_statement(ctx)
     raise ValueError(f"no codec for {ctx.msg.msg_def}")
 
 
@@ -109,6 +113,8 @@ def encode_text(ctx: EncodeContext, body: Business, msg_id: str, created: str) -
         fam, (root, spec) = "admi.002", admin.encode_reject(ctx, body)
     elif isinstance(body, NetSettlement):
         fam, (root, spec) = "pacs.029", admin.encode_net_settlement(ctx, body, msg_id, created)
+    elif isinstance(body, CycleStatement):
+        fam, (root, spec) = "camt.053", admin.encode_statement(ctx, body, msg_id, created)
     else:  # pragma: no cover - the union is exhaustive
         raise TypeError(type(body))
     msg_def = MSG_DEF[fam]

@@ -1,11 +1,11 @@
-"""admi.002 message reject and pacs.029 multilateral settlement request."""
+"""admi.002 message reject, pacs.029 multilateral settlement request, camt.053 cycle statement."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Literal, cast
 
-from gateway.canonical import MessageReject, Money, MovementRecord, NetSettlement
+from gateway.canonical import CycleStatement, MessageReject, Money, MovementRecord, NetSettlement
 from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, decode_amount
 from gateway.iso20022.tree import Spec, leaf, many, one, txt
 
@@ -103,6 +103,87 @@ def encode_net_settlement(
                     )
                     for r in n.records
                 ),
+            ],
+        ),
+    ]
+
+
+def decode_statement(ctx: DecodeContext) -> CycleStatement:
+    root = one(ctx.msg.doc_map, "BkToCstmrStmt")
+    grp, stmt = one(root, "GrpHdr"), one(root, "Stmt")
+    bal = one(stmt, "Bal")
+    totals = one(stmt, "TxsSummry")
+
+    def total(name: str) -> tuple[int, Decimal]:
+        return int(txt(totals, name, "NbOfNtries") or "0"), Decimal(txt(totals, name, "Sum") or "0")
+
+    return CycleStatement(
+        msg_id=txt(grp, "MsgId") or "",
+        created=txt(grp, "CreDtTm") or "",
+        statement_id=txt(stmt, "Id") or "",
+        cycle=txt(stmt, "AddtlStmtInf") or "",
+        participant=txt(stmt, "Acct", "Ownr", "Id", "OrgId", "AnyBIC") or "",
+        name=txt(stmt, "Acct", "Ownr", "Nm"),
+        account=txt(stmt, "Acct", "Id", "Othr", "Id") or "",
+        position=decode_amount(leaf(bal, "Amt")),
+        direction=cast(Literal["CRDT", "DBIT"], txt(bal, "CdtDbtInd")),
+        cut_off_date=txt(bal, "Dt", "Dt") or "",
+        received=total("TtlCdtNtries"),
+        paid=total("TtlDbtNtries"),
+        info=txt(stmt, "AddtlStmtInf") or "",
+        opened=txt(stmt, "FrToDt", "FrDtTm"),
+        cut_off=txt(stmt, "FrToDt", "ToDtTm"),
+    )
+
+
+def encode_statement(
+    ctx: EncodeContext, s: CycleStatement, msg_id: str, created: str
+) -> tuple[str, Spec]:
+    period = None
+    if s.opened is not None and s.cut_off is not None:
+        period = [("FrDtTm", s.opened), ("ToDtTm", s.cut_off)]
+    return "BkToCstmrStmt", [
+        ("GrpHdr", [("MsgId", msg_id), ("CreDtTm", created)]),
+        (
+            "Stmt",
+            [
+                ("Id", s.statement_id),
+                ("CreDtTm", created),
+                ("FrToDt", period),
+                (
+                    "Acct",
+                    [
+                        ("Id", [("Othr", [("Id", s.account)])]),
+                        ("Ccy", s.position.currency),
+                        (
+                            "Ownr",
+                            [
+                                ("Nm", ctx.text("statement_owner", s.name, 140)),
+                                ("Id", [("OrgId", [("AnyBIC", s.participant)])]),
+                            ],
+                        ),
+                    ],
+                ),
+                (
+                    "Bal",
+                    [
+                        ("Tp", [("CdOrPrtry", [("Cd", "CLBD")])]),
+                        ("Amt", amount_leaf(s.position)),
+                        ("CdtDbtInd", s.direction),
+                        ("Dt", [("Dt", s.cut_off_date)]),
+                    ],
+                ),
+                (
+                    "TxsSummry",
+                    [
+                        (
+                            "TtlCdtNtries",
+                            [("NbOfNtries", str(s.received[0])), ("Sum", str(s.received[1]))],
+                        ),
+                        ("TtlDbtNtries", [("NbOfNtries", str(s.paid[0])), ("Sum", str(s.paid[1]))]),
+                    ],
+                ),
+                ("AddtlStmtInf", s.info),
             ],
         ),
     ]

@@ -55,6 +55,7 @@ _PATHS: dict[str, dict[str, str]] = {
         "rtr_id": "PmtRtr/TxInf/RtrId",
     },
     "pacs.029": {"msg_id": "MulSttlmReq/GrpHdr/MsgId"},
+    "camt.053": {"msg_id": "BkToCstmrStmt/GrpHdr/MsgId"},
     "admi.002": {"ref": "admi.002.001.01/RltdRef/Ref"},
     "sese.023": {
         "tx_id": "SctiesSttlmTxInstr/TxId",

@@ -21,6 +21,7 @@ DOCUMENT_MESSAGES: tuple[str, ...] = (
     "sese.023.001.09",
     "sese.024.001.10",
     "sese.025.001.09",
+    "camt.053.001.08",
 )
 ALL_MESSAGES: tuple[str, ...] = (HEAD, *DOCUMENT_MESSAGES)
 

@@ -3,8 +3,9 @@
 A close goes through states recorded in the store, each step safe to repeat:
   open --(cut-off passed: a batch or the scheduler; or an operator's command)--> closing
   closing --(this instance holds the close lease; nets the frozen obligations, builds the
-             instruction and the report; records them and queues them in the outbox in one
-             transaction, only while it still holds the lease)--> instructed
+             instruction, the report and each participant's camt.053; records them and queues
+             them in the outbox in one transaction, only while it still holds the lease)
+             --> instructed
   instructed --(the RTGS's pacs.002: ACSC)--> settled   |  (RJCT)--> failed
 A cycle with nothing to move goes from closing to settled directly.
 
@@ -34,6 +35,7 @@ from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import NettingError
 from gateway.settlement.report import participant_record, summary, to_json
 from gateway.settlement.schedule import Schedule, parse_cut_offs
+from gateway.settlement.statement import statements
 from gateway.state.base import CycleRecord, OutboxRow, StateStore
 from gateway.translation import SETTLEMENT_REQUEST, Correlation, Translator
 
@@ -152,13 +154,38 @@ class CycleManager:
             self.translator.charset,
             self.translator.profiles[self.config.settlement.rtgs_side],
         )
+        opened = datetime.fromisoformat(cycle.opened_at) if cycle.opened_at else None
+
+        def reports(instruction_id: str | None) -> tuple[dict[str, object], list[OutboxRow]]:
+            report = summary(cycle.id, cycle.cut_off, netting, totals, instruction_id)
+            rows = self._report_rows(report)
+            for bic, side, data in statements(
+                netting,
+                totals,
+                cycle.id,
+                opened,
+                cut_off,
+                instruction_id,
+                self.config,
+                self.translator.directory.current(),
+                self.translator.charset,
+                self.translator.profiles,
+            ):
+                headers = (
+                    ("message-type", b"camt.053.001.08"),
+                    ("correlation-id", cycle.id.encode()),
+                )
+                key = f"{cycle.id}:{bic}".encode()
+                rows.append(OutboxRow(self.config.side(side).outbound_topic, key, data, headers))
+            return report, rows
+
         if instruction is None:  # nothing moves: settled as it stands
-            report = summary(cycle.id, cycle.cut_off, netting, totals, None)
-            return "settled", report, self._report_rows(report), None, None
+            report, rows = reports(None)
+            return "settled", report, rows, None, None
         msg = read_message(instruction)
         msg_id = msg.doc_text("MulSttlmReq/GrpHdr/MsgId") or derive_id("GWS", cycle.id)
         biz_msg_idr = msg.header_text("BizMsgIdr") if msg.header is not None else None
-        report = summary(cycle.id, cycle.cut_off, netting, totals, msg_id)
+        report, report_rows = reports(msg_id)
         rtgs = self.config.settlement.rtgs_side
         headers = (
             ("message-type", SETTLEMENT_REQUEST.encode()),
@@ -169,7 +196,7 @@ class CycleManager:
             OutboxRow(
                 self.config.side(rtgs).outbound_topic, cycle.id.encode(), instruction, headers
             ),
-            *self._report_rows(report),
+            *report_rows,
         ]
         correlation = Correlation(
             key=f"cycle:{cycle.id}",
