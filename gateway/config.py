@@ -117,8 +117,14 @@ class SettlementSection:
     cap_policy: str = "queue"
     # The currency the directory's net_debit_cap is in; other currencies are not capped.
     cap_currency: str = "CNY"
-    # Where the settlement instruction (pacs.029) goes and its confirmation comes from.
+    # Where the settlement instruction goes and its confirmation comes from.
     rtgs_side: Side = "offshore"
+    # "pacs.029": one MultilateralSettlementRequest per cycle; "pacs.009": one transfer per
+    # net position, between the participant and `agent_bic` (a directory participant: the
+    # clearing's own settlement account at the RTGS). A cycle settles when every one of its
+    # instructions is confirmed (ACSC); any rejection fails it.
+    instruction: str = "pacs.029"
+    agent_bic: str = "SHHKHKHHSTL"
     # Per-participant cycle reports (JSON summary records) are published here.
     reports_topic: str = "gateway.reports"
     # A closing instance holds the cycle this long; if it dies, another may take over after.
@@ -298,6 +304,12 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"settlement.cap_policy must be queue or reject, got {settlement.cap_policy!r}"
         )
+    if settlement.instruction not in ("pacs.029", "pacs.009"):
+        raise ConfigError(
+            f"settlement.instruction must be pacs.029 or pacs.009, got {settlement.instruction!r}"
+        )
+    if not _BIC.fullmatch(settlement.agent_bic):
+        raise ConfigError(f"settlement.agent_bic must be a BIC, got {settlement.agent_bic!r}")
     if settlement.rtgs_side not in SIDES:
         raise ConfigError(
             f"settlement.rtgs_side must be onshore or offshore, got {settlement.rtgs_side!r}"

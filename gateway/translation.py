@@ -68,6 +68,8 @@ from gateway.sides import SIDES, Side, other_side
 log = logging.getLogger(__name__)
 
 SETTLEMENT_REQUEST = "pacs.029.001.01"
+# What the gateway sends the RTGS to settle a cycle (settlement.instruction).
+GATEWAY_INSTRUCTIONS = (SETTLEMENT_REQUEST, "pacs.009.001.08")
 
 
 def _original_def(s: StatusReport) -> str | None:
@@ -146,9 +148,10 @@ class Outcome:
     cancels: tuple[
         str, ...
     ] = ()  # references whose obligations a rejection by the other side voids
-    # The RTGS's answer to a cycle's settlement instruction: (cycle, status, reason), where
-    # status is settled, failed, or the interim ISO status. Nothing is published for it.
-    settlement: tuple[str, str, str] | None = None
+    # The RTGS's answer to one of a cycle's settlement instructions: (cycle, status, reason,
+    # the instruction's MsgId), status being settled, failed, or the interim ISO status.
+    # Nothing is published for it.
+    settlement: tuple[str, str, str, str] | None = None
 
 
 @dataclass
@@ -234,8 +237,10 @@ class Translator:
         target = other_side(source)
         directory = self.directory.current()
         body = decode(DecodeContext(dialect(source), directory, msg))
-        if isinstance(body, StatusReport) and _original_def(body) == SETTLEMENT_REQUEST:
-            return self._settlement_answer(msg, body, keys, source)
+        if isinstance(body, StatusReport) and _original_def(body) in GATEWAY_INSTRUCTIONS:
+            entry = self._cycle_entry(body)
+            if entry is not None or _original_def(body) == SETTLEMENT_REQUEST:
+                return self._settlement_answer(msg, body, keys, source, entry)
         header = decode_header(msg)
         now = self.clock()
         result = self._route(msg, body, header, keys, source, target, directory)
@@ -325,23 +330,31 @@ class Translator:
             "AG01", f"{what} are issued by the gateway only, never accepted from a side"
         )
 
+    def _cycle_entry(self, s: StatusReport) -> Correlation | None:
+        """The correlation of the gateway's settlement instruction `s` answers, if it does."""
+        original = s.group.original_group if s.group else None
+        if original is None and s.transaction is not None:
+            original = s.transaction.original_group
+        entry = self.correlations.find_outbound(original.msg_id) if original else None
+        return entry if entry is not None and entry.key.startswith("cycle:") else None
+
     def _settlement_answer(
-        self, msg: BusinessMessage, s: StatusReport, keys: IdempotencyKeys, source: Side
+        self,
+        msg: BusinessMessage,
+        s: StatusReport,
+        keys: IdempotencyKeys,
+        source: Side,
+        entry: Correlation | None,
     ) -> Outcome:
-        """A status report on a cycle's settlement instruction: the cycle's outcome."""
+        """A status report on one of a cycle's settlement instructions: the cycle's outcome."""
         rtgs = self.config.settlement.rtgs_side
         if source != rtgs:
             raise refusal(
                 msg, "AG01", f"settlement instructions are answered by the {rtgs} side only"
             )
-        original = s.group.original_group if s.group else None
-        if original is None and s.transaction is not None:
-            original = s.transaction.original_group
-        assert original is not None
-        entry = self.correlations.find_outbound(original.msg_id)
-        if entry is None or not entry.key.startswith("cycle:"):
+        if entry is None:
             raise self._uncorrelated(
-                msg, f"no settlement instruction {original.msg_id} was sent by the gateway"
+                msg, "no settlement instruction with that message id was sent by the gateway"
             )
         status = (s.group.status if s.group else None) or (
             s.transaction.status if s.transaction else None
@@ -354,9 +367,15 @@ class Translator:
         )
         outcome = {"ACSC": "settled", "RJCT": "failed"}.get(status or "", status or "unknown")
         reason = f"{status}: {text}" if text else str(status)
-        cycle = entry.key.removeprefix("cycle:")
+        cycle = entry.key.split(":")[1]
         return Outcome(
-            True, b"", source, msg.msg_def, keys, None, settlement=(cycle, outcome, reason)
+            True,
+            b"",
+            source,
+            msg.msg_def,
+            keys,
+            None,
+            settlement=(cycle, outcome, reason, entry.outbound_msg_id),
         )
 
     def _uncorrelated(self, msg: BusinessMessage, detail: str) -> errors.Uncorrelated:

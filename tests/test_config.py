@@ -67,6 +67,8 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ('[settlement]\nrtgs_side = "moon"\n', {}, "rtgs_side must be onshore or offshore"),
         ('[settlement]\ncap_currency = "yuan"\n', {}, "must be an ISO 4217 code"),
         ('[settlement]\nreports_topic = "gateway.dlq"\n', {}, "must all differ"),
+        ('[settlement]\ninstruction = "pacs.008"\n', {}, "must be pacs.029 or pacs.009"),
+        ('[settlement]\nagent_bic = "clearing"\n', {}, "settlement.agent_bic must be a BIC"),
     ],
 )
 def test_every_wrong_value_is_named(

@@ -77,7 +77,13 @@ def payment(n: int, payer: str, payee: str, amount: str) -> tuple[str, bytes]:
     return side, text.encode("utf-8")
 
 
-def rtgs_answer(n: int, instruction_id: str, status: str, reason: str | None = None) -> bytes:
+def rtgs_answer(
+    n: int,
+    instruction_id: str,
+    status: str,
+    reason: str | None = None,
+    msg_def: str = "pacs.029.001.01",
+) -> bytes:
     """The RTGS's group-level pacs.002 on a settlement instruction."""
     rsn = (
         f"<StsRsnInf><Rsn><Cd>{reason}</Cd></Rsn><AddtlInf>insufficient liquidity"
@@ -95,7 +101,7 @@ def rtgs_answer(n: int, instruction_id: str, status: str, reason: str | None = N
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"><FIToFIPmtStsRpt>
 <GrpHdr><MsgId>RTGS-STS-{n:06d}</MsgId><CreDtTm>2026-11-23T10:05:00+08:00</CreDtTm></GrpHdr>
 <OrgnlGrpInfAndSts><OrgnlMsgId>{instruction_id}</OrgnlMsgId>
-<OrgnlMsgNmId>pacs.029.001.01</OrgnlMsgNmId><GrpSts>{status}</GrpSts>{rsn}
+<OrgnlMsgNmId>{msg_def}</OrgnlMsgNmId><GrpSts>{status}</GrpSts>{rsn}
 </OrgnlGrpInfAndSts></FIToFIPmtStsRpt></Document></BizMsg>""".encode()
 
 
@@ -322,3 +328,50 @@ async def test_a_payment_over_the_cap_is_refused_with_a_conformant_am04_by_polic
         )
         assert len(await gw.store.obligations()) == 2
         assert [h.status for h in await gw.store.held()] == ["refused"]
+
+
+async def test_a_cycle_can_settle_as_one_pacs009_per_net_position(
+    kafka_bootstrap: str, state: StateSection, tmp_path: Path
+) -> None:
+    settlement = SettlementSection(cut_offs=(), instruction="pacs.009", tick_ms=100)
+    config = configured(state, tmp_path, settlement, {})
+    flows = [
+        ("HPCBCNSHXXX", "VHBKHKHHXXX", "300.00"),
+        ("VHBKHKHHXXX", "JADBCNBJXXX", "120.00"),
+        ("KLBKHKHHXXX", "HPCBCNSHXXX", "100.00"),
+    ]
+    agent = config.settlement.agent_bic
+    async with running_gateway(config, kafka_bootstrap) as gw:
+        await publish(gw, *(payment(n, *f) for n, f in enumerate(flows)))
+        assert len(await gw.read(config.onshore.outbound_topic, 2)) == 2
+        assert gw.cycles is not None and await gw.cycles.close_now("CNY") == "CNY-000001"
+        # One payment, four transfers, the statements of the two offshore participants.
+        out = await gw.read(config.offshore.outbound_topic, 1 + 4 + 2)
+        transfers = by_type(out, "pacs.009.001.08")
+        # Positions: HPCB -200, VHBK +180, JADB +120, KLBK -100: four transfers.
+        assert_officially_valid(*(t.value for t in transfers))
+        moves = {}
+        for t in transfers:
+            m = read_message(t.value)
+            tx = "FICdtTrf/CdtTrfTxInf/"
+            debtor = m.doc_text(tx + "Dbtr/FinInstnId/BICFI")
+            creditor = m.doc_text(tx + "Cdtr/FinInstnId/BICFI")
+            amount = Decimal(m.doc_text(tx + "IntrBkSttlmAmt") or "")
+            moves[debtor if creditor == agent else creditor] = (
+                amount if debtor == agent else -amount
+            )
+        assert moves == {
+            "HPCBCNSHXXX": Decimal("-200.00"),
+            "VHBKHKHHXXX": Decimal("180.00"),
+            "JADBCNBJXXX": Decimal("120.00"),
+            "KLBKHKHHXXX": Decimal("-100.00"),
+        }
+        ids = [read_message(t.value).doc_text("FICdtTrf/GrpHdr/MsgId") or "" for t in transfers]
+        for n, msg_id in enumerate(ids[:-1]):
+            await gw.publish(
+                "offshore", rtgs_answer(10 + n, msg_id, "ACSC", msg_def="pacs.009.001.08")
+            )
+        await asyncio.sleep(1.5)
+        assert (await cycle_state(gw, "CNY-000001", "instructed")).status == "instructed"
+        await gw.publish("offshore", rtgs_answer(20, ids[-1], "ACSC", msg_def="pacs.009.001.08"))
+        await cycle_state(gw, "CNY-000001", "settled")

@@ -103,16 +103,38 @@ async def test_cut_off_freeze_close_and_outcome(store: StateStore) -> None:
     assert await store.take_close(first.id, "me", 30)
     assert not await store.take_close(first.id, "other", 30)  # held by me
     row = OutboxRow("rtgs", b"CNY-000001", b"instruction", ())
-    assert await store.finish_close(first.id, "me", "instructed", "{}", "MSG1", [row], None)
-    assert not await store.finish_close(first.id, "me", "instructed", "{}", "MSG1", [row], None)
+    awaiting = ["MSG1", "MSG2"]  # e.g. two pacs.009 transfers
+    assert await store.finish_close(first.id, "me", "instructed", "{}", "REF", [row], [], awaiting)
+    assert not await store.finish_close(first.id, "me", "instructed", "{}", "REF", [row], [], [])
     assert await published(store) == [b"payment 1", b"payment 2", b"instruction"]
 
-    settle = Effects([("answer-1", "fp")], cycle_outcomes=[(first.id, "settled", "ACSC")])
-    fail = Effects([("answer-2", "fp")], cycle_outcomes=[(first.id, "failed", "RJCT")])
-    await store.commit_batch([settle])
-    await store.commit_batch([fail])  # too late: a settled cycle stays settled
+    def answer(n: int, status: str, reason: str, instruction: str) -> Effects:
+        return Effects(
+            [(f"answer-{n}", "fp")], cycle_outcomes=[(first.id, status, reason, instruction)]
+        )
+
+    await store.commit_batch([answer(1, "settled", "ACSC", "MSG1")])
+    await store.commit_batch([answer(2, "ACSP", "ACSP", "MSG2")])  # interim: nothing changes
+    assert (await store.cycles())[0].status == "instructed"  # MSG2 still awaited
+    await store.commit_batch([answer(3, "settled", "ACSC", "MSG2")])
+    await store.commit_batch([answer(4, "failed", "RJCT", "MSG2")])  # too late: stays settled
     (first, second) = await store.cycles()
-    assert (first.status, first.reason, first.instruction_id) == ("settled", "ACSC", "MSG1")
+    assert (first.status, first.reason, first.instruction_id) == ("settled", "ACSC", "REF")
+
+
+async def test_any_rejected_instruction_fails_the_cycle(store: StateStore) -> None:
+    await store.commit_batch([pay(1, "A", "B", "1.00")], Rules(T0))
+    cycle = await store.freeze("CNY", Rules(T0))
+    assert cycle is not None and await store.take_close(cycle, "me", 30)
+    assert await store.finish_close(cycle, "me", "instructed", "{}", "REF", [], [], ["M1", "M2"])
+    await store.commit_batch(
+        [Effects([("a", "fp")], cycle_outcomes=[(cycle, "settled", "ACSC", "M1")])]
+    )
+    await store.commit_batch(
+        [Effects([("b", "fp")], cycle_outcomes=[(cycle, "failed", "RJCT: AM04", "M2")])]
+    )
+    failed = (await store.cycles())[0]
+    assert (failed.status, failed.reason) == ("failed", "RJCT: AM04")
 
 
 async def test_a_void_after_the_freeze_reverses_into_the_open_cycle(store: StateStore) -> None:

@@ -24,25 +24,57 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.reader import read_message
-from gateway.settlement.instruction import settlement_request
+from gateway.settlement.instruction import settlement_request, settlement_transfers
 from gateway.settlement.ledger import Rules
-from gateway.settlement.netting import NettingError
+from gateway.settlement.netting import Netting, NettingError
 from gateway.settlement.report import participant_record, summary, to_json
 from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.settlement.statement import statements
 from gateway.state.base import CycleRecord, OutboxRow, StateStore
-from gateway.translation import SETTLEMENT_REQUEST, Correlation, Translator
+from gateway.translation import Correlation, Translator
 
 log = logging.getLogger(__name__)
 
 # Told of every cycle transition: (cycle record after it, what happened).
 Listener = Callable[[CycleRecord, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Instruction:
+    key: str  # the record key: the cycle, or cycle:participant
+    correlation: str  # how its answers find it: cycle:<id>[:<participant>]
+    msg_id: str
+    biz_msg_idr: str
+    msg_def: str
+    data: bytes
+
+
+def _instruction(key: str, correlation: str, data: bytes) -> Instruction:
+    msg = read_message(data)
+    group = msg.doc_text("MulSttlmReq/GrpHdr/MsgId") or msg.doc_text("FICdtTrf/GrpHdr/MsgId")
+    assert group is not None and msg.header is not None
+    biz = msg.header_text("BizMsgIdr") or group
+    return Instruction(key, correlation, group, biz, msg.msg_def, data)
+
+
+@dataclass
+class Close:
+    """What closing a cycle records and emits."""
+
+    status: str
+    report: dict[str, object]
+    rows: list[OutboxRow] = field(default_factory=list)
+    correlations: list[Correlation] = field(default_factory=list)
+    awaiting: list[str] = field(default_factory=list)  # instruction MsgIds to be confirmed
+    reference: str | None = None  # the cycle's settlement reference (pacs.029 MsgId, or the
+    # transfers' common EndToEndId)
 
 
 def rules_for(config: Config, schedule: Schedule, now: datetime) -> Rules:
@@ -115,28 +147,32 @@ class CycleManager:
         return frozen
 
     async def finish(self, cycle: CycleRecord) -> bool:
-        """Net a frozen cycle, queue its instruction and reports, record it: once."""
+        """Net a frozen cycle, queue its instructions, report and statements, record it: once."""
         lease = self.config.settlement.close_lease_seconds
         if not await self.store.take_close(cycle.id, self.owner, lease):
             return False  # another instance is closing it
         try:
-            status, report, rows, correlation, instruction_id = await self._build(cycle)
+            close = await self._build(cycle)
         except NettingError as exc:
             log.error("cycle %s cannot settle: %s", cycle.id, exc)
-            report = {"cycle": cycle.id, "error": str(exc)}
-            status, rows, correlation, instruction_id = "failed", [], None, None
+            close = Close("failed", {"cycle": cycle.id, "error": str(exc)})
         done = await self.store.finish_close(
-            cycle.id, self.owner, status, to_json(report), instruction_id, rows, correlation
+            cycle.id,
+            self.owner,
+            close.status,
+            to_json(close.report),
+            close.reference,
+            close.rows,
+            close.correlations,
+            close.awaiting,
         )
         if done:
-            log.info("cycle %s closed: %s", cycle.id, status)
+            log.info("cycle %s closed: %s", cycle.id, close.status)
             await self.store.release_held(cycle.currency, self.rules())
             await self._tell(cycle.id, "closed")
         return done
 
-    async def _build(
-        self, cycle: CycleRecord
-    ) -> tuple[str, dict[str, object], list[OutboxRow], Correlation | None, str | None]:
+    async def _build(self, cycle: CycleRecord) -> Close:
         netting = await self.store.net_cycle(cycle.id, cycle.currency)
         kept = await self.store.positions(cycle.id)
         if kept != netting.positions:
@@ -145,71 +181,76 @@ class CycleManager:
             raise NettingError(f"running positions {kept} differ from the netting")
         totals = await self.store.participant_totals(cycle.id)
         cut_off = datetime.fromisoformat(cycle.cut_off) if cycle.cut_off else self.clock()
-        instruction = settlement_request(
+        opened = datetime.fromisoformat(cycle.opened_at) if cycle.opened_at else None
+        instructions = self._instructions(cycle.id, netting, cut_off)
+        if not instructions:  # nothing moves: settled as it stands
+            reference = None
+        elif self.config.settlement.instruction == "pacs.029":
+            reference = instructions[0].msg_id
+        else:  # the transfers' common EndToEndId
+            reference = derive_id("SI", cycle.id, cycle.currency)
+        report = summary(cycle.id, cycle.cut_off, netting, totals, reference)
+        rtgs = self.config.settlement.rtgs_side
+        close = Close("instructed" if instructions else "settled", report, reference=reference)
+        for i in instructions:
+            headers = (
+                ("message-type", i.msg_def.encode()),
+                ("idempotency-key", i.correlation.encode()),
+                ("correlation-id", cycle.id.encode()),
+            )
+            topic = self.config.side(rtgs).outbound_topic
+            close.rows.append(OutboxRow(topic, i.key.encode(), i.data, headers))
+            close.awaiting.append(i.msg_id)
+            close.correlations.append(
+                Correlation(
+                    key=i.correlation,
+                    source=rtgs,
+                    sender_bic=None,
+                    biz_msg_idr=None,
+                    msg_id=i.msg_id,
+                    msg_def=i.msg_def,
+                    created=cycle.cut_off,
+                    outbound_biz_msg_idr=i.biz_msg_idr,
+                    outbound_msg_id=i.msg_id,
+                )
+            )
+        close.rows += self._report_rows(report)
+        for bic, side, data in statements(
             netting,
+            totals,
             cycle.id,
+            opened,
             cut_off,
+            reference,
             self.config,
             self.translator.directory.current(),
             self.translator.charset,
-            self.translator.profiles[self.config.settlement.rtgs_side],
-        )
-        opened = datetime.fromisoformat(cycle.opened_at) if cycle.opened_at else None
+            self.translator.profiles,
+        ):
+            stmt_headers = (
+                ("message-type", b"camt.053.001.08"),
+                ("correlation-id", cycle.id.encode()),
+            )
+            topic = self.config.side(side).outbound_topic
+            close.rows.append(OutboxRow(topic, f"{cycle.id}:{bic}".encode(), data, stmt_headers))
+        return close
 
-        def reports(instruction_id: str | None) -> tuple[dict[str, object], list[OutboxRow]]:
-            report = summary(cycle.id, cycle.cut_off, netting, totals, instruction_id)
-            rows = self._report_rows(report)
-            for bic, side, data in statements(
-                netting,
-                totals,
-                cycle.id,
-                opened,
-                cut_off,
-                instruction_id,
-                self.config,
-                self.translator.directory.current(),
-                self.translator.charset,
-                self.translator.profiles,
-            ):
-                headers = (
-                    ("message-type", b"camt.053.001.08"),
-                    ("correlation-id", cycle.id.encode()),
-                )
-                key = f"{cycle.id}:{bic}".encode()
-                rows.append(OutboxRow(self.config.side(side).outbound_topic, key, data, headers))
-            return report, rows
-
-        if instruction is None:  # nothing moves: settled as it stands
-            report, rows = reports(None)
-            return "settled", report, rows, None, None
-        msg = read_message(instruction)
-        msg_id = msg.doc_text("MulSttlmReq/GrpHdr/MsgId") or derive_id("GWS", cycle.id)
-        biz_msg_idr = msg.header_text("BizMsgIdr") if msg.header is not None else None
-        report, report_rows = reports(msg_id)
-        rtgs = self.config.settlement.rtgs_side
-        headers = (
-            ("message-type", SETTLEMENT_REQUEST.encode()),
-            ("idempotency-key", f"cycle:{cycle.id}".encode()),
-            ("correlation-id", cycle.id.encode()),
-        )
-        rows = [
-            OutboxRow(
-                self.config.side(rtgs).outbound_topic, cycle.id.encode(), instruction, headers
-            ),
-            *report_rows,
+    def _instructions(self, cycle: str, netting: Netting, cut_off: datetime) -> list[Instruction]:
+        """What the RTGS is asked to settle: one pacs.029, or one pacs.009 per position."""
+        directory = self.translator.directory.current()
+        charset = self.translator.charset
+        profiles = self.translator.profiles[self.config.settlement.rtgs_side]
+        if self.config.settlement.instruction == "pacs.029":
+            data = settlement_request(
+                netting, cycle, cut_off, self.config, directory, charset, profiles
+            )
+            return [] if data is None else [_instruction(cycle, f"cycle:{cycle}", data)]
+        return [
+            _instruction(f"{cycle}:{bic}", f"cycle:{cycle}:{bic}", data)
+            for bic, _, data in settlement_transfers(
+                netting, cycle, cut_off, self.config, directory, charset, profiles
+            )
         ]
-        correlation = Correlation(
-            key=f"cycle:{cycle.id}",
-            source=rtgs,
-            sender_bic=None,
-            biz_msg_idr=None,
-            msg_id=msg_id,
-            msg_def=SETTLEMENT_REQUEST,
-            created=cycle.cut_off,
-            outbound_biz_msg_idr=biz_msg_idr or msg_id,
-            outbound_msg_id=msg_id,
-        )
-        return "instructed", report, rows, correlation, msg_id
 
     def _report_rows(self, report: dict[str, object]) -> list[OutboxRow]:
         """The cycle's summary, then one record per participant, on the reports topic."""

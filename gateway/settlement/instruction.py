@@ -1,5 +1,6 @@
-"""A closed cycle's settlement instruction: pacs.029 MultilateralSettlementRequest to the RTGS
-(offshore) side.
+"""A closed cycle's settlement instructions to the RTGS side: one pacs.029
+MultilateralSettlementRequest, or (settlement.instruction = "pacs.009") one pacs.009 per net
+position.
 
 Built from the cycle's netting alone, with every id derived from the cycle and currency and
 the creation time being the recorded cut-off, so building it again after a crash at any step
@@ -10,10 +11,12 @@ instructions. Records are in participant order; credits and debits balance by co
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from datetime import datetime
 
 from adapters import dialect
-from gateway.canonical import Money, MovementRecord, NetSettlement
+from gateway.canonical import Account, Agent, Money, MovementRecord, NetSettlement, Payment
 from gateway.charset import CharsetPolicy
 from gateway.codec import encode_text
 from gateway.codec.context import EncodeContext
@@ -80,3 +83,68 @@ def settlement_request(
     # What the gateway issues is held to the same profile as what it accepts.
     (profiles or ProfileSet("offshore")).validate(read_message(data))
     return data
+
+
+def settlement_transfers(
+    netting: Netting,
+    cycle: str,
+    cut_off: datetime,
+    config: Config,
+    directory: Directory,
+    charset: CharsetPolicy,
+    profiles: ProfileSet | None = None,
+) -> list[tuple[str, str, bytes]]:
+    """The cycle as one pacs.009 per non-zero net position (participant order): a net debit
+    is paid by the participant to the settlement agent, a net credit by the agent to the
+    participant. (participant, MsgId, message in the gateway's envelope), each validated
+    against the RTGS side's profile; every id derived from cycle and participant, the UETR
+    included, so a close redone gives the same bytes."""
+    agent_bic = config.settlement.agent_bic
+    agent = directory.participant(agent_bic)
+    if agent is None:
+        raise NettingError(f"settlement.agent_bic {agent_bic} is not in the directory")
+    currency = netting.currency
+    rtgs = config.settlement.rtgs_side
+    created = iso_datetime(cut_off)
+    reference = derive_id("SI", cycle, currency)
+    out = []
+    for bic, units in netting.positions.items():
+        participant = directory.participant(bic)
+        if participant is None:
+            raise NettingError(f"cycle {cycle}: participant {bic} is not in the directory")
+        payer, payee = (participant, agent) if units < 0 else (agent, participant)
+        msg_id = derive_id("GWP", cycle, bic)
+        body = Payment(
+            kind="institution",
+            msg_id=msg_id,
+            created=created,
+            settlement_method="CLRG",
+            end_to_end_id=reference,
+            uetr=str(
+                uuid.UUID(bytes=hashlib.sha256(f"{cycle}:{bic}".encode()).digest()[:16], version=4)
+            ),
+            amount=Money(from_minor(abs(units), currency), currency),
+            settlement_date=cut_off.date().isoformat(),
+            instructing=Agent(payer.bic),
+            instructed=Agent(payee.bic),
+            debtor=Agent(payer.bic),
+            creditor=Agent(payee.bic),
+            instr_id=derive_id("SI", cycle, bic),
+            tx_id=derive_id("TX", cycle, bic),
+            debtor_account=Account(payer.settlement_account),
+            creditor_account=Account(payee.settlement_account),
+        )
+        ctx = EncodeContext(dialect(rtgs), directory, charset, None)
+        msg_def, document = encode_text(ctx, body, msg_id, created)
+        header = header_spec(
+            fr=Party(config.gateway.bic),
+            to=Party(config.side(rtgs).system_bic),
+            biz_msg_idr=derive_id("GWQ", cycle, bic),
+            msg_def=msg_def,
+            created=cut_off,
+            biz_svc=config.side(rtgs).biz_svc,
+        )
+        data = envelope_text(header, document).encode("utf-8")
+        (profiles or ProfileSet(rtgs)).validate(read_message(data))
+        out.append((bic, msg_id, data))
+    return out

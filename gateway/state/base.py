@@ -53,8 +53,9 @@ class Effects:
     # What a refusal for the cap must answer: the source side and the input record.
     source: str = ""
     value: bytes = b""
-    # Answers to the gateway's own settlement instructions: (cycle, status, reason).
-    cycle_outcomes: list[tuple[str, str, str]] = field(default_factory=list)
+    # Answers to the gateway's own settlement instructions:
+    # (cycle, settled | failed | interim ISO status, reason, the instruction's MsgId).
+    cycle_outcomes: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,12 @@ class StateStore(Protocol):
         summary: str,
         instruction_id: str | None,
         outbox: list[OutboxRow],
-        correlation: Correlation | None,
+        correlations: list[Correlation],
+        awaiting: list[str],
     ) -> bool:
         """Record a frozen cycle's close and queue what it emits, once: only while `owner`
-        holds the close. Whether it was recorded."""
+        holds the close. `awaiting`: the MsgIds of the instructions the RTGS must confirm
+        before the cycle is settled. Whether it was recorded."""
         ...
 
     async def release_held(self, currency: str, rules: Rules) -> int:
@@ -252,3 +255,15 @@ def participant_totals(
         a = totals.get(participant, (0, 0, 0, 0))
         totals[participant] = (a[0] + rc, a[1] + int(ru), a[2] + pc, a[3] + int(pu))
     return dict(sorted(totals.items()))
+
+
+def cycle_after(awaiting: str | None, status: str, instruction: str) -> tuple[str, str]:
+    """An instructed cycle after the RTGS answered one of its instructions: (status, the
+    instructions still awaited, JSON). Settled once all are confirmed; failed on any
+    rejection; an interim status changes nothing."""
+    pending = [a for a in json.loads(awaiting or "[]") if a != instruction]
+    if status == "failed":
+        return "failed", json.dumps(pending)
+    if status == "settled":
+        return ("instructed" if pending else "settled"), json.dumps(pending)
+    return "instructed", awaiting or "[]"

@@ -13,6 +13,7 @@ Each batch costs a handful of round trips, whatever its size (arrays and pipelin
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from gateway.state.base import (
     OutboxRow,
     correlation_from_json,
     correlation_to_json,
+    cycle_after,
     headers_from_json,
     headers_to_json,
     obligation_from_row,
@@ -88,6 +90,7 @@ CREATE TABLE IF NOT EXISTS cycles (
     instruction_id TEXT,
     summary TEXT,
     reason TEXT,
+    awaiting TEXT,
     updated_at TIMESTAMPTZ NOT NULL
 );
 -- The lock of a currency's cycles: batches booking into it and closes take it FOR UPDATE.
@@ -323,8 +326,8 @@ class PostgresStore:
                 ],
             )
         await _write_ledger(conn, ledger, now)
-        for cycle, status, reason in (o for e in batch for o in e.cycle_outcomes):
-            await _cycle_outcome(conn, cycle, status, reason, now)
+        for cycle, status, reason, instruction in (o for e in batch for o in e.cycle_outcomes):
+            await _cycle_outcome(conn, cycle, status, reason, instruction, now)
 
     # -- settlement cycles ---------------------------------------------------------------------
     async def cycles(self, currency: str | None = None) -> list[CycleRecord]:
@@ -392,26 +395,27 @@ class PostgresStore:
         summary: str,
         instruction_id: str | None,
         outbox: list[OutboxRow],
-        correlation: Correlation | None,
+        correlations: list[Correlation],
+        awaiting: list[str],
     ) -> bool:
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
             done = await conn.execute(
-                "UPDATE cycles SET status = $2, summary = $3, instruction_id = $4, closer = NULL,"
-                " lease_until = NULL, updated_at = $5 "
-                "WHERE id = $1 AND status = 'closing' AND closer = $6",
+                "UPDATE cycles SET status = $2, summary = $3, instruction_id = $4, awaiting = $5,"
+                " closer = NULL, lease_until = NULL, updated_at = $6 "
+                "WHERE id = $1 AND status = 'closing' AND closer = $7",
                 cycle,
                 status,
                 summary,
                 instruction_id,
+                json.dumps(awaiting),
                 now,
                 owner,
             )
             if done != "UPDATE 1":
                 return False  # another instance finished it (our lease ran out)
             await _insert_outbox(conn, outbox, now)
-            if correlation is not None:
-                await _insert_correlations(conn, [correlation])
+            await _insert_correlations(conn, correlations)
             return True
 
     async def release_held(self, currency: str, rules: Rules) -> int:
@@ -645,18 +649,21 @@ async def _write_ledger(conn: asyncpg.Connection, ledger: Ledger, now: datetime)
 
 
 async def _cycle_outcome(
-    conn: asyncpg.Connection, cycle: str, status: str, reason: str, now: datetime
+    conn: asyncpg.Connection, cycle: str, status: str, reason: str, instruction: str, now: datetime
 ) -> None:
-    """The RTGS's answer to a cycle's instruction: settled or failed once, from instructed;
-    an interim status is only noted."""
-    final = status in ("settled", "failed")
+    """The RTGS's answer to one of a cycle's instructions (only while it is instructed)."""
+    awaiting = await conn.fetchval(
+        "SELECT awaiting FROM cycles WHERE id = $1 AND status = 'instructed' FOR UPDATE", cycle
+    )
+    if awaiting is None:
+        return  # settled or failed already: a late or repeated answer changes nothing
+    new_status, left = cycle_after(awaiting, status, instruction)
     await conn.execute(
-        "UPDATE cycles SET status = CASE WHEN $4 THEN $2 ELSE status END, reason = $3, "
-        "updated_at = $5 WHERE id = $1 AND status = 'instructed'",
+        "UPDATE cycles SET status = $2, reason = $3, awaiting = $4, updated_at = $5 WHERE id = $1",
         cycle,
-        status,
+        new_status,
         reason,
-        final,
+        left,
         now,
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import sqlite3
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from gateway.state.base import (
     OutboxRow,
     correlation_from_json,
     correlation_to_json,
+    cycle_after,
     headers_from_json,
     headers_to_json,
     obligation_from_row,
@@ -97,6 +99,7 @@ CREATE TABLE IF NOT EXISTS cycles (
     instruction_id TEXT,
     summary TEXT,
     reason TEXT,
+    awaiting TEXT,
     updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cycle_heads (
@@ -294,21 +297,21 @@ class SqliteStore:
         summary: str,
         instruction_id: str | None,
         outbox: list[OutboxRow],
-        correlation: Correlation | None,
+        correlations: list[Correlation],
+        awaiting: list[str],
     ) -> bool:
         def run(db: sqlite3.Connection) -> bool:
             now = _now()
             done = db.execute(
-                "UPDATE cycles SET status = ?, summary = ?, instruction_id = ?, closer = NULL, "
-                "lease_until = NULL, updated_at = ? "
+                "UPDATE cycles SET status = ?, summary = ?, instruction_id = ?, awaiting = ?, "
+                "closer = NULL, lease_until = NULL, updated_at = ? "
                 "WHERE id = ? AND status = 'closing' AND closer = ?",
-                (status, summary, instruction_id, now, cycle, owner),
+                (status, summary, instruction_id, json.dumps(awaiting), now, cycle, owner),
             )
             if done.rowcount != 1:
                 return False  # another instance finished it (our lease ran out)
             _insert_outbox(db, outbox, now)
-            if correlation is not None:
-                _insert_correlations(db, [correlation])
+            _insert_correlations(db, correlations)
             return True
 
         return await self._transaction(run)
@@ -518,8 +521,8 @@ def _apply(db: sqlite3.Connection, batch: list[Effects], now: str, rules: Rules)
         ],
     )
     _write_ledger(db, ledger, now)
-    for cycle, status, reason in (o for e in chosen for o in e.cycle_outcomes):
-        _cycle_outcome(db, cycle, status, reason, now)
+    for cycle, status, reason, instruction in (o for e in chosen for o in e.cycle_outcomes):
+        _cycle_outcome(db, cycle, status, reason, instruction, now)
     return applied
 
 
@@ -640,20 +643,20 @@ def _write_ledger(db: sqlite3.Connection, ledger: Ledger, now: str) -> None:
     )
 
 
-def _cycle_outcome(db: sqlite3.Connection, cycle: str, status: str, reason: str, now: str) -> None:
-    """The RTGS's answer to a cycle's instruction: settled or failed once, from instructed;
-    an interim status is only noted."""
-    if status in ("settled", "failed"):
-        db.execute(
-            "UPDATE cycles SET status = ?, reason = ?, updated_at = ? "
-            "WHERE id = ? AND status = 'instructed'",
-            (status, reason, now, cycle),
-        )
-    else:
-        db.execute(
-            "UPDATE cycles SET reason = ?, updated_at = ? WHERE id = ? AND status = 'instructed'",
-            (reason, now, cycle),
-        )
+def _cycle_outcome(
+    db: sqlite3.Connection, cycle: str, status: str, reason: str, instruction: str, now: str
+) -> None:
+    """The RTGS's answer to one of a cycle's instructions (only while it is instructed)."""
+    row = db.execute(
+        "SELECT awaiting FROM cycles WHERE id = ? AND status = 'instructed'", (cycle,)
+    ).fetchone()
+    if row is None:
+        return  # settled or failed already: a late or repeated answer changes nothing
+    new_status, awaiting = cycle_after(row[0], status, instruction)
+    db.execute(
+        "UPDATE cycles SET status = ?, reason = ?, awaiting = ?, updated_at = ? WHERE id = ?",
+        (new_status, reason, awaiting, now, cycle),
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
