@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main-job command of README.md, on the embedded default: `connect-gateway run` with the
 # embedded Kafka-compatible broker and SQLite state, fed the bundled sample traffic by
-# `connect-gateway publish` exactly as partners would publish it; then what came out on every
-# topic is listed (and saved under run-output/), and the gateway stopped with SIGTERM.
+# `connect-gateway publish` exactly as partners would publish it; the operator closes the
+# settlement cycle (`connect-gateway cycle close`); then what came out on every topic is listed
+# (and saved under run-output/), and the gateway stopped with SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,6 +16,8 @@ export CONNECT_GATEWAY__KAFKA__EMBEDDED_PORT=$port
 export CONNECT_GATEWAY__STATE__SQLITE_PATH=$out/state.sqlite3
 # Short retry delays, so the answers whose originals never come are refused within seconds.
 export CONNECT_GATEWAY__KAFKA__RETRY_DELAYS_MS=500,1000
+# Cycles close on the operator's command below, whatever the time of day.
+export CONNECT_GATEWAY__SETTLEMENT__CUT_OFFS=
 unset KAFKA_BOOTSTRAP_SERVERS
 
 echo "== connect-gateway run (embedded broker on 127.0.0.1:$port, state in $out/state.sqlite3)"
@@ -43,9 +46,14 @@ printf '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Doc
 connect-gateway publish --side onshore "$out/hostile.xml" samples/offshore/pacs.009.001.08.xml
 sleep 6  # the uncorrelated answers use their retries (0.5 s, 1 s), then are refused
 
+echo "== the operator closes the CNY settlement cycle (net positions -> pacs.029 to the RTGS)"
+connect-gateway cycle close --currency CNY
+connect-gateway cycle report CNY-000001 --format csv
+sleep 2  # the service's relay publishes what the close queued
+
 echo "== what the gateway published (values saved under $out/<topic>/)"
 python scripts/show_topics.py "127.0.0.1:$port" "$out" \
-  offshore.outbound onshore.outbound gateway.dlq
+  offshore.outbound onshore.outbound gateway.dlq gateway.reports
 echo "== stop (SIGTERM): finish the batch, commit, leave the group"
 kill -TERM $gateway
 wait $gateway
@@ -58,5 +66,7 @@ q = lambda sql: db.execute(sql).fetchone()[0]
 print(f"state: {q('SELECT count(*) FROM claims')} claims, "
       f"{q('SELECT count(*) FROM obligations')} obligations, "
       f"{q('SELECT count(*) FROM outbox WHERE sent_at IS NULL')} outbox rows unsent")
+for row in db.execute("SELECT id, status, cut_off FROM cycles ORDER BY id"):
+    print("cycle %s: %s (cut-off %s)" % row)
 PY
 echo "done: outputs in $out/"

@@ -51,13 +51,13 @@ async def show(bootstrap: str, out: Path, topics: list[str]) -> None:
         for r in sorted(records, key=lambda r: r.timestamp):
             h = {k: v.decode(errors="replace") for k, v in r.headers}
             why = h.get("reject-reason") or h.get("error-kind") or ""
-            name = f"p{r.partition}-{r.offset}-{h.get('message-type', 'unknown')}.xml"
+            # Cycle reports are JSON and say which report they are; the rest is ISO 20022.
+            kind = h.get("message-type") or h.get("report") or "unknown"
+            suffix = "json" if "report" in h else "xml"
+            name = f"p{r.partition}-{r.offset}-{kind}.{suffix}"
             (folder / name).write_bytes(r.value or b"")
             key = (r.key or b"").decode(errors="replace")[:60]
-            print(
-                f"   {h.get('message-type', '?'):<16} attempt {h.get('attempt', '1')}  "
-                f"{why:<16} key {key}"
-            )
+            print(f"   {kind:<16} attempt {h.get('attempt', '1')}  {why:<16} key {key}")
 
 
 if __name__ == "__main__":
