@@ -170,6 +170,21 @@ async def _cycle(config: Config, args: argparse.Namespace) -> int:
         await store.close()
 
 
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Load and validate a configuration file (and the environment) as `run` would."""
+    import dataclasses
+
+    try:
+        config = load(args.file)
+    except ConfigError as exc:
+        _fail(f"configuration: {exc}")
+    print(f"configuration OK: {args.file}")
+    for f in dataclasses.fields(config):
+        # repr hides the secret fields (passwords, the DSN)
+        print(f"  [{f.name}] {getattr(config, f.name)!r}")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="connect-gateway",
@@ -212,6 +227,12 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the gateway service (embedded broker if none configured)")
     r.set_defaults(func=cmd_run)
+
+    cfg = sub.add_parser("config", help="configuration")
+    cfg_actions = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = cfg_actions.add_parser("check", help="validate a configuration file as run would")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=cmd_config_check)
 
     c = sub.add_parser("cycle", help="net settlement cycles: list, close now, report")
     actions = c.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -133,6 +133,32 @@ class SettlementSection:
     tick_ms: int = 1000
 
 
+@dataclass(frozen=True)
+class MqttSection:
+    """Events to MQTT (a notification channel: Kafka stays the system of record)."""
+
+    host: str = ""  # empty: no MQTT
+    port: int = 1883
+    client_id: str = "connect-gateway"
+    username: str = ""
+    password: str = field(default="", repr=False)  # secret: never logged
+    prefix: str = "connect-gateway"
+    # Operators publish commands on <prefix>/control/<their client id>; the broker's ACL must
+    # let each client write only its own (Mosquitto: pattern write <prefix>/control/%c). The
+    # gateway obeys the client ids listed here and refuses (and logs) the rest.
+    control_clients: tuple[str, ...] = ()
+    # Events kept while MQTT is unreachable; past this the oldest are dropped and counted.
+    buffer_limit: int = 10_000
+
+
+@dataclass(frozen=True)
+class OpsSection:
+    # /metrics (Prometheus), /healthz (alive), /readyz (broker, store and MQTT reachable).
+    http_host: str = "127.0.0.1"
+    http_port: int = 9400  # 0: any free port
+    log_format: str = "json"  # or "text"
+
+
 def _side(side: Side, system_bic: str, biz_svc: str) -> SideSection:
     return SideSection(system_bic, biz_svc, f"{side}.inbound", f"{side}.outbound")
 
@@ -150,6 +176,8 @@ class Config:
     kafka: KafkaSection = field(default_factory=KafkaSection)
     state: StateSection = field(default_factory=StateSection)
     settlement: SettlementSection = field(default_factory=SettlementSection)
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    ops: OpsSection = field(default_factory=OpsSection)
 
     def side(self, side: Side) -> SideSection:
         return self.onshore if side == "onshore" else self.offshore
@@ -322,6 +350,23 @@ def _check(config: Config) -> None:
         raise ConfigError("settlement.close_lease_seconds must be between 5 and 3600")
     if not 50 <= settlement.tick_ms <= 60_000:
         raise ConfigError("settlement.tick_ms must be between 50 and 60000")
+    mqtt = config.mqtt
+    if not 1 <= mqtt.port <= 65535:
+        raise ConfigError(f"mqtt.port must be between 1 and 65535, got {mqtt.port}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", mqtt.prefix):
+        raise ConfigError(
+            f"mqtt.prefix must be topic levels without wildcards, got {mqtt.prefix!r}"
+        )
+    if any(not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", c) for c in mqtt.control_clients):
+        raise ConfigError("mqtt.control_clients must be client ids (letters, digits, . _ -)")
+    if not 0 <= mqtt.buffer_limit <= 1_000_000:
+        raise ConfigError("mqtt.buffer_limit must be between 0 and 1000000")
+    if bool(mqtt.username) != bool(mqtt.password):
+        raise ConfigError("mqtt.username and mqtt.password go together")
+    if not 0 <= config.ops.http_port <= 65535:
+        raise ConfigError(f"ops.http_port must be between 0 and 65535, got {config.ops.http_port}")
+    if config.ops.log_format not in ("json", "text"):
+        raise ConfigError(f"ops.log_format must be json or text, got {config.ops.log_format!r}")
     topics = config.topics()
     if len(set(topics)) != len(topics):
         raise ConfigError(f"the gateway's topics must all differ, got {topics}")

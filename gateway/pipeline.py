@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -61,6 +61,9 @@ from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.sides import SIDES, Side
 from gateway.state.base import ClaimState, Effects, OutboxRow, StateStore
 from gateway.translation import MemoryCorrelations, Outcome, Translator
+
+if TYPE_CHECKING:
+    from gateway.ops.operations import Operations
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,8 @@ class Pipeline:
         self.producer: AIOKafkaProducer | None = None
         self.workers: ProcessPoolExecutor | None = None
         self.processed = 0
+        self.telemetry: Operations | None = None  # metrics and events, when operated
+        self.paused_sides: set[Side] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -219,6 +224,11 @@ class Pipeline:
                     max_records=self.config.kafka.batch_max_records,
                 )
                 records = [r for tp, recs in batch.items() for r in self._due(tp, recs)]
+                if self.telemetry is not None:
+                    for tp, recs in batch.items():
+                        high = self.consumer.highwater(tp)
+                        if high is not None and recs:
+                            self.telemetry.lag(tp.topic, tp.partition, high - recs[-1].offset - 1)
                 if not overlap:
                     if records:
                         await self.process_batch(records)
@@ -255,7 +265,29 @@ class Pipeline:
                 return records[:i]
         return records
 
+    def pause_side(self, side: Side, pause: bool) -> None:
+        """An operator's pause (or resume) of a side's inbound topic. Records wait in Kafka;
+        nothing is lost. Retry topics keep flowing: their records were accepted earlier."""
+        if pause:
+            self.paused_sides.add(side)
+        else:
+            self.paused_sides.discard(side)
+        self._hold_paused_sides()
+
+    def _hold_paused_sides(self) -> None:
+        """Pause what belongs to a paused side, resume the rest (assignments move)."""
+        if self.consumer is None:
+            return
+        paused_topics = {self.config.side(s).inbound_topic for s in self.paused_sides}
+        for tp in self.consumer.assignment():
+            if tp.topic in paused_topics:
+                self.consumer.pause(tp)
+            elif tp.topic in self.side_of and tp in self.consumer.paused():
+                self.consumer.resume(tp)
+
     def _resume_due(self) -> None:
+        if self.paused_sides:
+            self._hold_paused_sides()
         if not self.paused:
             return
         assert self.consumer is not None
@@ -280,7 +312,8 @@ class Pipeline:
             claims, known = await self._retrying(
                 lambda: asyncio.gather(self.store.claims(keys), self.store.correlations(refs))
             )
-            effects = await asyncio.to_thread(self._decide_all, prepared, claims, known)
+            decided = await asyncio.to_thread(self._decide_all, prepared, claims, known)
+            effects = [e for _, e in decided if e is not None]
             # One clock reading for the whole batch decides which cycle its obligations join.
             rules = rules_for(self.config, self.schedule, self.clock())
             await self._retrying(lambda: self.store.commit_batch(effects, rules))
@@ -295,6 +328,8 @@ class Pipeline:
             self._outbox_ready.set()
             await self._commit_offsets(records)
             self.processed += len(records)
+            if self.telemetry is not None:
+                await self._report(decided)
 
     async def _prepare(self, records: Sequence[Any]) -> list[Prepared]:
         prepared = []
@@ -332,18 +367,44 @@ class Pipeline:
 
     def _decide_all(
         self, prepared: list[Prepared], claims: dict[str, ClaimState], known: list[Any]
-    ) -> list[Effects]:
+    ) -> list[tuple[Prepared, Effects | None]]:
+        """Each record and its effects (None: a copy of a record already processed)."""
         correlations = MemoryCorrelations(known)
         self.translator.correlations = correlations
         seen: dict[str, ClaimState] = dict(claims)  # plus what this batch claims as it goes
-        effects = []
+        decided: list[tuple[Prepared, Effects | None]] = []
         for p in prepared:
             e = self._decide(p, seen)
             if e is not None:
                 for key, fp in e.claims:
                     seen.setdefault(key, ClaimState(key, fp, ()))
-                effects.append(e)
-        return effects
+            decided.append((p, e))
+        return decided
+
+    async def _report(self, decided: list[tuple[Prepared, Effects | None]]) -> None:
+        """Metrics and events of a committed batch (never its correctness)."""
+        assert self.telemetry is not None
+        rows = []
+        answered: set[str] = set()
+        for p, e in decided:
+            outcome = p.reading.outcome
+            msg_type = (outcome.msg_def if outcome else None) or "unknown"
+            key = p.keys.message if p.keys else payload_ref(p.record.value or b"")
+            rows.append(
+                (
+                    p.record,
+                    p.source,
+                    msg_type,
+                    e.outcome if e else "duplicate",
+                    e.reason if e else "",
+                    key,
+                )
+            )
+            if e is not None:
+                answered.update(cycle for cycle, *_ in e.cycle_outcomes)
+        self.telemetry.processed(rows)
+        if answered:
+            await self.telemetry.cycles_answered(answered)
 
     def _decide(self, p: Prepared, seen: dict[str, ClaimState]) -> Effects | None:
         reading = p.reading
@@ -369,7 +430,11 @@ class Pipeline:
                 )
             if keys.possible_duplicate:
                 # A resend flagged PssblDplct: answered again with the same result.
-                return Effects([(f"resend:{p.origin}", p.fingerprint)], replay_key=earlier.key)
+                return Effects(
+                    [(f"resend:{p.origin}", p.fingerprint)],
+                    replay_key=earlier.key,
+                    outcome="resend",
+                )
             return None  # redelivery of a processed record: no second effect
         try:
             if reading.outcome is None:
@@ -398,7 +463,7 @@ class Pipeline:
         claims = [(keys.message, p.fingerprint)] + [(k, p.fingerprint) for k in keys.transactions]
         if outcome.settlement is not None:
             # The RTGS answering a cycle's instruction: recorded, nothing to publish.
-            return Effects(claims, cycle_outcomes=[outcome.settlement])
+            return Effects(claims, cycle_outcomes=[outcome.settlement], outcome="answered")
         target = self.config.side(outcome.destination).outbound_topic
         row = OutboxRow(
             target, keys.message.encode(), outcome.message, self._headers(p, outcome, keys)
@@ -475,7 +540,7 @@ class Pipeline:
                 *extra,
             ),
         )
-        return Effects(claims, [reject, dlq])
+        return Effects(claims, [reject, dlq], outcome="rejected", reason=error.code)
 
     def _retry_effects(self, p: Prepared, outcome: Outcome) -> Effects:
         """The record again, on the retry topic of its next attempt, due after its delay."""
@@ -499,7 +564,7 @@ class Pipeline:
         )
         # Claimed by the record's own coordinates: a batch replayed after a crash does not
         # queue a second retry.
-        return Effects([(f"retry:{p.origin}", p.fingerprint)], [row])
+        return Effects([(f"retry:{p.origin}", p.fingerprint)], [row], outcome="retry")
 
     # -- payments refused for their cap ----------------------------------------------------------
     async def _refuse_over_cap(self) -> None:
@@ -570,6 +635,8 @@ class Pipeline:
             ]
             await asyncio.gather(*futures)
 
+        if self.telemetry is not None:
+            self.telemetry.published(rows)
         if self.config.kafka.transactional_id:
             # All of a pass or none of it, for consumers reading read_committed. Correctness
             # does not need it (stable keys and BizMsgIdr make repeats harmless).

@@ -15,6 +15,8 @@ import sys
 from gateway.config import Config
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
 from gateway.kafka_clients import connection_options
+from gateway.ops import logs
+from gateway.ops.operations import Operations
 from gateway.pipeline import Pipeline
 from gateway.settlement.cycles import CycleManager
 from gateway.state import store_for
@@ -24,11 +26,7 @@ log = logging.getLogger(__name__)
 
 
 async def serve(config: Config) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(config.ops.log_format)
     broker: EmbeddedBroker | None = None
     bootstrap = config.kafka.bootstrap_servers
     if not bootstrap:
@@ -52,13 +50,21 @@ async def serve(config: Config) -> int:
         await store.open()
         pipeline = Pipeline(config, store, bootstrap)
         cycles = CycleManager(config, store, pipeline.translator)
+        ops = Operations(config, store, bootstrap)
+        ops.attach(pipeline, cycles)
+        await ops.start()
         closing = asyncio.create_task(cycles.run(stop), name="settlement-cycles")
-        print(f"gateway ready: consuming {', '.join(pipeline.side_of)} on {bootstrap}", flush=True)
+        print(
+            f"gateway ready: consuming {', '.join(pipeline.side_of)} on {bootstrap}; "
+            f"metrics and probes on http://{config.ops.http_host}:{ops.http_port}",
+            flush=True,
+        )
         try:
             await pipeline.run(stop)
         finally:
             stop.set()
             await closing
+            await ops.stop()
         log.info("stopped after %d records", pipeline.processed)
     finally:
         await store.close()

@@ -11,7 +11,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.clock import Clock, now_utc8
-from gateway.config import Config, KafkaSection, SettlementSection, SideSection, StateSection
+from gateway.config import (
+    Config,
+    KafkaSection,
+    OpsSection,
+    SettlementSection,
+    SideSection,
+    StateSection,
+)
+from gateway.ops.operations import Operations
 from gateway.pipeline import Pipeline
 from gateway.settlement.cycles import CycleManager
 from gateway.state import StateStore, store_for
@@ -55,6 +63,7 @@ def gateway_config(
         settlement=dataclasses.replace(
             settlement or SettlementSection(cut_offs=()), reports_topic=f"{prefix}.reports"
         ),
+        ops=OpsSection(http_port=0, log_format="text"),
     )
 
 
@@ -66,6 +75,7 @@ class Running:
     bootstrap: str
     task: asyncio.Task[None] | None = None
     cycles: CycleManager | None = None
+    ops: Operations | None = None
 
     async def publish(self, side: str, *payloads: bytes, key: bytes | None = None) -> None:
         await publish(
@@ -82,7 +92,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    config: Config, bootstrap: str, clock: Clock = now_utc8
+    config: Config, bootstrap: str, clock: Clock = now_utc8, operated: bool = False
 ) -> AsyncIterator[Running]:
     """The service in this process: topics created, store opened, pipeline and settlement
     cycles running on `clock`; stopped as SIGTERM stops it (the batch in flight finished and
@@ -92,13 +102,31 @@ async def running_gateway(
     await store.open()
     pipeline = Pipeline(config, store, bootstrap, clock=clock)
     cycles = CycleManager(config, store, pipeline.translator, clock)
+    ops = None
+    if operated:  # metrics, probes and MQTT, as the service runs them
+        ops = Operations(config, store, bootstrap, clock)
+        ops.attach(pipeline, cycles)
+        await ops.start()
     stop = asyncio.Event()
     task = asyncio.create_task(pipeline.run(stop))
     closing = asyncio.create_task(cycles.run(stop))
     try:
-        yield Running(config, store, pipeline, bootstrap, task, cycles)
+        yield Running(config, store, pipeline, bootstrap, task, cycles, ops)
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
         await asyncio.wait_for(closing, 30)
+        if ops is not None:
+            await ops.stop()
         await store.close()
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """A plain HTTP GET on loopback: (status, body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body

@@ -28,11 +28,16 @@ def find_mosquitto() -> str | None:
 
 
 class Mosquitto:
-    def __init__(self) -> None:
+    """`users` (name -> password) and `acl` (Mosquitto acl_file text) make it authenticate
+    and authorise as a production broker would; without them anyone may do anything."""
+
+    def __init__(self, users: dict[str, str] | None = None, acl: str | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.users = users or {}
+        self.acl = acl
 
     def start(self, timeout: float = 10.0) -> None:
         binary = find_mosquitto()
@@ -42,12 +47,26 @@ class Mosquitto:
                 "does it)"
             )
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            f"log_dest file {self.dir / 'mosquitto.log'}\n"
-        )
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            "persistence false",
+            f"log_dest file {self.dir / 'mosquitto.log'}",
+        ]
+        if self.users:
+            passwords = self.dir / "passwords"
+            passwords.touch(mode=0o600)
+            tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            for user, password in self.users.items():
+                subprocess.run(
+                    [tool, "-b", str(passwords), user, password], check=True, capture_output=True
+                )
+            lines.append(f"password_file {passwords}")
+        if self.acl is not None:
+            (self.dir / "acl").write_text(self.acl)
+            lines.append(f"acl_file {self.dir / 'acl'}")
+        conf.write_text("\n".join(lines) + "\n")
+        _give_to_mosquitto_user(self.dir)
         log = open(self.dir / "stdout.log", "wb")
         self.proc = subprocess.Popen(
             [binary, "-c", str(conf)],
@@ -69,6 +88,21 @@ class Mosquitto:
             stop_pid(self.proc)
             self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _give_to_mosquitto_user(folder: Path) -> None:
+    """Started as root, Mosquitto drops to its own user: its files must be that user's (as
+    they would be in production), not root's."""
+    if os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        user = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    for path in (folder, *folder.iterdir()):
+        os.chown(path, user.pw_uid, user.pw_gid)
 
 
 def external_kafka() -> str | None:

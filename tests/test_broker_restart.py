@@ -10,6 +10,7 @@ an operator would, and what it held is gone, but the gateway's state is not.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from gateway.config import StateSection
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker, free_port
 from gateway.topics import ensure_topics
-from tests.harness import gateway_config, running_gateway, sample
+from tests.harness import gateway_config, http_get, running_gateway, sample
 
 pytestmark = pytest.mark.kafka
 
@@ -38,8 +39,9 @@ async def test_the_gateway_waits_for_a_restarted_broker_and_keeps_what_it_accept
     broker = await start_broker(port)
     config = gateway_config(f"r{uuid.uuid4().hex[:10]}", state)
     try:
-        async with running_gateway(config, broker.bootstrap) as gw:
-            assert gw.task is not None
+        async with running_gateway(config, broker.bootstrap, operated=True) as gw:
+            assert gw.task is not None and gw.ops is not None and gw.ops.http_port
+            assert (await http_get(gw.ops.http_port, "/readyz"))[0] == 200
             first = sample("onshore", "pacs.008.001.08")
             second = sample("onshore", "pacs.009.001.08")
             await gw.publish("onshore", first)
@@ -48,6 +50,10 @@ async def test_the_gateway_waits_for_a_restarted_broker_and_keeps_what_it_accept
             await asyncio.to_thread(broker.stop)
             await asyncio.sleep(4)  # the gateway runs on without a broker: no crash, no exit
             assert not gw.task.done()
+            # Not ready without its broker, alive all the same (no restart wanted).
+            status, body = await http_get(gw.ops.http_port, "/readyz")
+            assert status == 503 and json.loads(body)["checks"] == {"broker": False, "state": True}
+            assert (await http_get(gw.ops.http_port, "/healthz"))[0] == 200
             broker = await start_broker(port)
             await ensure_topics(broker.bootstrap, config.topics())
 
@@ -63,5 +69,6 @@ async def test_the_gateway_waits_for_a_restarted_broker_and_keeps_what_it_accept
             assert len(await gw.store.obligations()) == 2
             assert (await gw.store.counts())["unsent"] == 0
             assert not gw.task.done()
+            assert (await http_get(gw.ops.http_port, "/readyz"))[0] == 200
     finally:
         await asyncio.to_thread(broker.stop)

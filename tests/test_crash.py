@@ -62,6 +62,9 @@ heartbeat_interval_ms = 1000
 backend = "{state.backend}"
 sqlite_path = "{state.sqlite_path}"
 postgres_dsn = "{state.postgres_dsn}"
+[ops]
+http_port = 0  # several instances on one host
+log_format = "text"
 [settlement]
 cut_offs = []  # close on command only: no cycle may close mid-test on the wall clock
 reports_topic = "{prefix}.reports"

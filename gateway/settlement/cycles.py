@@ -169,7 +169,7 @@ class CycleManager:
         if done:
             log.info("cycle %s closed: %s", cycle.id, close.status)
             await self.store.release_held(cycle.currency, self.rules())
-            await self._tell(cycle.id, "closed")
+            await self._tell(cycle.currency, cycle.id)
         return done
 
     async def _build(self, cycle: CycleRecord) -> Close:
@@ -277,10 +277,11 @@ class CycleManager:
             )
         return rows
 
-    async def _tell(self, cycle_id: str, what: str) -> None:
+    async def _tell(self, currency: str, closed: str) -> None:
+        """Listeners learn of the closed cycle and of the one open after it."""
         if not self.listeners:
             return
-        for cycle in await self.store.cycles():
-            if cycle.id == cycle_id:
+        for cycle in await self.store.cycles(currency):
+            if cycle.id == closed or cycle.status == "open":
                 for listener in self.listeners:
-                    await listener(cycle, what)
+                    await listener(cycle, "closed" if cycle.id == closed else "opened")

@@ -53,6 +53,10 @@ class Effects:
     # What a refusal for the cap must answer: the source side and the input record.
     source: str = ""
     value: bytes = b""
+    # What the pipeline decided (translated, rejected, retry, resend, answered) and the
+    # reject's reason code: for metrics and events only.
+    outcome: str = "translated"
+    reason: str = ""
     # Answers to the gateway's own settlement instructions:
     # (cycle, settled | failed | interim ISO status, reason, the instruction's MsgId).
     cycle_outcomes: list[tuple[str, str, str, str]] = field(default_factory=list)
@@ -91,6 +95,10 @@ CYCLE_STATUSES = ("open", "closing", "instructed", "settled", "failed")
 class StateStore(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raises if the store cannot answer (readiness)."""
+        ...
 
     async def claims(self, keys: list[str]) -> dict[str, ClaimState]:
         """The known claims among `keys`."""

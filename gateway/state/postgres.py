@@ -188,6 +188,9 @@ class PostgresStore:
             await self._pool.close()
             self._pool = None
 
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
     async def claims(self, keys: list[str]) -> dict[str, ClaimState]:
         if not keys:
             return {}

@@ -172,6 +172,9 @@ class SqliteStore:
             self._db = None
         self._pool.shutdown(wait=True)
 
+    async def ping(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
     async def claims(self, keys: list[str]) -> dict[str, ClaimState]:
         def query(db: sqlite3.Connection) -> dict[str, ClaimState]:
             found: dict[str, ClaimState] = {}

@@ -1,0 +1,1 @@
+"""Operations: MQTT events and commands, Prometheus metrics, health, structured logs."""

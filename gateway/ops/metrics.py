@@ -1,0 +1,74 @@
+"""The gateway's Prometheus metrics, in a registry of their own (one per service instance)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.messages_in = Counter(
+            "gateway_messages_in",
+            "Records read from the inbound and retry topics",
+            ["side", "message_type"],
+            registry=r,
+        )
+        self.processed = Counter(
+            "gateway_messages_processed",
+            "Records decided: translated, rejected, retry, resend, duplicate, answered",
+            ["side", "outcome"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "gateway_messages_rejected",
+            "Records rejected, by ISO reason code",
+            ["side", "reason"],
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "gateway_dead_lettered", "Records copied to the DLQ", ["side"], registry=r
+        )
+        self.retried = Counter(
+            "gateway_retried", "Records sent to a retry topic", ["side"], registry=r
+        )
+        self.published = Counter(
+            "gateway_records_published", "Records the relay published", ["topic"], registry=r
+        )
+        self.latency = Histogram(
+            "gateway_processing_seconds",
+            "From a record's broker timestamp to its batch being committed",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.lag = Gauge(
+            "gateway_consumer_lag",
+            "Records behind the partition's high watermark",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.cycle_position = Gauge(
+            "gateway_cycle_position",
+            "Net position (major units) of each participant in the last closed cycle",
+            ["currency", "participant"],
+            registry=r,
+        )
+        self.cycles_closed = Counter(
+            "gateway_cycles_closed",
+            "Cycles closed, by outcome",
+            ["currency", "status"],
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "gateway_mqtt_connected", "1 while the MQTT link is up", registry=r
+        )
+        self.mqtt_dropped = Counter(
+            "gateway_mqtt_events_dropped", "Events dropped: the buffer was full", registry=r
+        )
+        self.mqtt_refused = Counter(
+            "gateway_control_commands_refused", "Commands from clients not allowed", registry=r
+        )
+        self.ready = Gauge("gateway_ready", "1 while /readyz answers 200", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

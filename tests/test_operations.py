@@ -1,0 +1,227 @@
+"""What an operator sees and does, over real sockets: MQTT events on a Mosquitto that
+authenticates and authorises as in production, the retained cycle state, the control topic,
+and the Prometheus metrics scraped over HTTP and parsed with Prometheus's own text parser."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.config import MqttSection, StateSection
+from gateway.embedded_broker import BrokerStartError
+from tests.harness import gateway_config, http_get, running_gateway, sample
+from tests.servers import Mosquitto
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mqtt]
+
+PREFIX = "cgw"
+ACL = f"""# Anonymous clients (operators' consoles, dashboards): read the gateway's events, write
+# only the control topic named after their own client id (each test has its own prefix
+# level below cgw/).
+topic read {PREFIX}/#
+pattern write {PREFIX}/+/control/%c
+
+user gateway
+topic readwrite {PREFIX}/#
+"""
+
+
+@pytest.fixture(scope="module")
+def secured_mosquitto() -> Iterator[Mosquitto]:
+    server = Mosquitto(users={"gateway": "gw-secret"}, acl=ACL)
+    try:
+        server.start()
+    except BrokerStartError as exc:
+        pytest.fail(f"cannot start Mosquitto: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Listener:
+    """A dashboard: everything under a prefix, as it arrives."""
+
+    def __init__(self, mqtt: Mosquitto, prefix: str, client_id: str) -> None:
+        self.mqtt, self.prefix, self.client_id = mqtt, prefix, client_id
+        self.got: list[tuple[str, dict[str, Any], bool]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def __aenter__(self) -> Listener:
+        self._task = asyncio.create_task(self._listen())
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self._task
+
+    async def _listen(self) -> None:
+        async with aiomqtt.Client(
+            self.mqtt.host, self.mqtt.port, identifier=self.client_id
+        ) as client:
+            await client.subscribe(f"{self.prefix}/#", qos=1)
+            self._subscribed.set()
+            async for m in client.messages:
+                raw = m.payload if isinstance(m.payload, bytes) else b"{}"
+                self.got.append((str(m.topic), json.loads(raw), bool(m.retain)))
+
+    async def wait_for(self, topic: str, wait: float = 20, **fields: Any) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + wait
+        while asyncio.get_running_loop().time() < deadline:
+            for t, payload, _ in self.got:
+                if t == topic and all(payload.get(k) == v for k, v in fields.items()):
+                    return payload
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {topic} {fields} in {self.got}")
+
+
+async def command(mqtt: Mosquitto, client_id: str, topic: str, body: dict[str, Any]) -> None:
+    async with aiomqtt.Client(mqtt.host, mqtt.port, identifier=client_id) as client:
+        await client.publish(topic, json.dumps(body).encode(), qos=1)
+
+
+def scrape(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample_ in family.samples:
+            out[(sample_.name, tuple(sorted(sample_.labels.items())))] = sample_.value
+    return out
+
+
+async def test_events_metrics_and_the_control_topic(
+    kafka_bootstrap: str, secured_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    prefix = f"{PREFIX}/{uuid.uuid4().hex[:8]}"
+    config = gateway_config(
+        f"o{uuid.uuid4().hex[:10]}", StateSection(sqlite_path=str(tmp_path / "s.sqlite3"))
+    )
+    config = dataclasses.replace(
+        config,
+        mqtt=MqttSection(
+            host=secured_mosquitto.host,
+            port=secured_mosquitto.port,
+            client_id=f"gateway-{uuid.uuid4().hex[:6]}",
+            username="gateway",
+            password="gw-secret",
+            prefix=prefix,
+            control_clients=("ops-console",),
+        ),
+    )
+    async with (
+        Listener(secured_mosquitto, prefix, "dashboard") as seen,
+        running_gateway(config, kafka_bootstrap, operated=True) as gw,
+    ):
+        assert gw.ops is not None and gw.ops.http_port
+        await seen.wait_for(f"{prefix}/health", status="ready")
+        await gw.publish("onshore", sample("onshore", "pacs.008.001.08"), b"<Document/>")
+        await seen.wait_for(
+            f"{prefix}/message/onshore", status="translated", message_type="pacs.008.001.08"
+        )
+        rejected = await seen.wait_for(f"{prefix}/message/onshore", status="rejected")
+        assert rejected["reason"] == "FF01"
+        # Ids and codes only: no names, accounts or text of the payment.
+        assert all("上海" not in json.dumps(p, ensure_ascii=False) for _, p, _ in seen.got)
+
+        # Not on the allow-list: refused, answered, counted; the cycle stays open.
+        await command(
+            secured_mosquitto,
+            "intruder",
+            f"{prefix}/control/intruder",
+            {"command": "cycle.close", "currency": "CNY"},
+        )
+        refused = await seen.wait_for(f"{prefix}/control/intruder/result")
+        assert refused == {"accepted": False, "error": "not authorised"}
+        # Posing as an allowed client: the broker's ACL drops it before the gateway sees it.
+        await command(
+            secured_mosquitto,
+            "intruder",
+            f"{prefix}/control/ops-console",
+            {"command": "cycle.close", "currency": "CNY"},
+        )
+        await asyncio.sleep(1)
+        assert [c.status for c in await gw.store.cycles()] == ["open"]
+
+        await command(
+            secured_mosquitto,
+            "ops-console",
+            f"{prefix}/control/ops-console",
+            {"command": "cycle.close", "currency": "CNY"},
+        )
+        done = await seen.wait_for(f"{prefix}/control/ops-console/result")
+        assert done == {"accepted": True, "command": "cycle.close", "cycle": "CNY-000001"}
+        closed = await seen.wait_for(f"{prefix}/cycle/CNY", cycle="CNY-000001")
+        assert closed["status"] == "instructed" and closed["obligations"] == 1
+        await seen.wait_for(f"{prefix}/cycle/CNY/open", cycle="CNY-000002")
+        await command(
+            secured_mosquitto, "ops-console", f"{prefix}/control/ops-console", {"command": "reboot"}
+        )
+        unknown = await seen.wait_for(f"{prefix}/control/ops-console/result", accepted=False)
+        assert "unknown command" in unknown["error"]
+
+        published = (
+            "gateway_records_published_total",
+            (("topic", config.offshore.outbound_topic),),
+        )
+        for _ in range(50):  # the relay publishes what the close queued within its poll
+            status, body = await http_get(gw.ops.http_port, "/metrics")
+            assert status == 200
+            m = scrape(body)
+            if m.get(published, 0) >= 3:  # the payment, the pacs.029, VHBK's camt.053
+                break
+            await asyncio.sleep(0.1)
+        on = (("side", "onshore"),)
+        assert m[("gateway_messages_processed_total", (("outcome", "translated"), *on))] == 1
+        assert m[("gateway_messages_processed_total", (("outcome", "rejected"), *on))] == 1
+        assert m[("gateway_messages_rejected_total", (("reason", "FF01"), *on))] == 1
+        assert m[("gateway_dead_lettered_total", on)] == 1
+        assert m[("gateway_control_commands_refused_total", ())] == 1
+        assert m[("gateway_processing_seconds_count", ())] == 2
+        assert (
+            m[("gateway_cycles_closed_total", (("currency", "CNY"), ("status", "instructed")))] == 1
+        )
+        assert (
+            m[("gateway_cycle_position", (("currency", "CNY"), ("participant", "HPCBCNSHXXX")))]
+            == -1250000.0
+        )
+        assert m[published] == 3
+        assert m[("gateway_mqtt_connected", ())] == 1 and m[("gateway_ready", ())] == 1
+
+    # A dashboard that connects later gets the latest state at once (retained).
+    async with Listener(secured_mosquitto, prefix, "late-dashboard") as late:
+        retained = await late.wait_for(f"{prefix}/cycle/CNY", wait=5)
+        assert retained["cycle"] == "CNY-000001"
+        assert (await late.wait_for(f"{prefix}/health", wait=5))["status"] == "stopped"
+        assert all(r for t, _, r in late.got if t.endswith(("/cycle/CNY", "/health")))
+
+
+async def test_a_paused_side_waits_in_kafka_and_resumes(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    config = gateway_config(
+        f"p{uuid.uuid4().hex[:10]}", StateSection(sqlite_path=str(tmp_path / "s.sqlite3"))
+    )
+    async with running_gateway(config, kafka_bootstrap, operated=True) as gw:
+        assert gw.ops is not None
+        assert await gw.ops.command({"command": "side.pause", "side": "onshore"}) == {
+            "side": "onshore",
+            "paused": ["onshore"],
+        }
+        await gw.publish("onshore", sample("onshore", "pacs.008.001.08"))
+        await gw.publish("offshore", sample("offshore", "pacs.008.001.08"))
+        assert len(await gw.read(config.onshore.outbound_topic, 1)) == 1  # offshore flows
+        assert await gw.read(config.offshore.outbound_topic, 0, settle=2) == []
+        await gw.ops.command({"command": "side.resume", "side": "onshore"})
+        assert len(await gw.read(config.offshore.outbound_topic, 1)) == 1
