@@ -87,6 +87,9 @@ class KafkaSection:
     sasl_password: str = field(default="", repr=False)  # secret: never logged
     # Real clusters only: publish each relay pass in one Kafka transaction (empty: off).
     transactional_id: str = ""
+    # Topics the gateway creates when they are missing (operators may create them instead).
+    topic_partitions: int = 3
+    topic_replication: int = 1  # 3 on a production cluster
 
     def retry_topic(self, attempt: int) -> str:
         """The topic a record waits on before its attempt number `attempt` (2, 3, ...)."""
@@ -312,6 +315,8 @@ def _check(config: Config) -> None:
             raise ConfigError(f"kafka.{name}: no such file {path}")
     if kafka.transactional_id and not kafka.idempotent_producer:
         raise ConfigError("kafka.transactional_id needs kafka.idempotent_producer = true")
+    if not 1 <= kafka.topic_partitions <= 1000 or not 1 <= kafka.topic_replication <= 10:
+        raise ConfigError("kafka.topic_partitions must be 1-1000, kafka.topic_replication 1-10")
     if kafka.transient_retry_seconds < 1:
         raise ConfigError("kafka.transient_retry_seconds must be at least 1")
     if not 1 <= config.kafka.batch_max_records <= 10_000:

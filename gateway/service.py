@@ -46,7 +46,13 @@ async def serve(config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await ensure_topics(bootstrap, config.topics(), options=connection_options(config.kafka))
+        await ensure_topics(
+            bootstrap,
+            config.topics(),
+            config.kafka.topic_partitions,
+            config.kafka.topic_replication,
+            options=connection_options(config.kafka),
+        )
         await store.open()
         pipeline = Pipeline(config, store, bootstrap)
         cycles = CycleManager(config, store, pipeline.translator)

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import MqttSection, StateSection
 from gateway.embedded_broker import BrokerStartError
+from tests.conftest import ROOT
 from tests.harness import gateway_config, http_get, running_gateway, sample
 from tests.servers import Mosquitto
 
@@ -198,6 +200,15 @@ async def test_events_metrics_and_the_control_topic(
         )
         assert m[published] == 3
         assert m[("gateway_mqtt_connected", ())] == 1 and m[("gateway_ready", ())] == 1
+
+    # Every event matches the schema documented for partners and operators.
+    schema = json.loads(
+        (ROOT / "docs" / "events.md").read_text().split("```json\n")[1].split("```")[0]
+    )
+    events = [p for t, p, _ in seen.got if "/control/" not in t]
+    assert len(events) >= 6
+    for payload in events:
+        jsonschema.validate(payload, schema)
 
     # A dashboard that connects later gets the latest state at once (retained).
     async with Listener(secured_mosquitto, prefix, "late-dashboard") as late:

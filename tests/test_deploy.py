@@ -1,0 +1,172 @@
+"""deploy/: what can be checked on a machine with no container engine.
+
+The Dockerfile is linted by hadolint, the compose file validated against the compose
+specification, the Kubernetes manifests against the Kubernetes schemas (strict). And the
+service is run exactly as the image's entrypoint runs it: the Dockerfile's own ENV, ENTRYPOINT,
+CMD and HEALTHCHECK, read from the file, with the image's paths mapped onto this checkout and
+the servers the compose file names mapped onto the test's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from gateway.embedded_broker import free_port
+from tests.conftest import ROOT, SAMPLES
+from tests.kafka_io import publish, read_topic
+from tests.servers import Mosquitto, Postgres, external_kafka
+
+DEPLOY = ROOT / "deploy"
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    assert path.exists(), f"{name} is missing: the test extra installs it (pip install -e .[test])"
+    return str(path)
+
+
+def run(*cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    done = run(tool("hadolint"), "--failure-threshold", "info", str(DEPLOY / "Dockerfile"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    done = run(
+        tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        str(DEPLOY / "compose.yaml"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_kubernetes_manifests_follow_the_kubernetes_schemas() -> None:
+    manifests = sorted(str(p) for p in (DEPLOY / "kubernetes").glob("*.yaml"))
+    assert len(manifests) == 2
+    done = run(tool("kubernetes-validate"), "--strict", *manifests)
+    assert done.returncode == 0, done.stdout + done.stderr
+    kinds = {
+        line.split("resource ")[1].split("/")[0]
+        for line in (done.stdout + done.stderr).splitlines()
+        if "passed for resource" in line
+    }
+    assert kinds == {"deployment", "configmap", "service", "poddisruptionbudget", "secret"}
+
+
+def start(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+
+
+def dockerfile() -> tuple[dict[str, str], list[str], list[str]]:
+    """(ENV, ENTRYPOINT + CMD, HEALTHCHECK command) as the image has them."""
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    env: dict[str, str] = {}
+    entry: list[str] = []
+    cmd: list[str] = []
+    health: list[str] = []
+    for line in text.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word == "ENV":
+            env.update(dict(pair.split("=", 1) for pair in shlex.split(rest)))
+        elif word == "ENTRYPOINT":
+            entry = json.loads(rest)
+        elif word == "CMD":
+            cmd = json.loads(rest)
+        elif word == "HEALTHCHECK":
+            health = json.loads(rest.split(" CMD ", 1)[1])
+    return env, entry + cmd, health
+
+
+@pytest.mark.kafka
+@pytest.mark.mqtt
+async def test_the_service_runs_as_the_image_entrypoint_runs_it(
+    kafka_bootstrap: str,
+    postgres: Postgres,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    postgres_dsn: str,
+) -> None:
+    env, command, health = dockerfile()
+    assert command == ["connect-gateway", "run"] and health[0] == "python"
+    port = free_port()
+    work = tmp_path / "var-lib"
+    work.mkdir()
+    # The image's paths, onto this checkout (the image copies these same files there).
+    places = {
+        "/etc/connect-gateway/gateway.toml": str(DEPLOY / "gateway.toml"),
+        "/etc/connect-gateway/participants.toml": str(ROOT / "data" / "participants.toml"),
+        "/app": str(ROOT),
+        "/var/lib/connect-gateway": str(work),
+    }
+    for key, value in env.items():
+        for image_path, here in places.items():
+            value = value.replace(image_path, here)
+        env[key] = value
+    prefix = f"img{uuid.uuid4().hex[:8]}"
+    env |= {
+        # What compose gives gateway-1, with its servers replaced by the test's own.
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CONNECT_GATEWAY__STATE__POSTGRES_DSN": postgres_dsn,
+        "CONNECT_GATEWAY__MQTT__HOST": mosquitto.host,
+        "CONNECT_GATEWAY__MQTT__PORT": str(mosquitto.port),
+        "CONNECT_GATEWAY__MQTT__USERNAME": "gateway",
+        "CONNECT_GATEWAY__MQTT__PASSWORD": "not-in-any-log",
+        "CONNECT_GATEWAY__MQTT__CLIENT_ID": f"{prefix}-1",
+        "CONNECT_GATEWAY__OPS__HTTP_PORT": str(port),
+        # This test's own topics and group, so it never meets another test's records.
+        "CONNECT_GATEWAY__ONSHORE__INBOUND_TOPIC": f"{prefix}.onshore.inbound",
+        "CONNECT_GATEWAY__OFFSHORE__OUTBOUND_TOPIC": f"{prefix}.offshore.outbound",
+        "CONNECT_GATEWAY__KAFKA__GROUP_ID": prefix,
+        "CONNECT_GATEWAY__KAFKA__DLQ_TOPIC": f"{prefix}.dlq",
+        "CONNECT_GATEWAY__KAFKA__RETRY_TOPIC_PREFIX": f"{prefix}.retry",
+        "CONNECT_GATEWAY__SETTLEMENT__REPORTS_TOPIC": f"{prefix}.reports",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    if not external_kafka():
+        # The image is for real Kafka (idempotent producer on); the embedded broker has none.
+        env["CONNECT_GATEWAY__KAFKA__IDEMPOTENT_PRODUCER"] = "false"
+    check = run("connect-gateway", "config", "check", env["CONNECT_GATEWAY_CONFIG"], env=env)
+    assert check.returncode == 0, check.stderr
+    assert "not-in-any-log" not in check.stdout and "postgres_dsn" not in check.stdout
+
+    log = tmp_path / "gateway.log"
+    proc = await asyncio.to_thread(start, command, env, work, log)
+    try:
+        deadline = time.monotonic() + 60
+        while b"gateway ready" not in log.read_bytes():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.2)
+        probe = [a.replace(":9400/", f":{port}/") for a in health]
+        healthy = await asyncio.to_thread(run, *probe, env=env)
+        assert healthy.returncode == 0, healthy.stderr  # the image's HEALTHCHECK
+        payment = (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes()
+        await publish(kafka_bootstrap, f"{prefix}.onshore.inbound", [(b"k", payment)])
+        out = await read_topic(kafka_bootstrap, f"{prefix}.offshore.outbound", 1, settle=0.5)
+        assert len(out) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 60)
+    text = log.read_text()
+    assert code == 0, text
+    # JSON logs, one object a line; no secret in any of them.
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert "not-in-any-log" not in text
