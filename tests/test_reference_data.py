@@ -46,7 +46,7 @@ def test_lei_check_digits() -> None:
         ('cnaps = "313290012345"', 'cnaps = "31329001234"', "must be 12 digits"),
         ('hk_code = "901"', 'hk_code = "9O1"', "must be 3 digits"),
         ('hk_code = "901"', 'hk_code = "902"', "hk_code 902 already used"),
-        ('net_debit_cap = "5000000000.00"', 'net_debit_cap = "-1"', "non-negative decimal"),
+        ('net_debit_cap = "50000000000.00"', 'net_debit_cap = "-1"', "non-negative decimal"),
         ('side = "onshore"', 'side = "mainland"', "side must be onshore or offshore"),
         ('version = "2026-11-20.1"', "", "version: a non-empty string is required"),
         (
@@ -85,13 +85,13 @@ def test_the_directory_reloads_without_restart_and_keeps_the_last_good_version(
     text = path.read_text()
     rewrite(
         text.replace('version = "2026-11-20.1"', 'version = "2026-11-21.1"').replace(
-            'net_debit_cap = "2000000000.00"', 'net_debit_cap = "2500000000.00"'
+            'net_debit_cap = "20000000000.00"', 'net_debit_cap = "25000000000.00"'
         )
     )
     second = live.current()
     assert second.version == "2026-11-21.1"
     cap = second.participant("KLBKHKHHXXX")
-    assert cap is not None and str(cap.net_debit_cap) == "2500000000.00"
+    assert cap is not None and str(cap.net_debit_cap) == "25000000000.00"
 
     os.utime(path, None)
     rewrite(text.replace('lei = "5493001KJTIIGC8Y1R12"', 'lei = "BROKEN"'))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from gateway.settlement.ledger import Ledger, QueuedPayment, Recorded
 from gateway.settlement.netting import to_minor
-from gateway.state.base import Effects, OutboxRow
+from gateway.state.base import Effects, OutboxRow, obligations_to_json, outbox_to_json
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,24 @@ class NewHeld:
     units: int
     cap: int
     effects: Effects
+
+    def row(self, now: object) -> tuple[object, ...]:
+        """(id, status, payer, currency, units, cap, obligations, outbox, source, input,
+        created_at): the held table's columns, in both stores."""
+        e = self.effects
+        return (
+            self.id,
+            self.status,
+            self.payer,
+            self.currency,
+            self.units,
+            self.cap,
+            obligations_to_json(e.obligations),
+            outbox_to_json(e.outbox),
+            e.source,
+            e.value,
+            now,
+        )
 
 
 @dataclass

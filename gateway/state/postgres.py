@@ -39,9 +39,7 @@ from gateway.state.base import (
     obligation_from_row,
     obligation_row,
     obligations_from_json,
-    obligations_to_json,
     outbox_from_json,
-    outbox_to_json,
     participant_totals,
 )
 from gateway.state.plan import Plan, plan_batch, release
@@ -311,22 +309,7 @@ class PostgresStore:
             await conn.executemany(
                 "INSERT INTO held (id, status, payer, currency, units, cap, obligations, outbox,"
                 " source, input, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                [
-                    (
-                        h.id,
-                        h.status,
-                        h.payer,
-                        h.currency,
-                        h.units,
-                        h.cap,
-                        obligations_to_json(h.effects.obligations),
-                        outbox_to_json(h.effects.outbox),
-                        h.effects.source,
-                        h.effects.value,
-                        now,
-                    )
-                    for h in plan.held
-                ],
+                [h.row(now) for h in plan.held],
             )
         await _write_ledger(conn, ledger, now)
         for cycle, status, reason, instruction in (o for e in batch for o in e.cycle_outcomes):

@@ -36,9 +36,7 @@ from gateway.state.base import (
     obligation_from_row,
     obligation_row,
     obligations_from_json,
-    obligations_to_json,
     outbox_from_json,
-    outbox_to_json,
     participant_totals,
 )
 from gateway.state.plan import Plan, plan_batch, release
@@ -506,22 +504,7 @@ def _apply(db: sqlite3.Connection, batch: list[Effects], now: str, rules: Rules)
     db.executemany(
         "INSERT INTO held (id, status, payer, currency, units, cap, obligations, outbox, "
         "source, input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                h.id,
-                h.status,
-                h.payer,
-                h.currency,
-                h.units,
-                h.cap,
-                obligations_to_json(h.effects.obligations),
-                outbox_to_json(h.effects.outbox),
-                h.effects.source,
-                h.effects.value,
-                now,
-            )
-            for h in plan.held
-        ],
+        [h.row(now) for h in plan.held],
     )
     _write_ledger(db, ledger, now)
     for cycle, status, reason, instruction in (o for e in chosen for o in e.cycle_outcomes):
