@@ -56,6 +56,10 @@ def gateway_config(
                 "retry_topic_prefix": f"{prefix}.retry",
                 "retry_delays_ms": (400, 800),
                 "batch_max_records": 200,
+                # The embedded broker holds a group join for half the session timeout: the
+                # smallest real Kafka accepts by default keeps each start to ~3 s.
+                "session_timeout_ms": 6000,
+                "heartbeat_interval_ms": 1000,
                 **kafka,
             }
         ),

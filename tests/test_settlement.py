@@ -5,6 +5,9 @@ cycle; the injected clock passes the cut-off; the pacs.029 appears on the RTGS s
 topic (officially valid), the reports on the reports topic (matching the obligations); the
 RTGS's pacs.002 settles or fails the cycle. Caps: held payments are released in order when
 credits arrive (also across a restart), or refused with a conformant pacs.002 AM04.
+
+The cycle test runs on both stores; the cap and pacs.009 tests run end to end on SQLite only:
+their store logic runs on both in tests/test_settlement_store.py (the suite has a time budget).
 """
 
 from __future__ import annotations
@@ -115,6 +118,11 @@ def capped_directory(tmp_path: Path, caps: dict[str, str]) -> str:
     path = tmp_path / "participants.toml"
     path.write_text(text, encoding="utf-8")
     return str(path)
+
+
+@pytest.fixture
+def sqlite_state(tmp_path: Path) -> StateSection:
+    return StateSection(sqlite_path=str(tmp_path / "state.sqlite3"))
 
 
 def configured(
@@ -269,10 +277,10 @@ async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports
 
 
 async def test_a_held_payment_waits_through_a_restart_and_is_released_in_order(
-    kafka_bootstrap: str, state: StateSection, tmp_path: Path
+    kafka_bootstrap: str, sqlite_state: StateSection, tmp_path: Path
 ) -> None:
     config = configured(
-        state, tmp_path, SettlementSection(cut_offs=()), {"HPCBCNSHXXX": "2000000.00"}
+        sqlite_state, tmp_path, SettlementSection(cut_offs=()), {"HPCBCNSHXXX": "2000000.00"}
     )
     first = payment(1, "HPCBCNSHXXX", "VHBKHKHHXXX", "1500000.00")
     held = payment(2, "HPCBCNSHXXX", "KLBKHKHHXXX", "1000000.00")  # over the cap
@@ -300,10 +308,10 @@ async def test_a_held_payment_waits_through_a_restart_and_is_released_in_order(
 
 
 async def test_a_payment_over_the_cap_is_refused_with_a_conformant_am04_by_policy(
-    kafka_bootstrap: str, state: StateSection, tmp_path: Path
+    kafka_bootstrap: str, sqlite_state: StateSection, tmp_path: Path
 ) -> None:
     config = configured(
-        state,
+        sqlite_state,
         tmp_path,
         SettlementSection(cut_offs=(), cap_policy="reject"),
         {"HPCBCNSHXXX": "2000000.00"},
@@ -331,10 +339,10 @@ async def test_a_payment_over_the_cap_is_refused_with_a_conformant_am04_by_polic
 
 
 async def test_a_cycle_can_settle_as_one_pacs009_per_net_position(
-    kafka_bootstrap: str, state: StateSection, tmp_path: Path
+    kafka_bootstrap: str, sqlite_state: StateSection, tmp_path: Path
 ) -> None:
     settlement = SettlementSection(cut_offs=(), instruction="pacs.009", tick_ms=100)
-    config = configured(state, tmp_path, settlement, {})
+    config = configured(sqlite_state, tmp_path, settlement, {})
     flows = [
         ("HPCBCNSHXXX", "VHBKHKHHXXX", "300.00"),
         ("VHBKHKHHXXX", "JADBCNBJXXX", "120.00"),
