@@ -185,6 +185,94 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bootstrap(args: argparse.Namespace, config: Config) -> str:
+    bootstrap = args.bootstrap or config.kafka.bootstrap_servers
+    if not bootstrap:
+        _fail("no broker: give --bootstrap HOST:PORT or configure kafka.bootstrap_servers")
+    return str(bootstrap)
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    """Record live traffic of topics into a capture file (JSON Lines)."""
+    from datetime import datetime
+
+    from tqdm import tqdm
+
+    from gateway.kafka_clients import connection_options
+    from gateway.replay.capture import capture
+
+    config = _config(args)
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            _fail(f"--since wants an ISO 8601 time with offset, got {args.since!r}")
+        if since.tzinfo is None:
+            _fail("--since needs an offset (e.g. 2026-11-23T09:00:00+08:00)")
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)  # Ctrl-C: finish the batch, close the file
+        with tqdm(desc="captured", unit=" records", file=sys.stderr, total=args.max) as bar:
+            result = await capture(
+                _bootstrap(args, config),
+                args.topics,
+                Path(args.out),
+                stop,
+                from_beginning=args.from_beginning,
+                since=since,
+                max_records=args.max,
+                idle=args.idle,
+                progress=bar,
+                options=connection_options(config.kafka),
+            )
+        print(f"captured {result.records} records to {result.path}", file=sys.stderr)
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Publish a capture back: per-partition order kept, timing per --speed."""
+    from tqdm import tqdm
+
+    from gateway.kafka_clients import connection_options
+    from gateway.replay.format import CaptureError
+    from gateway.replay.replayer import load, parse_speed, parse_topic_map, replay
+
+    config = _config(args)
+    try:
+        topic_map = parse_topic_map(args.to_topic_map)
+        speed = parse_speed(args.speed)
+        records = load(Path(args.file))
+    except (ValueError, CaptureError, OSError) as exc:
+        _fail(str(exc))
+
+    async def run() -> int:
+        with tqdm(desc="replayed", unit=" records", file=sys.stderr, total=len(records)) as bar:
+            result = await replay(
+                _bootstrap(args, config),
+                records,
+                topic_map,
+                speed,
+                args.preserve_keys,
+                progress=bar,
+                options=connection_options(config.kafka),
+            )
+        topics = ", ".join(f"{t}: {n}" for t, n in sorted(result.by_topic.items()))
+        print(
+            f"replayed {result.records} records in {result.seconds:.2f} s "
+            f"({result.rate:,.0f}/s) to {topics or 'nothing'}",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="connect-gateway",
@@ -227,6 +315,33 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the gateway service (embedded broker if none configured)")
     r.set_defaults(func=cmd_run)
+
+    cap = sub.add_parser("capture", help="record live traffic of topics into a capture file")
+    cap.add_argument("--topics", nargs="+", required=True, metavar="TOPIC")
+    cap.add_argument("--out", required=True, metavar="FILE", help="JSON Lines capture file")
+    where = cap.add_mutually_exclusive_group()
+    where.add_argument("--from-beginning", action="store_true", help="default: from now on")
+    where.add_argument("--since", metavar="TIME", help="ISO 8601 with offset")
+    cap.add_argument("--max", type=int, metavar="N", help="stop after N records")
+    cap.add_argument("--idle", type=float, metavar="SECONDS", help="stop after this long quiet")
+    cap.add_argument("--bootstrap", metavar="HOST:PORT", help="default: configuration")
+    cap.set_defaults(func=cmd_capture)
+
+    rep = sub.add_parser("replay", help="publish a capture file back to Kafka")
+    rep.add_argument("file", metavar="FILE")
+    rep.add_argument(
+        "--to-topic-map",
+        nargs="*",
+        default=[],
+        metavar="SOURCE=TARGET",
+        help="publish SOURCE's records to TARGET (others keep their topic)",
+    )
+    rep.add_argument("--speed", default="max", help="1x (as captured), 10x, ..., or max")
+    rep.add_argument(
+        "--preserve-keys", action="store_true", help="keep the record keys (default: null)"
+    )
+    rep.add_argument("--bootstrap", metavar="HOST:PORT", help="default: configuration")
+    rep.set_defaults(func=cmd_replay)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_actions = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -110,10 +110,4 @@ def profiles() -> dict[str, ProfileSet]:
     return {side: ProfileSet(side) for side in ("onshore", "offshore")}  # type: ignore[misc]
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--update-golden",
-        action="store_true",
-        default=False,
-        help="rewrite the expected outputs of the golden tests (review the diff)",
-    )
+# --update-golden comes from the package's pytest plugin (gateway.replay.pytest_plugin).

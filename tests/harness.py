@@ -1,128 +1,20 @@
-"""An in-process gateway for the end-to-end tests: its configuration on fresh topic names, and
-what a partner does with it (publish on a side, read an outbound topic) with plain clients."""
+"""The in-process gateway of the end-to-end tests (gateway.replay.local, shipped for the pytest
+plugin too), under the names the tests use, and the tests' own helpers."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
-from gateway.clock import Clock, now_utc8
-from gateway.config import (
-    Config,
-    KafkaSection,
-    OpsSection,
-    SettlementSection,
-    SideSection,
-    StateSection,
-)
-from gateway.ops.operations import Operations
-from gateway.pipeline import Pipeline
-from gateway.settlement.cycles import CycleManager
-from gateway.state import StateStore, store_for
-from gateway.topics import ensure_topics
+from gateway.replay.local import LocalGateway as Running
+from gateway.replay.local import local_config as gateway_config
+from gateway.replay.local import local_gateway as running_gateway
 from tests.conftest import SAMPLES
-from tests.kafka_io import publish, read_topic
+
+__all__ = ["Running", "gateway_config", "http_get", "running_gateway", "sample"]
 
 
 def sample(side: str, msg_def: str) -> bytes:
     return (SAMPLES / side / f"{msg_def}.xml").read_bytes()
-
-
-def gateway_config(
-    prefix: str, state: StateSection, settlement: SettlementSection | None = None, **kafka: Any
-) -> Config:
-    base = Config()
-    sides = {
-        side: SideSection(
-            base.side(side).system_bic,
-            base.side(side).biz_svc,  # type: ignore[arg-type]
-            f"{prefix}.{side}.inbound",
-            f"{prefix}.{side}.outbound",
-        )
-        for side in ("onshore", "offshore")
-    }
-    return dataclasses.replace(
-        base,
-        onshore=sides["onshore"],
-        offshore=sides["offshore"],
-        kafka=KafkaSection(
-            **{
-                "group_id": f"gw-{prefix}",
-                "dlq_topic": f"{prefix}.dlq",
-                "retry_topic_prefix": f"{prefix}.retry",
-                "retry_delays_ms": (400, 800),
-                "batch_max_records": 200,
-                # The embedded broker holds a group join for half the session timeout: the
-                # smallest real Kafka accepts by default keeps each start to ~3 s.
-                "session_timeout_ms": 6000,
-                "heartbeat_interval_ms": 1000,
-                **kafka,
-            }
-        ),
-        state=state,
-        settlement=dataclasses.replace(
-            settlement or SettlementSection(cut_offs=()), reports_topic=f"{prefix}.reports"
-        ),
-        ops=OpsSection(http_port=0, log_format="text"),
-    )
-
-
-@dataclasses.dataclass
-class Running:
-    config: Config
-    store: StateStore
-    pipeline: Pipeline
-    bootstrap: str
-    task: asyncio.Task[None] | None = None
-    cycles: CycleManager | None = None
-    ops: Operations | None = None
-
-    async def publish(self, side: str, *payloads: bytes, key: bytes | None = None) -> None:
-        await publish(
-            self.bootstrap,
-            self.config.side(side).inbound_topic,  # type: ignore[arg-type]
-            [(key if key is not None else str(uuid.uuid4()).encode(), p) for p in payloads],
-        )
-
-    async def read(
-        self, topic: str, count: int, wait: float = 45.0, settle: float = 1.5
-    ) -> list[Any]:
-        return await read_topic(self.bootstrap, topic, count, wait, settle)
-
-
-@contextlib.asynccontextmanager
-async def running_gateway(
-    config: Config, bootstrap: str, clock: Clock = now_utc8, operated: bool = False
-) -> AsyncIterator[Running]:
-    """The service in this process: topics created, store opened, pipeline and settlement
-    cycles running on `clock`; stopped as SIGTERM stops it (the batch in flight finished and
-    committed) when the block ends. `Running.task` ends early only if the service fails."""
-    await ensure_topics(bootstrap, config.topics())
-    store = store_for(config.state)
-    await store.open()
-    pipeline = Pipeline(config, store, bootstrap, clock=clock)
-    cycles = CycleManager(config, store, pipeline.translator, clock)
-    ops = None
-    if operated:  # metrics, probes and MQTT, as the service runs them
-        ops = Operations(config, store, bootstrap, clock)
-        ops.attach(pipeline, cycles)
-        await ops.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(pipeline.run(stop))
-    closing = asyncio.create_task(cycles.run(stop))
-    try:
-        yield Running(config, store, pipeline, bootstrap, task, cycles, ops)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-        await asyncio.wait_for(closing, 30)
-        if ops is not None:
-            await ops.stop()
-        await store.close()
 
 
 async def http_get(port: int, path: str) -> tuple[int, bytes]:

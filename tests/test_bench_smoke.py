@@ -54,3 +54,9 @@ def test_netting_bench_closes_a_cycle(tmp_path: Path) -> None:
     assert "close (all of it)" in stdout and "stream + net" in stdout
     assert result["close_s_median"] > 0 and result["peak_rss_mb"] > 0
     assert "curve_2000_s" in result
+
+
+def test_replay_bench_compares_with_a_bare_producer(tmp_path: Path) -> None:
+    stdout, result = run_bench("replay", tmp_path, "--count", "200", "--rounds", "1")
+    assert "ratio replay/bare" in stdout
+    assert result["replay_per_s_median"] > 0 and result["ratio_median"] > 0

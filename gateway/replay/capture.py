@@ -1,0 +1,116 @@
+"""`connect-gateway capture`: record live traffic of some topics into a capture file.
+
+Reads with a plain consumer that assigns the partitions itself (no consumer group: capturing
+never disturbs the gateway's group), from the end (default), the beginning, or a time. Stops
+on Ctrl-C (the record in hand is written, the file completed), after `max` records, or after
+`idle` seconds with nothing new; the file then exists whole, or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from gateway.replay.format import Captured, CaptureWriter
+
+
+@dataclass
+class CaptureResult:
+    records: int
+    path: Path
+
+
+async def capture(
+    bootstrap: str,
+    topics: list[str],
+    out: Path,
+    stop: asyncio.Event,
+    from_beginning: bool = False,
+    since: datetime | None = None,
+    max_records: int | None = None,
+    idle: float | None = None,
+    progress: Any = None,  # a tqdm-like object with update(n)
+    options: dict[str, Any] | None = None,
+) -> CaptureResult:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+        **(options or {}),
+    )
+    await consumer.start()
+    writer = CaptureWriter(out)
+    try:
+        partitions = await _partitions(consumer, topics)
+        consumer.assign(partitions)
+        if since is not None:
+            found = await consumer.offsets_for_times(
+                {tp: int(since.timestamp() * 1000) for tp in partitions}
+            )
+            ends = await consumer.end_offsets(partitions)
+            for tp in partitions:
+                at = found.get(tp)
+                consumer.seek(tp, at.offset if at is not None else ends[tp])
+        elif from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            records = [r for tp in sorted(batch, key=_order) for r in batch[tp]]
+            if not records:
+                if idle is not None and loop.time() - quiet_since >= idle:
+                    break
+                continue
+            quiet_since = loop.time()
+            if max_records is not None:
+                records = records[: max_records - writer.count]
+            await asyncio.to_thread(writer.write, [_captured(r) for r in records])
+            if progress is not None:
+                progress.update(len(records))
+            if max_records is not None and writer.count >= max_records:
+                break
+    finally:
+        await asyncio.to_thread(writer.close)
+        await consumer.stop()
+    return CaptureResult(writer.count, out)
+
+
+def _order(tp: TopicPartition) -> tuple[str, int]:
+    return tp.topic, tp.partition
+
+
+def _captured(r: Any) -> Captured:
+    return Captured(
+        r.topic,
+        r.partition,
+        r.offset,
+        r.timestamp,
+        r.key,
+        r.value,
+        tuple((k, bytes(v)) for k, v in (r.headers or ())),
+    )
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    found: list[TopicPartition] = []
+    for topic in topics:
+        for _ in range(50):
+            parts = consumer.partitions_for_topic(topic)
+            if parts:
+                found += [TopicPartition(topic, p) for p in sorted(parts)]
+                break
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        else:
+            raise ValueError(
+                f"topic {topic} does not exist on {consumer._client._bootstrap_servers}"
+            )
+    return found

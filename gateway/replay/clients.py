@@ -1,0 +1,74 @@
+"""Plain Kafka clients: what a partner or a downstream system would run (tests, the pytest
+plugin).
+
+Readers assign partitions directly (no consumer group), so reading a topic costs no group join
+and never disturbs the gateway's own group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+async def publish(bootstrap: str, topic: str, items: Iterable[tuple[bytes | None, bytes]]) -> None:
+    """(key, value) pairs, in order, acknowledged by all replicas."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_request_size=8 << 20
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in items]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    wait: float = 45.0,
+    settle: float = 1.5,
+    distinct_keys: bool = False,
+) -> list[Any]:
+    """Records from the start of `topic`: at least `count` (records, or distinct keys), then
+    `settle` seconds more to catch any extra. Gives up after `wait` seconds with what it has."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+    )
+    await consumer.start()
+    got: list[Any] = []
+    keys: set[bytes] = set()
+    loop = asyncio.get_running_loop()
+    try:
+        partitions = await _partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = loop.time() + wait
+        while (len(keys) if distinct_keys else len(got)) < count and loop.time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                got += records
+                keys.update(r.key for r in records)
+        end = loop.time() + settle
+        while loop.time() < end:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                got += records
+    finally:
+        await consumer.stop()
+    return got
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"topic {topic} has no partitions")

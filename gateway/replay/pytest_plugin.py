@@ -1,0 +1,241 @@
+"""pytest plugin (entry point `pytest11`): replay a capture into a real gateway, compare what
+comes out with a golden capture.
+
+    def test_our_payments(connect_gateway):
+        outputs = connect_gateway.run_capture("captures/payments.jsonl")
+        connect_gateway.assert_golden(outputs, "captures/payments.golden.jsonl")
+
+`connect_gateway` is a gateway running in the test's process (its own event loop, in a thread,
+so tests need not be async) on fresh topic names, SQLite state in the test's tmp_path, against
+KAFKA_BOOTSTRAP_SERVERS or an embedded broker started once per session. Records of a capture
+whose topic ends in `onshore.inbound` / `offshore.inbound` are replayed into its inbound topics
+(keys and per-partition order kept); `outputs()` reads its outbound, DLQ and report topics from
+the start until nothing new arrives for `quiet` seconds, named by their role
+(`offshore.outbound`, ...). `assert_golden` compares them with a golden capture after applying
+a declared rule for what legitimately varies (`Variable`, default `VARIES`), and fails with a
+diff; `pytest --update-golden` rewrites the golden file instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import difflib
+import json
+import re
+import threading
+import uuid
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from gateway.config import Config, StateSection
+from gateway.embedded_broker import EmbeddedBroker
+from gateway.replay.capture import capture
+from gateway.replay.format import Captured, CaptureWriter, read_capture
+from gateway.replay.local import LocalGateway, local_config, local_gateway
+from gateway.replay.replayer import replay
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variable:
+    """What may differ between two runs of the same capture and still be the same outcome."""
+
+    # Record metadata the broker assigns.
+    fields: tuple[str, ...] = ("partition", "offset", "timestamp")
+    # Headers naming where a record came in (topic names differ per run), and the timing of
+    # a record that waited for its original (on which attempt it found it).
+    headers: tuple[str, ...] = (
+        "source-topic",
+        "source-partition",
+        "source-offset",
+        "origin-topic",
+        "not-before",
+        "attempt",
+    )
+    # XML elements holding the time a message was made.
+    elements: tuple[str, ...] = ("CreDt", "CreDtTm", "RjctnDtTm")
+
+
+VARIES = Variable()
+
+
+def normalise(records: list[Captured], rule: Variable = VARIES) -> list[str]:
+    """One JSON line per record with the variable parts blanked, in a stable order."""
+    elements = "|".join(map(re.escape, rule.elements))
+    blank = re.compile(rf"<({elements})>[^<]*</\1>")
+    lines = []
+    for r in records:
+        raw = json.loads(r.to_json())
+        for name in rule.fields:
+            raw[name] = "*"
+        raw["headers"] = [
+            {**h, "value": "*"} if h["name"] in rule.headers else h for h in raw["headers"]
+        ]
+        if isinstance(raw.get("value"), str):
+            raw["value"] = blank.sub(r"<\1>*</\1>", raw["value"])
+        lines.append(json.dumps(raw, ensure_ascii=False, sort_keys=True))
+    return sorted(lines)
+
+
+class GatewayUnderTest:
+    def __init__(self, bootstrap: str, workdir: Path, config: Config | None = None) -> None:
+        self.bootstrap = bootstrap
+        prefix = f"pt{uuid.uuid4().hex[:10]}"
+        self.config = config or local_config(
+            prefix, StateSection(sqlite_path=str(workdir / "gateway-state.sqlite3"))
+        )
+        c = self.config
+        self.roles = {
+            c.onshore.outbound_topic: "onshore.outbound",
+            c.offshore.outbound_topic: "offshore.outbound",
+            c.kafka.dlq_topic: "gateway.dlq",
+            c.settlement.reports_topic: "gateway.reports",
+        }
+        self.workdir = workdir
+        self.update_golden = False
+        self.sent = 0  # records replayed into it
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._running: LocalGateway | None = None
+        self._context: Any = None
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 300) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self) -> None:
+        self._thread.start()
+
+        async def enter() -> LocalGateway:
+            self._context = local_gateway(self.config, self.bootstrap)
+            running: LocalGateway = await self._context.__aenter__()
+            return running
+
+        self._running = self._call(enter())
+
+    def stop(self) -> None:
+        if self._context is not None:
+            self._call(self._context.__aexit__(None, None, None))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+
+    # -- what a test does ------------------------------------------------------------------------
+    def replay(self, path: str | Path, speed: float | None = None) -> int:
+        """Publish the capture's inbound records to this gateway; how many."""
+        records = list(read_capture(Path(path)))
+        topics = {
+            r.topic: self.config.side(side).inbound_topic
+            for r in records
+            for side in ("onshore", "offshore")
+            if r.topic.endswith(f"{side}.inbound")
+        }
+        chosen = [r for r in records if r.topic in topics]
+        self.sent += len(chosen)
+        if chosen:
+            self._call(replay(self.bootstrap, chosen, topics, speed, preserve_keys=True))
+        return len(chosen)
+
+    def outputs(self, quiet: float = 3.0, inputs: int | None = None) -> list[Captured]:
+        """Everything the gateway has published: read once it has processed `inputs` records
+        (default: all this object replayed) and emptied its outbox, until nothing new comes
+        for `quiet` seconds (records waiting on retry topics come back within that)."""
+        self._call(self._settled(self.sent if inputs is None else inputs))
+        out = self.workdir / f"outputs-{uuid.uuid4().hex[:6]}.jsonl"
+        self._call(
+            capture(
+                self.bootstrap,
+                list(self.roles),
+                out,
+                asyncio.Event(),
+                from_beginning=True,
+                idle=quiet,
+            )
+        )
+        return [dataclasses.replace(r, topic=self.roles[r.topic]) for r in read_capture(out)]
+
+    async def _settled(self, inputs: int, wait: float = 120) -> None:
+        running = self._running
+        assert running is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while loop.time() < deadline:
+            if (
+                running.pipeline.processed >= inputs
+                and not (await running.store.counts())["unsent"]
+            ):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the gateway processed {running.pipeline.processed} of {inputs}")
+
+    def run_capture(self, path: str | Path, quiet: float = 3.0) -> list[Captured]:
+        self.replay(path)
+        return self.outputs(quiet)
+
+    def assert_golden(
+        self, records: list[Captured], golden: str | Path, rule: Variable = VARIES
+    ) -> None:
+        golden = Path(golden)
+        if self.update_golden:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            ordered = sorted(records, key=lambda r: normalise([r], rule)[0])
+            writer = CaptureWriter(golden)
+            writer.write(ordered)
+            writer.close()
+            return
+        if not golden.exists():
+            pytest.fail(f"no golden capture {golden}: run pytest --update-golden", pytrace=False)
+        want = normalise(list(read_capture(golden)), rule)
+        got = normalise(records, rule)
+        if want != got:
+            diff = "\n".join(
+                difflib.unified_diff(want, got, str(golden), "this run", lineterm="", n=1)
+            )
+            pytest.fail(
+                f"outputs differ from {golden} (variable parts ignored):\n{diff}", pytrace=False
+            )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite golden files and captures instead of comparing (review the diff)",
+    )
+
+
+@pytest.fixture(scope="session")
+def connect_gateway_bootstrap() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS, or an embedded broker for the session."""
+    import os
+
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = EmbeddedBroker()
+    try:
+        broker.start()
+    except Exception as exc:
+        pytest.fail(f"cannot start the embedded Kafka broker: {exc}", pytrace=False)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def connect_gateway(
+    connect_gateway_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[GatewayUnderTest]:
+    gateway = GatewayUnderTest(connect_gateway_bootstrap, tmp_path)
+    gateway.update_golden = bool(request.config.getoption("--update-golden"))
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()

@@ -1,0 +1,135 @@
+"""Captures replayed through real gateways, with the package's own pytest plugin
+(`connect_gateway`), as partner teams use it.
+
+tests/captures/flows.jsonl holds inbound traffic for every flow and reject path (instructions
+both ways, answers, an answer ahead of its original, copies, a resend, a reused id, messages
+only the gateway may send, the wrong dialect, hostile XML, binary noise);
+flows.golden.jsonl what the gateway publishes for it. `pytest --update-golden` rewrites it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from gateway.replay.format import read_capture
+from gateway.replay.pytest_plugin import GatewayUnderTest, normalise
+from tests.conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.kafka
+
+CAPTURES = ROOT / "tests" / "captures"
+
+
+def test_every_flow_and_reject_path_replays_to_its_golden_outputs(
+    connect_gateway: GatewayUnderTest,
+) -> None:
+    outputs = connect_gateway.run_capture(CAPTURES / "flows.jsonl")
+    kinds = {dict(r.headers).get("reject-reason", b"ok").decode() for r in outputs}
+    assert {"ok", "AG01", "DU01", "FF01", "NARR"} <= kinds  # the reject paths are there
+    connect_gateway.assert_golden(outputs, CAPTURES / "flows.golden.jsonl")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_a_capture_from_a_running_gateway_replays_into_a_fresh_one_with_the_same_outputs(
+    connect_gateway: GatewayUnderTest, connect_gateway_bootstrap: str, tmp_path: Path
+) -> None:
+    first = connect_gateway
+    first.replay(CAPTURES / "flows.jsonl")
+    expected = first.outputs()
+    # What partners sent the first gateway, captured live with the CLI.
+    inbound = [first.config.side(s).inbound_topic for s in ("onshore", "offshore")]
+    captured = tmp_path / "taken.jsonl"
+    done = cli(
+        "capture",
+        "--bootstrap",
+        connect_gateway_bootstrap,
+        "--topics",
+        *inbound,
+        "--out",
+        str(captured),
+        "--from-beginning",
+        "--idle",
+        "2",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"captured 23 records to {captured}" in done.stderr
+    assert not captured.with_name("taken.jsonl.part").exists()
+    records = list(read_capture(captured))
+    assert any(r.value and r.value.startswith(b"\x00\x01") for r in records)  # binary kept
+    schema = json.loads(
+        (ROOT / "docs" / "capture-format.md").read_text().split("```json\n")[2].split("```")[0]
+    )
+    for line in captured.read_text().splitlines():  # the documented format, line by line
+        jsonschema.validate(json.loads(line), schema)
+
+    fresh = GatewayUnderTest(connect_gateway_bootstrap, tmp_path / "fresh")
+    (tmp_path / "fresh").mkdir()
+    fresh.start()
+    try:
+        mapping = [
+            f"{t}={fresh.config.side(s).inbound_topic}"
+            for t, s in zip(inbound, ("onshore", "offshore"), strict=True)
+        ]
+        done = cli(
+            "replay",
+            str(captured),
+            "--bootstrap",
+            connect_gateway_bootstrap,
+            "--to-topic-map",
+            *mapping,
+            "--preserve-keys",
+            "--speed",
+            "max",
+        )
+        assert done.returncode == 0, done.stderr
+        assert "replayed 23 records" in done.stderr
+        again = fresh.outputs(inputs=23)
+    finally:
+        fresh.stop()
+    assert normalise(again) == normalise(expected)
+
+
+def test_capture_and_replay_refuse_bad_arguments_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"version": 99, "topic": "x"}\n')
+    done = cli("replay", str(bad), "--bootstrap", "127.0.0.1:1")
+    assert done.returncode == 2 and "format version 99" in done.stderr
+    done = cli(
+        "replay", str(CAPTURES / "flows.jsonl"), "--bootstrap", "127.0.0.1:1", "--speed", "fast"
+    )
+    assert done.returncode == 2 and "--speed wants max or a factor" in done.stderr
+    done = cli("replay", str(CAPTURES / "flows.jsonl"), "--to-topic-map", "nonsense")
+    assert done.returncode == 2 and "SOURCE=TARGET" in done.stderr
+    done = cli(
+        "capture",
+        "--topics",
+        "t",
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--since",
+        "yesterday",
+        "--bootstrap",
+        "127.0.0.1:1",
+    )
+    assert done.returncode == 2 and "--since wants an ISO 8601 time" in done.stderr
+    record = json.loads((CAPTURES / "flows.jsonl").read_text().splitlines()[0])
+    assert record["version"] == 1 and record["value"].startswith("<?xml")
+    assert (SAMPLES / "offshore" / "pacs.002.001.10.xml").read_text() == record["value"]
