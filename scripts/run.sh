@@ -13,6 +13,8 @@ out=run-output
 rm -rf "$out" && mkdir -p "$out"
 port=$(python -c 'from gateway.embedded_broker import free_port; print(free_port())')
 export CONNECT_GATEWAY__KAFKA__EMBEDDED_PORT=$port
+ops_port=$(python -c 'from gateway.embedded_broker import free_port; print(free_port())')
+export CONNECT_GATEWAY__OPS__HTTP_PORT=$ops_port
 export CONNECT_GATEWAY__STATE__SQLITE_PATH=$out/state.sqlite3
 # Short retry delays, so the answers whose originals never come are refused within seconds.
 export CONNECT_GATEWAY__KAFKA__RETRY_DELAYS_MS=500,1000
@@ -54,6 +56,16 @@ sleep 2  # the service's relay publishes what the close queued
 echo "== what the gateway published (values saved under $out/<topic>/)"
 python scripts/show_topics.py "127.0.0.1:$port" "$out" \
   offshore.outbound onshore.outbound gateway.dlq gateway.reports
+echo "== what an operator's probes and Prometheus see (http://127.0.0.1:$ops_port)"
+python - "$ops_port" <<'PY'
+import sys, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+print("readyz:", urllib.request.urlopen(base + "/readyz", timeout=5).read().decode().strip())
+for line in urllib.request.urlopen(base + "/metrics", timeout=5).read().decode().splitlines():
+    if line.startswith(("gateway_messages_processed_total", "gateway_messages_rejected_total",
+                        "gateway_cycles_closed_total")):
+        print(" ", line)
+PY
 echo "== stop (SIGTERM): finish the batch, commit, leave the group"
 kill -TERM $gateway
 wait $gateway

@@ -139,7 +139,7 @@ class GatewayUnderTest:
             self._call(replay(self.bootstrap, chosen, topics, speed, preserve_keys=True))
         return len(chosen)
 
-    def outputs(self, quiet: float = 3.0, inputs: int | None = None) -> list[Captured]:
+    def outputs(self, quiet: float = 2.0, inputs: int | None = None) -> list[Captured]:
         """Everything the gateway has published: read once it has processed `inputs` records
         (default: all this object replayed) and emptied its outbox, until nothing new comes
         for `quiet` seconds (records waiting on retry topics come back within that)."""
@@ -171,7 +171,7 @@ class GatewayUnderTest:
             await asyncio.sleep(0.1)
         raise AssertionError(f"the gateway processed {running.pipeline.processed} of {inputs}")
 
-    def run_capture(self, path: str | Path, quiet: float = 3.0) -> list[Captured]:
+    def run_capture(self, path: str | Path, quiet: float = 2.0) -> list[Captured]:
         self.replay(path)
         return self.outputs(quiet)
 
