@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import statistics
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+from gateway.embedded_broker import EmbeddedBroker
 
 
 def pin_to_one_core() -> None:
@@ -31,3 +36,18 @@ def line(label: str, values: list[float], unit: str, fmt: str = ",.0f", goal: st
 def write_json(path: Path | None, result: dict[str, float]) -> None:
     if path is not None:
         path.write_text(json.dumps(result, indent=2))
+
+
+@contextlib.asynccontextmanager
+async def kafka() -> AsyncIterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS, or an embedded broker for the run."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = EmbeddedBroker()
+    bootstrap = await asyncio.to_thread(broker.start)
+    try:
+        yield bootstrap
+    finally:
+        await asyncio.to_thread(broker.stop)

@@ -31,10 +31,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.common import line, spread, write_json
+from bench.common import kafka, line, spread, write_json
 from bench.translate import messages
 from gateway.config import Config, KafkaSection, StateSection
-from gateway.embedded_broker import EmbeddedBroker
 from gateway.iso20022.keys import extract_keys
 from gateway.iso20022.reader import read_message
 from gateway.pipeline import Pipeline
@@ -42,7 +41,6 @@ from gateway.state.sqlite import SqliteStore
 from gateway.topics import ensure_topics
 from tests.harness import gateway_config
 from tests.kafka_io import publish, read_topic
-from tests.servers import external_kafka
 
 
 class TimedPipeline(Pipeline):
@@ -188,12 +186,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def bench(args: argparse.Namespace) -> dict[str, float]:
-    broker = None
-    bootstrap = external_kafka()
-    if not bootstrap:
-        broker = EmbeddedBroker()
-        bootstrap = await asyncio.to_thread(broker.start)
-    try:
+    async with kafka() as bootstrap:
         with tempfile.TemporaryDirectory() as tmp:
             gw, pt = [], []
             lat: list[float] = []
@@ -209,9 +202,6 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
                 stop.set()
                 await task
                 await store.close()
-    finally:
-        if broker is not None:
-            await asyncio.to_thread(broker.stop)
     ratios = [g / p for g, p in zip(gw, pt, strict=True)]
     result = spread("gateway_per_s", gw) | spread("passthrough_per_s", pt) | spread("ratio", ratios)
     print(

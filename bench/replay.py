@@ -19,12 +19,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from bench.common import line, spread, write_json
-from gateway.embedded_broker import EmbeddedBroker
+from bench.common import kafka, line, spread, write_json
 from gateway.replay.format import Captured, read_capture
 from gateway.replay.replayer import replay
 from gateway.topics import ensure_topics
-from tests.servers import external_kafka
 
 CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "captures" / "flows.jsonl"
 
@@ -59,12 +57,7 @@ async def bare(bootstrap: str, items: list[Captured], topic: str) -> float:
 
 
 async def bench(args: argparse.Namespace) -> dict[str, float]:
-    broker = None
-    bootstrap = external_kafka()
-    if not bootstrap:
-        broker = EmbeddedBroker()
-        bootstrap = await asyncio.to_thread(broker.start)
-    try:
+    async with kafka() as bootstrap:
         base, rep = [], []
         for _ in range(args.rounds):
             a, b = f"bench-bare-{uuid.uuid4().hex[:8]}", f"bench-replay-{uuid.uuid4().hex[:8]}"
@@ -73,9 +66,6 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
             base.append(await bare(bootstrap, items, a))
             result = await replay(bootstrap, items, {"captured": b}, speed=None)
             rep.append(result.rate)
-    finally:
-        if broker is not None:
-            await asyncio.to_thread(broker.stop)
     ratios = [r / b for r, b in zip(rep, base, strict=True)]
     print(f"replay of {args.count:,} captured records, {args.rounds} rounds, --speed max")
     print(line("replay", rep, "rec/s"))

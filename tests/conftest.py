@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Config, StateSection
-from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
+from gateway.embedded_broker import BrokerStartError
 from gateway.iso20022.profiles import ProfileSet
-from tests.servers import Mosquitto, Postgres, external_kafka
+from tests.servers import Mosquitto, Postgres, running_mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -29,33 +29,14 @@ CONFORMANCE_TOOL = SHARED / "tools" / "iso20022-conformance"
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    external = external_kafka()
-    if external:
-        yield external
-        return
-    broker = EmbeddedBroker()
-    try:
-        broker.start()
-    except BrokerStartError as exc:
-        pytest.fail(f"cannot start the embedded Kafka broker: {exc}", pytrace=False)
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()
+def kafka_bootstrap(connect_gateway_bootstrap: str) -> str:
+    """The package's pytest plugin starts it (or takes KAFKA_BOOTSTRAP_SERVERS)."""
+    return connect_gateway_bootstrap
 
 
 @pytest.fixture(scope="session")
 def mosquitto() -> Iterator[Mosquitto]:
-    server = Mosquitto()
-    try:
-        server.start()
-    except BrokerStartError as exc:
-        pytest.fail(f"cannot start Mosquitto: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_mosquitto(Mosquitto())
 
 
 @pytest.fixture(scope="session")

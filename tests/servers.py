@@ -12,7 +12,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from gateway.embedded_broker import BrokerStartError, free_port, stop_pid, wait_for_port
 
@@ -88,6 +91,19 @@ class Mosquitto:
             stop_pid(self.proc)
             self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def running_mosquitto(server: Mosquitto) -> Iterator[Mosquitto]:
+    """A fixture's body: the server started (or the run failed loudly), then stopped."""
+    try:
+        server.start()
+    except BrokerStartError as exc:
+        server.stop()
+        pytest.fail(f"cannot start Mosquitto: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _give_to_mosquitto_user(folder: Path) -> None:

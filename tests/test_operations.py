@@ -18,10 +18,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import MqttSection, StateSection
-from gateway.embedded_broker import BrokerStartError
 from tests.conftest import ROOT
 from tests.harness import gateway_config, http_get, running_gateway, sample
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, running_mosquitto
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mqtt]
 
@@ -39,15 +38,7 @@ topic readwrite {PREFIX}/#
 
 @pytest.fixture(scope="module")
 def secured_mosquitto() -> Iterator[Mosquitto]:
-    server = Mosquitto(users={"gateway": "gw-secret"}, acl=ACL)
-    try:
-        server.start()
-    except BrokerStartError as exc:
-        pytest.fail(f"cannot start Mosquitto: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_mosquitto(Mosquitto(users={"gateway": "gw-secret"}, acl=ACL))
 
 
 class Listener:
