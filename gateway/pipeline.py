@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RELAY_POLL_SECONDS = 0.5
+COMMIT_WAIT_SECONDS = 15
+STOP_WAIT_SECONDS = 45
 # New payment instructions, held to their payer's net debit cap.
 CAPPED = frozenset({"pacs.008.001.08", "pacs.009.001.08", "sese.023.001.09"})
 
@@ -184,8 +186,17 @@ class Pipeline:
         self._relay_task = asyncio.create_task(self._relay_loop(), name="outbox-relay")
 
     async def stop(self) -> None:
-        async with self._lock:  # let the batch in flight finish and commit
-            self._stopping = True
+        # Let the batch in flight finish and commit, within a bound: a batch stuck on the
+        # broker (an endless rebalance) is abandoned. Nothing is lost or doubled: its store
+        # transaction committed or not as a whole, and its offsets were not committed, so its
+        # records come again and their claims make that harmless.
+        try:
+            await asyncio.wait_for(self._lock.acquire(), STOP_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("abandoning the batch in flight after %d s", STOP_WAIT_SECONDS)
+        else:
+            self._lock.release()
+        self._stopping = True
         # Not under the lock: leaving the group may run a rebalance, whose revocation
         # callback must not wait for a lock held by the stop that waits for it.
         if self.consumer is not None:
@@ -652,11 +663,15 @@ class Pipeline:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
         try:
-            await self.consumer.commit(offsets)
-        except KafkaError as exc:
+            # Bounded: a commit that waits on a rebalance must not hold the batch lock the
+            # rebalance's revocation waits for.
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_WAIT_SECONDS)
+        except (KafkaError, TimeoutError) as exc:
             # The partition moved meanwhile: the next owner re-reads these records, and the
             # claims make that harmless.
-            log.warning("offset commit failed (%s); records will be redelivered", exc)
+            log.warning(
+                "offset commit failed (%s); records will be redelivered", exc or "timed out"
+            )
 
     def _transient(self, exc: BaseException) -> bool:
         """Worth retrying: the broker or the database may be back in a moment."""

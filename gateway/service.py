@@ -69,7 +69,10 @@ async def serve(config: Config) -> int:
             await pipeline.run(stop)
         finally:
             stop.set()
-            await closing
+            try:  # a close in progress is safe to cut: it is redone from the store
+                await asyncio.wait_for(closing, 30)
+            except TimeoutError:
+                log.warning("the settlement tick did not end within 30 s; cancelled")
             await ops.stop()
         log.info("stopped after %d records", pipeline.processed)
     finally:
