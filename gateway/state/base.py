@@ -6,10 +6,12 @@ import base64
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
 from gateway.canonical import Money, Obligation, SecuritiesAccount
+from gateway.clock import UTC8
 from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import Netting
 from gateway.translation import Correlation
@@ -275,3 +277,12 @@ def cycle_after(awaiting: str | None, status: str, instruction: str) -> tuple[st
     if status == "settled":
         return ("instructed" if pending else "settled"), json.dumps(pending)
     return "instructed", awaiting or "[]"
+
+
+def iso_utc8(moment: datetime | None) -> str | None:
+    """How the stores keep cycle times: ISO 8601 in UTC+8."""
+    return moment.astimezone(UTC8).isoformat() if moment is not None else None
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

@@ -36,10 +36,12 @@ from gateway.state.base import (
     cycle_after,
     headers_from_json,
     headers_to_json,
+    iso_utc8,
     obligation_from_row,
     obligation_row,
     obligations_from_json,
     outbox_from_json,
+    parse_time,
     participant_totals,
 )
 from gateway.state.plan import Plan, plan_batch, release
@@ -523,7 +525,7 @@ async def _locked_heads(conn: asyncpg.Connection, currencies: list[str]) -> dict
     )
     return {
         r["currency"]: Head(
-            r["currency"], r["id"], r["seq"], _time(r["opened_at"]), _time(r["due_at"])
+            r["currency"], r["id"], r["seq"], parse_time(r["opened_at"]), parse_time(r["due_at"])
         )
         for r in rows
     }
@@ -580,8 +582,8 @@ async def _open_cycle(
         head.cycle,
         head.currency,
         head.seq,
-        _iso(head.opened_at),
-        _iso(head.due_at),
+        iso_utc8(head.opened_at),
+        iso_utc8(head.due_at),
         now,
     )
     await conn.execute(
@@ -598,7 +600,7 @@ async def _write_ledger(conn: asyncpg.Connection, ledger: Ledger, now: datetime)
             "UPDATE cycles SET status = 'closing', cut_off = $2, updated_at = $3 "
             "WHERE id = $1 AND status = 'open'",
             rolled.frozen,
-            _iso(rolled.cut_off),
+            iso_utc8(rolled.cut_off),
             now,
         )
         await _open_cycle(conn, rolled.opened, now)
@@ -675,11 +677,3 @@ async def _insert_correlations(conn: asyncpg.Connection, entries: list[Correlati
                 for c in entries
             ],
         )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC8).isoformat() if moment is not None else None
-
-
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None

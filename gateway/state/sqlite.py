@@ -33,10 +33,12 @@ from gateway.state.base import (
     cycle_after,
     headers_from_json,
     headers_to_json,
+    iso_utc8,
     obligation_from_row,
     obligation_row,
     obligations_from_json,
     outbox_from_json,
+    parse_time,
     participant_totals,
 )
 from gateway.state.plan import Plan, plan_batch, release
@@ -338,14 +340,7 @@ class SqliteStore:
         return await self._transaction(run)
 
     async def refusals(self) -> list[HeldPayment]:
-        def query(db: sqlite3.Connection) -> list[HeldPayment]:
-            rows = db.execute(
-                "SELECT id, source, input, payer, status FROM held WHERE status = 'refusing' "
-                "ORDER BY id"
-            )
-            return [HeldPayment(*r) for r in rows]
-
-        return await self._run(query)
+        return await self.held("refusing")
 
     async def finish_refusal(self, held_id: int, outbox: list[OutboxRow]) -> bool:
         def run(db: sqlite3.Connection) -> bool:
@@ -576,7 +571,7 @@ def _head(db: sqlite3.Connection, currency: str, rules: Rules) -> Head:
         (currency,),
     ).fetchone()
     if row is not None:
-        return Head(currency, row[0], row[1], _time(row[2]), _time(row[3]))
+        return Head(currency, row[0], row[1], parse_time(row[2]), parse_time(row[3]))
     head = Head(currency, cycle_id(currency, 1), 1, None, rules.next_cut_off(rules.now))
     _open_cycle(db, head, _now())
     return head
@@ -586,7 +581,7 @@ def _open_cycle(db: sqlite3.Connection, head: Head, now: str) -> None:
     db.execute(
         "INSERT INTO cycles (id, currency, seq, status, opened_at, due_at, updated_at) "
         "VALUES (?, ?, ?, 'open', ?, ?, ?)",
-        (head.cycle, head.currency, head.seq, _iso(head.opened_at), _iso(head.due_at), now),
+        (head.cycle, head.currency, head.seq, iso_utc8(head.opened_at), iso_utc8(head.due_at), now),
     )
     db.execute(
         "INSERT INTO cycle_heads (currency, cycle) VALUES (?, ?) "
@@ -600,7 +595,7 @@ def _write_ledger(db: sqlite3.Connection, ledger: Ledger, now: str) -> None:
         db.execute(
             "UPDATE cycles SET status = 'closing', cut_off = ?, updated_at = ? "
             "WHERE id = ? AND status = 'open'",
-            (_iso(rolled.cut_off), now, rolled.frozen),
+            (iso_utc8(rolled.cut_off), now, rolled.frozen),
         )
         _open_cycle(db, rolled.opened, now)
     for head in ledger.created:
@@ -643,14 +638,6 @@ def _cycle_outcome(
         "UPDATE cycles SET status = ?, reason = ?, awaiting = ?, updated_at = ? WHERE id = ?",
         (new_status, reason, awaiting, now, cycle),
     )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC8).isoformat() if moment is not None else None
-
-
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 def _answers(
