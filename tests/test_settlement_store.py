@@ -97,6 +97,9 @@ async def test_cut_off_freeze_close_and_outcome(store: StateStore) -> None:
     assert (first.status, first.cut_off, second.status) == ("closing", cut.isoformat(), "open")
     assert second.opened_at == cut.isoformat()
     assert second.due_at == (cut + timedelta(hours=4)).isoformat()
+    assert [c.id for c in await store.cycles(status="open")] == [second.id]
+    assert [c.id for c in await store.cycles("CNY", "closing")] == [first.id]
+    assert await store.cycles("HKD") == []
     # A scheduled freeze of a cycle a batch already rolled does nothing.
     assert await store.freeze("CNY", Rules(cut, schedule), first.id) is None
 

@@ -121,18 +121,20 @@ class CycleManager:
         """Freeze the open cycles whose cut-off has passed; finish every frozen one. The
         cycles this call finished."""
         now = self.clock()
-        for cycle in await self.store.cycles():
+        # Only the open and closing cycles: the settled ones (and their reports) pile up.
+        open_cycles = await self.store.cycles(status="open")
+        for cycle in open_cycles:
             due = datetime.fromisoformat(cycle.due_at) if cycle.due_at else None
-            if cycle.status == "open" and due is not None and now >= due:
+            if due is not None and now >= due:
                 await self.store.freeze(cycle.currency, self.rules(), cycle.id)
         finished = []
-        cycles = await self.store.cycles()
-        for cycle in cycles:
-            if cycle.status == "closing" and await self.finish(cycle):
+        for cycle in await self.store.cycles(status="closing"):
+            if await self.finish(cycle):
                 finished.append(cycle.id)
         # Held payments wait for room: a new cycle makes some (a close that crashed after
-        # recording itself has not released them yet).
-        for currency in sorted({c.currency for c in cycles if c.status == "open"}):
+        # recording itself has not released them yet). A freeze opens the next cycle in the
+        # same currency, so the currencies with an open cycle are still these.
+        for currency in sorted({c.currency for c in open_cycles}):
             await self.store.release_held(currency, self.rules())
         return finished
 

@@ -136,8 +136,10 @@ class StateStore(Protocol):
         ...
 
     # -- settlement cycles (gateway.settlement) --------------------------------------------
-    async def cycles(self, currency: str | None = None) -> list[CycleRecord]:
-        """Every cycle, oldest first."""
+    async def cycles(
+        self, currency: str | None = None, status: str | None = None
+    ) -> list[CycleRecord]:
+        """The cycles (of a currency, in a status, when given), oldest first."""
         ...
 
     async def freeze(self, currency: str, rules: Rules, cycle: str | None = None) -> str | None:

@@ -318,11 +318,14 @@ class PostgresStore:
             await _cycle_outcome(conn, cycle, status, reason, instruction, now)
 
     # -- settlement cycles ---------------------------------------------------------------------
-    async def cycles(self, currency: str | None = None) -> list[CycleRecord]:
+    async def cycles(
+        self, currency: str | None = None, status: str | None = None
+    ) -> list[CycleRecord]:
         rows = await self.pool.fetch(
-            f"SELECT {_CYCLE_COLUMNS} FROM cycles WHERE $1::text IS NULL OR currency = $1 "
-            "ORDER BY currency, seq",
+            f"SELECT {_CYCLE_COLUMNS} FROM cycles WHERE ($1::text IS NULL OR currency = $1) "
+            "AND ($2::text IS NULL OR status = $2) ORDER BY currency, seq",
             currency,
+            status,
         )
         return [CycleRecord(*r) for r in rows]
 

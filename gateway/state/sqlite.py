@@ -225,12 +225,14 @@ class SqliteStore:
         return await self._run(run)
 
     # -- settlement cycles ---------------------------------------------------------------------
-    async def cycles(self, currency: str | None = None) -> list[CycleRecord]:
+    async def cycles(
+        self, currency: str | None = None, status: str | None = None
+    ) -> list[CycleRecord]:
         def query(db: sqlite3.Connection) -> list[CycleRecord]:
             rows = db.execute(
-                f"SELECT {_CYCLE_COLUMNS} FROM cycles "
-                "WHERE ? IS NULL OR currency = ? ORDER BY currency, seq",
-                (currency, currency),
+                f"SELECT {_CYCLE_COLUMNS} FROM cycles WHERE (? IS NULL OR currency = ?) "
+                "AND (? IS NULL OR status = ?) ORDER BY currency, seq",
+                (currency, currency, status, status),
             )
             return [CycleRecord(*r) for r in rows]
 
