@@ -15,7 +15,7 @@ from gateway.charset import CharsetPolicy, CharsetRefusal
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, refusal
-from gateway.iso20022.tree import Leaf, Map, Node, many, one, txt
+from gateway.iso20022.tree import Leaf, Map, Node, Raw, escape_text, many, one, txt
 from gateway.sides import Side
 
 SUPPLEMENTARY_NS = "urn:connect-gateway:supplementary:1"
@@ -193,8 +193,8 @@ class EncodeContext:
                 ("SplmtryData", [("PlcAndNm", s.place), ("Envlp", etree.fromstring(s.xml))])
             )
         for field_name, original in self.kept:
-            el = etree.Element(f"{{{SUPPLEMENTARY_NS}}}OrgnlTxt", nsmap={None: SUPPLEMENTARY_NS})  # type: ignore[dict-item]
-            el.text = original
+            # As text: what lxml would serialise for this element, without building it.
+            el = Raw(f'<OrgnlTxt xmlns="{SUPPLEMENTARY_NS}">{escape_text(original)}</OrgnlTxt>')
             blocks.append(
                 ("SplmtryData", [("PlcAndNm", f"connect-gateway:{field_name}"), ("Envlp", el)])
             )

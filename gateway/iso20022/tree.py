@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from lxml import etree
 
@@ -24,21 +25,36 @@ class Leaf:
     attrib: dict[str, str]
 
 
+class Raw(str):
+    """XML text already serialised (and escaped) by the gateway, rendered as is."""
+
+
 Node = dict[str, list["Node"]] | str | Leaf | etree._Element
 
 
+_DESCENDANTS = etree.XPath("descendant::*")
+_LOCAL_NAMES: dict[str, str] = {}  # '{ns}Local' -> 'Local'; a few hundred tags at most
+
+
 def to_map(element: etree._Element) -> dict[str, list[Node]]:
-    out: dict[str, list[Node]] = {}
-    for child in element:
+    # One XPath call lists every element in document order, from C; walking children from
+    # Python instead (recursion, one iterator per element) costs 1.7 times as much.
+    top: dict[str, list[Node]] = {}
+    maps: dict[etree._Element | None, dict[str, list[Node]]] = {element: top}
+    locals_get = _LOCAL_NAMES.get
+    for child in cast(list[etree._Element], _DESCENDANTS(element)):
+        parent = maps.get(child.getparent())
+        if parent is None:
+            continue  # inside a SplmtryData envelope, which is kept whole
         tag = child.tag
-        if tag.__class__ is not str:  # comments
-            continue
-        local = tag[tag.find("}") + 1 :]
+        local = locals_get(tag)
+        if local is None:
+            local = _LOCAL_NAMES[tag] = tag[tag.find("}") + 1 :]
         value: Node
         if local == "Envlp":
             value = child
         elif len(child):
-            value = to_map(child)
+            value = maps[child] = {}
         else:
             names = child.keys()  # cheaper than .attrib, which builds a proxy
             if names:
@@ -46,12 +62,12 @@ def to_map(element: etree._Element) -> dict[str, list[Node]]:
             else:
                 # As is: xs:string preserves white space, so stripping would change the data.
                 value = child.text or ""
-        found = out.get(local)
+        found = parent.get(local)
         if found is None:
-            out[local] = [value]
+            parent[local] = [value]
         else:
             found.append(value)
-    return out
+    return top
 
 
 Map = dict[str, list[Node]]
@@ -101,7 +117,9 @@ def render(parent: etree._Element, spec: Spec, namespace: str) -> None:
         if value is None:
             continue
         qname = f"{{{namespace}}}{tag}"
-        if isinstance(value, str):
+        if isinstance(value, Raw):
+            etree.SubElement(parent, qname).append(etree.fromstring(value))
+        elif isinstance(value, str):
             etree.SubElement(parent, qname).text = value
         elif isinstance(value, Leaf):
             etree.SubElement(parent, qname, value.attrib).text = value.text
@@ -121,27 +139,43 @@ _ATTR_ESCAPES = str.maketrans(
 )
 
 
+def escape_text(value: str) -> str:
+    # Most values need no escaping, and the membership tests cost a tenth of a translate().
+    if "&" in value or "<" in value or ">" in value or "\r" in value:
+        return value.translate(_TEXT_ESCAPES)
+    return value
+
+
 def render_text(spec: Spec, out: list[str]) -> None:
     """`render`, but appending XML text to `out`, escaped exactly as lxml serialises.
 
     Building text and parsing it once (to validate) costs about half of building the same tree
     element by element from Python.
     """
+    append = out.append
     for tag, value in spec:
         if value is None:
             continue
-        if isinstance(value, str):
-            out.append(f"<{tag}>{value.translate(_TEXT_ESCAPES)}</{tag}>")
-        elif isinstance(value, Leaf):
-            attrs = "".join(f' {k}="{v.translate(_ATTR_ESCAPES)}"' for k, v in value.attrib.items())
-            out.append(f"<{tag}{attrs}>{value.text.translate(_TEXT_ESCAPES)}</{tag}>")
+        cls = value.__class__
+        if cls is str:
+            append(f"<{tag}>{escape_text(value)}</{tag}>")  # type: ignore[arg-type]
+        elif cls is Leaf:
+            attrs = "".join(
+                f' {k}="{v.translate(_ATTR_ESCAPES)}"'
+                for k, v in value.attrib.items()  # type: ignore[attr-defined]
+            )
+            append(f"<{tag}{attrs}>{escape_text(value.text)}</{tag}>")  # type: ignore[attr-defined]
+        elif cls is Raw:
+            append(f"<{tag}>{value}</{tag}>")
         elif isinstance(value, etree._Element):
-            out.append(f"<{tag}>{etree.tostring(value, encoding='unicode')}</{tag}>")
+            append(f"<{tag}>{etree.tostring(value, encoding='unicode')}</{tag}>")
+        elif isinstance(value, str):  # a str subclass
+            append(f"<{tag}>{escape_text(value)}</{tag}>")
         else:
             mark = len(out)
-            out.append(f"<{tag}>")
+            append(f"<{tag}>")
             render_text(value, out)  # type: ignore[arg-type]
             if len(out) == mark + 1:
                 out.pop()  # a container with nothing in it is left out
             else:
-                out.append(f"</{tag}>")
+                append(f"</{tag}>")

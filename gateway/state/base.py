@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -208,8 +208,15 @@ def headers_from_json(text: str) -> tuple[tuple[str, bytes], ...]:
     return tuple((k, v.encode("utf-8", "surrogateescape")) for k, v in json.loads(text))
 
 
+_CORRELATION_FIELDS = tuple(f.name for f in fields(Correlation))
+
+
 def correlation_to_json(entry: Correlation) -> str:
-    return json.dumps(asdict(entry), sort_keys=True)
+    # asdict() deep-copies every value; one row per payment makes that show in a profile.
+    raw = {name: getattr(entry, name) for name in _CORRELATION_FIELDS}
+    if entry.account is not None:
+        raw["account"] = asdict(entry.account)
+    return json.dumps(raw, sort_keys=True)
 
 
 def correlation_from_json(text: str) -> Correlation:
