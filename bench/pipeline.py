@@ -70,6 +70,7 @@ async def passthrough(bootstrap: str, items: list[tuple[bytes, bytes]]) -> float
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
+        fetch_max_wait_ms=KafkaSection().fetch_max_wait_ms,  # as the gateway's consumer
     )
     await producer.start()
     await consumer.start()

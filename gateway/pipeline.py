@@ -172,6 +172,7 @@ class Pipeline:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=kafka.batch_max_records,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             max_partition_fetch_bytes=room,
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,

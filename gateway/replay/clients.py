@@ -41,6 +41,7 @@ async def read_topic(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 << 20,
+        fetch_max_wait_ms=50,  # the embedded broker holds each fetch this long
     )
     await consumer.start()
     got: list[Any] = []
