@@ -7,8 +7,9 @@ import contextlib
 import json
 import os
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from gateway.embedded_broker import EmbeddedBroker
 
@@ -33,7 +34,7 @@ def line(label: str, values: list[float], unit: str, fmt: str = ",.0f", goal: st
     return f"  {label:<26} median {median:>9} {unit}  (min {low}, max {high}){goal}"
 
 
-def write_json(path: Path | None, result: dict[str, float]) -> None:
+def write_json(path: Path | None, result: Mapping[str, Any]) -> None:
     if path is not None:
         path.write_text(json.dumps(result, indent=2))
 

@@ -11,7 +11,7 @@ and the reports, and records all of it in one transaction. A generated, valid di
 the participants. Setting the cycle up (inserting the obligations) is not timed; between
 rounds the cycle is put back to 'closing'.
 Peak memory is the process's maximum resident set size (ru_maxrss), set-up included.
-`--curve` also closes cycles of 10k, 100k and 300k obligations (those below --count), to
+`--curve` also closes cycles of 10k, 30k, 100k and 300k obligations (those below --count), to
 show how the cost grows.
 Goal (issue 5): 1,000,000 obligations among 200 participants in under 5 s and 500 MB.
 """
@@ -24,6 +24,7 @@ import dataclasses
 import random
 import resource
 import sqlite3
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -136,7 +137,7 @@ async def reopen(store: SqliteStore, cycle: CycleRecord) -> None:
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    curve = (10_000, 100_000, 300_000) if args.curve else ()
+    curve = (10_000, 30_000, 100_000, 300_000) if args.curve else ()
     sizes = sorted({args.count, *(n for n in curve if n < args.count)})
     directory(tmp / "participants.toml", args.participants)
     config = dataclasses.replace(
@@ -165,8 +166,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     if args.curve:
         print("  growth (median of rounds, whole close):")
         for n in sizes:
-            median = sorted(timings[n][0])[len(timings[n][0]) // 2]
+            median = statistics.median(timings[n][0])
             result[f"curve_{n}_s"] = median
+            result[f"curve_{n}_s_min"] = min(timings[n][0])
+            result[f"curve_{n}_s_max"] = max(timings[n][0])
             print(f"    {n:>9,} obligations  {median:.3f} s  ({median / n * 1e9:,.0f} ns each)")
     return result
 

@@ -1,6 +1,7 @@
 """The gateway end to end on Kafka, against a bare aiokafka passthrough on the same broker.
 
-    python -m bench.pipeline [--rounds 3] [--count 5000] [--rate 1000] [--seconds 5]
+    python -m bench.pipeline [--rounds 3] [--count 5000] [--batch-sizes 50,200,500,1000]
+                             [--rates 500,1000,2000,5000] [--seconds 5] [--latency-rounds 3]
                              [--workers 2] [--json FILE]
 
 Per round, on one broker (the embedded one, or KAFKA_BOOTSTRAP_SERVERS), each on a fresh pair
@@ -11,9 +12,12 @@ of topics holding the same `count` pacs.008 messages (keyed by idempotency key, 
   validate, claim, translate, outbox, relay, commit; `--workers` reading/translating processes.
 Throughput is records / seconds from the first record fetched to the last output acknowledged
 (the group join before it is not counted, for either). Ratio = gateway / passthrough.
-Latency: afterwards the gateway is offered `rate` msg/s for `seconds` (open loop: the sender
-does not wait for the gateway); latency = output record timestamp - input record timestamp.
-Goals (issue 4): ratio >= 0.4 and >= 5,000 msg/s.
+`--batch-sizes`: the gateway's throughput again for each kafka.batch_max_records.
+Latency: for each offered load, an idle gateway on fresh topics is offered that many msg/s
+for `seconds` by a generator in its own process (open loop: it never waits for the gateway);
+latency = output record timestamp (relay) - input record timestamp (generator); p50, p90,
+p99 and max per round, medians over `--latency-rounds`.
+Goals (issues 4, 8): ratio >= 0.4, >= 5,000 msg/s, p99 < 50 ms at 1,000 msg/s offered.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ from gateway.config import Config, KafkaSection, StateSection
 from gateway.iso20022.keys import extract_keys
 from gateway.iso20022.reader import read_message
 from gateway.pipeline import Pipeline
+from gateway.replay.clients import publish, read_topic
+from gateway.replay.local import local_config
 from gateway.state.sqlite import SqliteStore
 from gateway.topics import ensure_topics
-from tests.harness import gateway_config
-from tests.kafka_io import publish, read_topic
 
 
 class TimedPipeline(Pipeline):
@@ -96,16 +100,15 @@ async def passthrough(bootstrap: str, items: list[tuple[bytes, bytes]]) -> float
 
 
 async def gateway_run(
-    bootstrap: str, items: list[tuple[bytes, bytes]], workdir: Path, workers: int
+    bootstrap: str,
+    items: list[tuple[bytes, bytes]],
+    workdir: Path,
+    workers: int,
+    batch: int | None = None,
 ) -> tuple[float, Config, TimedPipeline, SqliteStore, asyncio.Event, asyncio.Task[None]]:
-    config = gateway_config(
-        f"bench{uuid.uuid4().hex[:8]}",
-        StateSection(sqlite_path=str(workdir / f"{uuid.uuid4().hex}.sqlite3")),
-        batch_max_records=KafkaSection().batch_max_records,  # the service's default
-    )
-    config = dataclasses.replace(
-        config, gateway=dataclasses.replace(config.gateway, workers=workers)
-    )
+    """A gateway on fresh topics holding `items`: records/s from its first fetch to its last
+    output acknowledged. The gateway is left running (stop it with the event)."""
+    config = _config(workdir, workers, batch)
     await ensure_topics(bootstrap, config.topics())
     await publish(bootstrap, config.onshore.inbound_topic, items)
     store = SqliteStore(Path(config.state.sqlite_path))
@@ -127,11 +130,21 @@ async def gateway_run(
     return rate, config, pipeline, store, stop, task
 
 
+def _config(workdir: Path, workers: int, batch: int | None) -> Config:
+    config = local_config(
+        f"bench{uuid.uuid4().hex[:8]}",
+        StateSection(sqlite_path=str(workdir / f"{uuid.uuid4().hex}.sqlite3")),
+        batch_max_records=batch or KafkaSection().batch_max_records,  # the service's default
+        fetch_max_wait_ms=KafkaSection().fetch_max_wait_ms,
+    )
+    return dataclasses.replace(config, gateway=dataclasses.replace(config.gateway, workers=workers))
+
+
 async def offer(bootstrap: str, topic: str, rate: int, seconds: float) -> None:
     """The open-loop load generator: `rate` msg/s for `seconds`, never waiting for the
     gateway; each record's timestamp is the moment it was sent. Runs in its own process
     (`python -m bench.pipeline --offer ...`), so it neither slows nor is slowed by the gateway."""
-    items = keyed(messages(int(rate * seconds), distinct=False, seed=99))
+    items = keyed(messages(int(rate * seconds), distinct=False, seed=rate))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
     await producer.start()
     start = time.perf_counter()
@@ -148,82 +161,135 @@ async def offer(bootstrap: str, topic: str, rate: int, seconds: float) -> None:
         await producer.stop()
 
 
-async def latency(
-    bootstrap: str, config: Config, rate: int, seconds: float, already: int
-) -> list[float]:
-    """Per-message latency in ms under an offered load: output record timestamp (set by the
-    gateway's relay when it publishes) - input record timestamp (set by the generator). The
-    topics hold `already` records from the throughput phase."""
-    topic = config.onshore.inbound_topic
-    load = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.pipeline",
-        "--offer",
-        bootstrap,
-        topic,
-        "--rate",
-        str(rate),
-        "--seconds",
-        str(seconds),
-    )
-    if await load.wait() != 0:
-        raise SystemExit("the load generator failed")
-    count = int(rate * seconds)
-    offered = {k for k, _ in keyed(messages(count, distinct=False, seed=99))}
-    sent = {
-        r.key: r.timestamp
-        for r in await read_topic(bootstrap, topic, already + count, wait=60, settle=0)
-        if r.key in offered
+async def latency_round(
+    bootstrap: str, workdir: Path, workers: int, rate: int, seconds: float
+) -> dict[str, float]:
+    """One idle gateway on fresh topics, offered `rate` msg/s for `seconds` by the generator in
+    its own process. Latency of each message = output record timestamp (set by the gateway's
+    relay when it publishes) - input record timestamp (set by the generator when it sends)."""
+    config = _config(workdir, workers, None)
+    await ensure_topics(bootstrap, config.topics())
+    store = SqliteStore(Path(config.state.sqlite_path))
+    await store.open()
+    pipeline = Pipeline(config, store, bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+    try:
+        # Offered only once the gateway holds its partitions: the group join is not latency.
+        while pipeline.consumer is None or not pipeline.consumer.assignment():
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        topic = config.onshore.inbound_topic
+        load = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "bench.pipeline", "--offer", bootstrap, topic),
+            *("--rate", str(rate), "--seconds", str(seconds)),
+        )
+        if await load.wait() != 0:
+            raise SystemExit("the load generator failed")
+        count = int(rate * seconds)
+        sent = {r.key: r.timestamp for r in await read_topic(bootstrap, topic, count, 60, 0)}
+        out = await read_topic(bootstrap, config.offshore.outbound_topic, count, wait=300, settle=0)
+    finally:
+        stop.set()
+        await task
+        await store.close()
+    lat = sorted(float(r.timestamp - sent[r.key]) for r in out if r.key in sent)
+    if len(lat) < count:
+        raise SystemExit(f"only {len(lat)} of {count} offered messages came out")
+    stamps = sorted(sent.values())
+    span = (stamps[-1] - stamps[0]) / 1000
+    return {
+        "offered": count / span if span > 0 else float(rate),  # what the generator achieved
+        "p50": percentile(lat, 50),
+        "p90": percentile(lat, 90),
+        "p99": percentile(lat, 99),
+        "max": lat[-1],
+        "samples": float(len(lat)),
     }
-    out = await read_topic(
-        bootstrap, config.offshore.outbound_topic, already + count, wait=120, settle=0
-    )
-    return sorted(float(r.timestamp - sent[r.key]) for r in out if r.key in sent)
 
 
 def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 async def bench(args: argparse.Namespace) -> dict[str, float]:
+    result: dict[str, float] = {"workers": float(args.workers)}
     async with kafka() as bootstrap:
         with tempfile.TemporaryDirectory() as tmp:
             gw, pt = [], []
-            lat: list[float] = []
             for r in range(args.rounds):
                 items = keyed(messages(args.count, distinct=False, seed=r))
                 pt.append(await passthrough(bootstrap, items))
-                rate, config, _, store, stop, task = await gateway_run(
+                rate, _, _, store, stop, task = await gateway_run(
                     bootstrap, items, Path(tmp), args.workers
                 )
                 gw.append(rate)
-                if r == args.rounds - 1 and args.seconds > 0:
-                    lat = await latency(bootstrap, config, args.rate, args.seconds, len(items))
                 stop.set()
                 await task
                 await store.close()
-    ratios = [g / p for g, p in zip(gw, pt, strict=True)]
-    result = spread("gateway_per_s", gw) | spread("passthrough_per_s", pt) | spread("ratio", ratios)
-    print(
-        f"pacs.008 onshore -> offshore, {args.rounds} rounds x {args.count} messages, "
-        f"gateway.workers = {args.workers}"
-    )
-    print(line("gateway", gw, "msg/s", goal="  goal >= 5,000/s"))
-    print(line("bare aiokafka passthrough", pt, "msg/s"))
-    print(line("ratio gateway/passthrough", ratios, "", fmt=".2f", goal="  goal >= 0.4"))
-    if lat:
-        result |= {
-            "offered_per_s": float(args.rate),
-            "latency_p50_ms": statistics.median(lat),
-            "latency_p99_ms": percentile(lat, 99),
-            "latency_max_ms": lat[-1],
-            "latency_samples": float(len(lat)),
-        }
-        print(
-            f"  latency at {args.rate:,}/s offered   p50 {statistics.median(lat):.1f} ms, "
-            f"p99 {percentile(lat, 99):.1f} ms, max {lat[-1]:.1f} ms ({len(lat)} messages)"
-        )
+            ratios = [g / p for g, p in zip(gw, pt, strict=True)]
+            result |= spread("gateway_per_s", gw) | spread("passthrough_per_s", pt)
+            result |= spread("ratio", ratios)
+            print(
+                f"pacs.008 onshore -> offshore, {args.rounds} rounds x {args.count} messages, "
+                f"gateway.workers = {args.workers}, kafka.batch_max_records = "
+                f"{KafkaSection().batch_max_records}"
+            )
+            print(line("gateway", gw, "msg/s", goal="  goal >= 5,000/s"))
+            print(line("bare aiokafka passthrough", pt, "msg/s"))
+            print(line("ratio gateway/passthrough", ratios, "", fmt=".2f", goal="  goal >= 0.4"))
+
+            sizes = _ints(args.batch_sizes)
+            if sizes:
+                print(f"throughput by kafka.batch_max_records ({args.rounds} rounds each):")
+            for size in sizes:
+                rates = []
+                for r in range(args.rounds):
+                    items = keyed(messages(args.count, distinct=False, seed=100 + r))
+                    rate, _, _, store, stop, task = await gateway_run(
+                        bootstrap, items, Path(tmp), args.workers, batch=size
+                    )
+                    rates.append(rate)
+                    stop.set()
+                    await task
+                    await store.close()
+                result |= spread(f"batch_{size}_per_s", rates)
+                print(line(f"  batch {size}", rates, "msg/s"))
+
+            offered = _ints(args.rates) if args.seconds > 0 else []
+            if offered:
+                print(
+                    f"latency, open loop, {args.seconds:g} s per load, "
+                    f"{args.latency_rounds} rounds each (medians of the rounds' percentiles):"
+                )
+            for rate in offered:
+                rounds = [
+                    await latency_round(bootstrap, Path(tmp), args.workers, rate, args.seconds)
+                    for _ in range(args.latency_rounds)
+                ]
+                for name in ("offered", "p50", "p90", "p99", "max"):
+                    values = [x[name] for x in rounds]
+                    unit = "_per_s" if name == "offered" else "_ms"
+                    result |= spread(f"latency_{rate}_{name}{unit}", values)
+                result[f"latency_{rate}_samples"] = sum(x["samples"] for x in rounds)
+
+                def med(name: str, rounds: list[dict[str, float]] = rounds) -> float:
+                    return statistics.median(x[name] for x in rounds)
+
+                p99s = [x["p99"] for x in rounds]
+                goal = "  goal p99 < 50 ms" if rate == 1000 else ""
+                print(
+                    f"  {rate:>6,}/s offered ({med('offered'):,.0f} achieved)  "
+                    f"p50 {med('p50'):,.0f} ms, p90 {med('p90'):,.0f} ms, "
+                    f"p99 {statistics.median(p99s):,.0f} ms (min {min(p99s):,.0f}, "
+                    f"max {max(p99s):,.0f}), max {med('max'):,.0f} ms{goal}"
+                )
     write_json(args.json, result)
     return result
 
@@ -232,8 +298,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--count", type=int, default=5000, help="messages per round")
-    ap.add_argument("--rate", type=int, default=1000, help="offered msg/s for latency")
-    ap.add_argument("--seconds", type=float, default=5.0, help="latency phase length (0: skip)")
+    ap.add_argument(
+        "--batch-sizes", default="", help="comma-separated kafka.batch_max_records to sweep"
+    )
+    ap.add_argument("--rates", default="1000", help="comma-separated offered msg/s for latency")
+    ap.add_argument("--seconds", type=float, default=5.0, help="per offered load (0: no latency)")
+    ap.add_argument("--latency-rounds", type=int, default=1)
+    ap.add_argument("--rate", type=int, default=1000, help=argparse.SUPPRESS)  # --offer's rate
     ap.add_argument(
         "--workers", type=int, default=2, help="gateway.workers (0: a thread, no processes)"
     )

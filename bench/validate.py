@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         gw.append(rate(gateway_path, args.count))
         bare.append(rate(bare_parse, args.count))
     ratios = [g / b for g, b in zip(gw, bare, strict=True)]
-    result = {"message_bytes": len(data)}
+    result: dict[str, float] = {"message_bytes": len(data)}
     result |= spread("parse_validate_per_s", gw) | spread("bare_parse_per_s", bare)
     result |= spread("ratio", ratios)
     print(f"pacs.008 ({len(data)} bytes), one core, {args.rounds} rounds x {args.count} messages")

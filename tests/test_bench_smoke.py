@@ -35,18 +35,6 @@ def test_translate_bench_runs_both_workloads(tmp_path: Path) -> None:
     assert result["repeated_names_per_s_median"] > 0 and result["distinct_names_per_s_median"] > 0
 
 
-def test_pipeline_bench_runs_gateway_and_passthrough(tmp_path: Path) -> None:
-    stdout, result = run_bench(
-        "pipeline",
-        tmp_path,
-        *("--rounds", "1", "--count", "100", "--rate", "100", "--seconds", "1"),
-        timeout=300,
-    )
-    assert "ratio gateway/passthrough" in stdout
-    assert result["gateway_per_s_median"] > 0 and result["passthrough_per_s_median"] > 0
-    assert result["latency_samples"] == 100 and result["latency_p99_ms"] >= 0
-
-
 def test_netting_bench_closes_a_cycle(tmp_path: Path) -> None:
     stdout, result = run_bench(
         "netting", tmp_path, "--count", "2000", "--participants", "20", "--rounds", "1", "--curve"
@@ -60,3 +48,53 @@ def test_replay_bench_compares_with_a_bare_producer(tmp_path: Path) -> None:
     stdout, result = run_bench("replay", tmp_path, "--count", "200", "--rounds", "1")
     assert "ratio replay/bare" in stdout
     assert result["replay_per_s_median"] > 0 and result["ratio_median"] > 0
+
+
+def test_the_harness_runs_everything_and_writes_the_page(tmp_path: Path) -> None:
+    """`python -m bench --quick`: every benchmark, results.json, the page and its plots."""
+    page = tmp_path / "performance.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path), "--page", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["runs"]) == {
+        "validate",
+        "translate",
+        "profile",
+        "pipeline",
+        "netting",
+        "replay",
+    }
+    assert results["quick"] is True and results["machine"]["cores"] >= 1
+    text = page.read_text()
+    assert "quick run: tiny sizes" in text
+    for heading in (
+        "## Goals",
+        "### Throughput vs batch size",
+        "### Latency vs offered load",
+        "## Netting",
+        "## Where a translation's time goes",
+    ):
+        assert heading in text
+    for png in (
+        "throughput-vs-batch",
+        "latency-vs-load",
+        "netting-vs-obligations",
+        "translation-profile",
+    ):
+        assert (tmp_path / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png}.png)" in text
+    # The pipeline bench: gateway and passthrough, the batch sweep, latency per offered load.
+    pipeline = results["runs"]["pipeline"]["result"]
+    assert pipeline["gateway_per_s_median"] > 0 and pipeline["passthrough_per_s_median"] > 0
+    assert pipeline["batch_20_per_s_median"] > 0 and pipeline["batch_50_per_s_median"] > 0
+    assert pipeline["latency_100_samples"] == 100
+    assert 0 <= pipeline["latency_100_p50_ms_median"] <= pipeline["latency_100_p99_ms_median"]
+    # The profile's steps account for the whole path (nothing big left out).
+    profile = results["runs"]["profile"]["result"]
+    assert 0.5 < profile["sum_us"] / profile["whole_us"] < 1.2
