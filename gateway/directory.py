@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -82,6 +82,10 @@ class Directory:
     participants: dict[str, Participant]
     depositories: dict[str, Depository]
     nominees: tuple[Nominee, ...]
+    # Agents as the codecs render them, per dialect: a function of this version only.
+    encoded_agents: dict[tuple[str | None, ...], str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def participant(self, bic: str) -> Participant | None:
         found = self.participants.get(bic)

@@ -433,7 +433,8 @@ class Translator:
     ) -> _Result:
         self._sides(ctx, directory, source, target, p.instructing.bic, p.instructed.bic)
         settlement_date, notes = self._settlement_date(ctx, p.settlement_date)
-        p = dataclasses.replace(p, settlement_date=settlement_date)
+        if settlement_date != p.settlement_date:  # rolled (settlement_date_policy = "roll")
+            p = dataclasses.replace(p, settlement_date=settlement_date)
         correlation = Correlation(
             key=f"uetr:{p.uetr}",
             source=source,

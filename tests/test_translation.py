@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
+import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from gateway.canonical import Money, Obligation
 from gateway.config import Config
+from gateway.directory import ReloadingDirectory, default_path
 from gateway.iso20022.reader import read_message
 from gateway.translation import Translator
 from tests.conftest import SAMPLES
@@ -92,3 +98,32 @@ def test_translation_is_deterministic_across_translators(config: Config) -> None
     a, b = read_message(first.message), read_message(second.message)
     assert a.header_text("BizMsgIdr") == b.header_text("BizMsgIdr")
     assert a.doc_text("FICdtTrf/GrpHdr/MsgId") == b.doc_text("FICdtTrf/GrpHdr/MsgId")
+
+
+def test_a_reloaded_directory_changes_the_member_ids_translated_next(
+    config: Config, tmp_path: Path
+) -> None:
+    """Agents are rendered once per directory version: a new version is used at once."""
+    path = tmp_path / "participants.toml"
+    shutil.copy(default_path(), path)
+    t = Translator(config, directory=ReloadingDirectory(path, interval=0))
+    payload = sample("onshore", "pacs.008.001.08")
+
+    def instructing_member_id(data: bytes) -> str | None:
+        out = t.process(data, "onshore")
+        assert out.accepted, out.error
+        return read_message(out.message).doc_text(
+            "FIToFICstmrCdtTrf/CdtTrfTxInf/InstgAgt/FinInstnId/ClrSysMmbId/MmbId"
+        )
+
+    assert instructing_member_id(payload) == "901"
+    text = path.read_text()
+    path.write_text(
+        text.replace('version = "2026-11-20.1"', 'version = "2026-11-22.1"').replace(
+            'hk_code = "901"', 'hk_code = "909"'
+        )
+    )
+    later = time.time() + 5  # a distinct mtime even on coarse file systems
+    os.utime(path, (later, later))
+    again = payload.replace(b"0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01", str(uuid.uuid4()).encode())
+    assert instructing_member_id(again) == "909"

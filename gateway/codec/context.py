@@ -11,11 +11,21 @@ from decimal import Decimal
 from lxml import etree
 
 from gateway.canonical import Account, Address, Agent, Customer, Money, Reason, Supplementary
-from gateway.charset import CharsetPolicy, CharsetRefusal
+from gateway.charset import CharsetPolicy, CharsetRefusal, is_latin
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, refusal
-from gateway.iso20022.tree import Leaf, Map, Node, Raw, escape_text, many, one, txt
+from gateway.iso20022.tree import (
+    Leaf,
+    Map,
+    Node,
+    Raw,
+    escape_text,
+    many,
+    one,
+    render_text,
+    txt,
+)
 from gateway.sides import Side
 
 SUPPLEMENTARY_NS = "urn:connect-gateway:supplementary:1"
@@ -145,26 +155,39 @@ class EncodeContext:
     def agent(self, agent: Agent | None, role: str) -> list[tuple[str, object]] | None:
         if agent is None:
             return None
+        # A payment names four agents, all participants: rendered once per directory version.
+        # Only when nothing is fitted (no name, or one every dialect carries as it is), so a
+        # cached agent never hides a transliteration note or a kept original.
+        name = agent.name
+        plain = name is None or (is_latin(name) and len(name) <= 140)
+        key = (self.dialect.clearing_system, agent.bic, agent.lei, name)
+        if plain:
+            cached = self.directory.encoded_agents.get(key)
+            if cached is not None:
+                return [("FinInstnId", Raw(cached))]
         participant = self.directory.participant(agent.bic)
         if participant is None:
             raise self.refuse("RC01", f"{role} {agent.bic} is not a participant")
-        return [
+        spec: list[tuple[str, object]] = [
+            ("BICFI", agent.bic),
             (
-                "FinInstnId",
+                "ClrSysMmbId",
                 [
-                    ("BICFI", agent.bic),
-                    (
-                        "ClrSysMmbId",
-                        [
-                            ("ClrSysId", [("Cd", self.dialect.clearing_system)]),
-                            ("MmbId", participant.member_id(self.dialect.clearing_system)),
-                        ],
-                    ),
-                    ("LEI", agent.lei),
-                    ("Nm", self.text("agent.name", agent.name, 140)),
+                    ("ClrSysId", [("Cd", self.dialect.clearing_system)]),
+                    ("MmbId", participant.member_id(self.dialect.clearing_system)),
                 ],
-            )
+            ),
+            ("LEI", agent.lei),
+            ("Nm", self.text("agent.name", name, 140)),
         ]
+        if not plain:
+            return [("FinInstnId", spec)]
+        out: list[str] = []
+        render_text(spec, out)
+        if len(self.directory.encoded_agents) >= 10_000:  # bounded: BIC x LEI x name
+            self.directory.encoded_agents.clear()
+        self.directory.encoded_agents[key] = text = "".join(out)
+        return [("FinInstnId", Raw(text))]
 
     def customer(self, c: Customer, role: str) -> list[tuple[str, object]]:
         adr = c.address

@@ -118,7 +118,9 @@ def render(parent: etree._Element, spec: Spec, namespace: str) -> None:
             continue
         qname = f"{{{namespace}}}{tag}"
         if isinstance(value, Raw):
-            etree.SubElement(parent, qname).append(etree.fromstring(value))
+            # Rendered text in the element's namespace (`render_text` made it): parsed back.
+            holder = etree.SubElement(parent, qname)
+            holder.extend(etree.fromstring(f'<r xmlns="{namespace}">{value}</r>'))
         elif isinstance(value, str):
             etree.SubElement(parent, qname).text = value
         elif isinstance(value, Leaf):
