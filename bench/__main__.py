@@ -126,14 +126,21 @@ def main(argv: list[str] | None = None) -> None:
     # --only refreshes some benchmarks and keeps the others' last results.
     previous = json.loads(results_path.read_text()) if args.only and results_path.exists() else {}
     runs: dict[str, Any] = dict(previous.get("runs", {}))
+    revision = commit()
     for name in names:
         full, quick = PLAN[name]
         arguments = quick if args.quick else full
         result, seconds = run_one(name, arguments)
-        runs[name] = {"args": arguments, "seconds": round(seconds, 1), "result": result}
+        runs[name] = {
+            "args": arguments,
+            "seconds": round(seconds, 1),
+            "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "commit": revision,
+            "result": result,
+        }
     results = {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": commit(),
+        "commit": revision,
         "quick": args.quick,
         "machine": machine(),
         "runs": runs,

@@ -210,7 +210,8 @@ def write(results: dict[str, Any], out: Path, page: Path) -> None:
         f"`{Path(os.path.relpath(out / 'results.json', page.parent)).as_posix()}`: do not edit "
         "by hand; edit `bench/findings.md` or `bench/report.py` and regenerate.",
         "",
-        f"Measured {results['when']} at commit `{results['commit']}`"
+        f"Last run {results['when']} at commit `{results['commit']}` (each benchmark's own "
+        "run and commit are listed at the end)"
         + (" — **quick run: tiny sizes, the figures mean nothing**" if results["quick"] else "")
         + ".",
         "",
@@ -234,13 +235,16 @@ def write(results: dict[str, Any], out: Path, page: Path) -> None:
         "python -m bench.report              # the page again from results.json",
         "```",
         "",
-        "Runs (arguments and wall time):",
+        "Runs (arguments, wall time, when and at which commit):",
         "",
-        "| benchmark | arguments | seconds |",
-        "|---|---|---|",
+        "| benchmark | arguments | seconds | run at | commit |",
+        "|---|---|---|---|---|",
     ]
     for name, run in results["runs"].items():
-        lines.append(f"| `bench.{name}` | `{' '.join(run['args'])}` | {run['seconds']} |")
+        lines.append(
+            f"| `bench.{name}` | `{' '.join(run['args'])}` | {run['seconds']} | "
+            f"{run.get('when', results['when'])} | `{run.get('commit', results['commit'])}` |"
+        )
     page.write_text("\n".join(lines) + "\n")
 
 
