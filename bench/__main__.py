@@ -45,8 +45,8 @@ PLAN: dict[str, tuple[list[str], list[str]]] = {
             *("--rates", "500,1000,2000,5000", "--seconds", "5", "--latency-rounds", "3"),
         ],
         [
-            *("--rounds", "1", "--count", "100", "--batch-sizes", "20,50"),
-            *("--rates", "50,100", "--seconds", "1", "--latency-rounds", "1"),
+            *("--rounds", "1", "--count", "100", "--batch-sizes", "20"),
+            *("--rates", "100", "--seconds", "1", "--latency-rounds", "1"),
         ],
     ),
     "netting": (

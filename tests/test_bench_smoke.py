@@ -92,7 +92,7 @@ def test_the_harness_runs_everything_and_writes_the_page(tmp_path: Path) -> None
     # The pipeline bench: gateway and passthrough, the batch sweep, latency per offered load.
     pipeline = results["runs"]["pipeline"]["result"]
     assert pipeline["gateway_per_s_median"] > 0 and pipeline["passthrough_per_s_median"] > 0
-    assert pipeline["batch_20_per_s_median"] > 0 and pipeline["batch_50_per_s_median"] > 0
+    assert pipeline["batch_20_per_s_median"] > 0
     assert pipeline["latency_100_samples"] == 100
     assert 0 <= pipeline["latency_100_p50_ms_median"] <= pipeline["latency_100_p99_ms_median"]
     # The profile's steps account for the whole path (nothing big left out).
