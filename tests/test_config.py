@@ -55,6 +55,7 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ('[kafka]\nssl_cafile = "/nonexistent/ca.pem"\n', {}, "no such file"),
         ('[kafka]\ntransactional_id = "gw-1"\n', {}, "needs kafka.idempotent_producer"),
         ("[kafka]\nsession_timeout_ms = 6000\nheartbeat_interval_ms = 3000\n", {}, "a third"),
+        ("[kafka]\nfetch_max_wait_ms = 0\n", {}, "kafka.fetch_max_wait_ms must be between"),
         (
             '[kafka]\nretry_topic_prefix = "onshore"\ndlq_topic = "onshore.1"\n',
             {},
