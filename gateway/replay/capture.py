@@ -14,8 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from gateway.replay.clients import assigned_reader, partitions_of
 from gateway.replay.format import Captured, CaptureWriter
 
 
@@ -37,17 +38,11 @@ async def capture(
     progress: Any = None,  # a tqdm-like object with update(n)
     options: dict[str, Any] | None = None,
 ) -> CaptureResult:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 << 20,
-        fetch_max_wait_ms=50,  # the embedded broker holds each fetch this long
-        **(options or {}),
-    )
+    consumer = assigned_reader(bootstrap, **(options or {}))
     await consumer.start()
     writer = CaptureWriter(out)
     try:
-        partitions = await _partitions(consumer, topics)
+        partitions = await partitions_of(consumer, topics)
         consumer.assign(partitions)
         if since is not None:
             found = await consumer.offsets_for_times(
@@ -98,20 +93,3 @@ def _captured(r: Any) -> Captured:
         r.value,
         tuple((k, bytes(v)) for k, v in (r.headers or ())),
     )
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    found: list[TopicPartition] = []
-    for topic in topics:
-        for _ in range(50):
-            parts = consumer.partitions_for_topic(topic)
-            if parts:
-                found += [TopicPartition(topic, p) for p in sorted(parts)]
-                break
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        else:
-            raise ValueError(
-                f"topic {topic} does not exist on {consumer._client._bootstrap_servers}"
-            )
-    return found

@@ -37,18 +37,16 @@ async def read_topic(
 ) -> list[Any]:
     """Records from the start of `topic`: at least `count` (records, or distinct keys), then
     `settle` seconds more to catch any extra. Gives up after `wait` seconds with what it has."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 << 20,
-        fetch_max_wait_ms=50,  # the embedded broker holds each fetch this long
-    )
+    consumer = assigned_reader(bootstrap)
     await consumer.start()
     got: list[Any] = []
     keys: set[bytes] = set()
     loop = asyncio.get_running_loop()
     try:
-        partitions = await _partitions(consumer, topic)
+        try:
+            partitions = await partitions_of(consumer, [topic])
+        except ValueError as exc:
+            raise AssertionError(str(exc)) from None  # read_topic serves tests: a failure
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = loop.time() + wait
@@ -65,11 +63,31 @@ async def read_topic(
     return got
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(50):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"topic {topic} has no partitions")
+def assigned_reader(bootstrap: str, **options: Any) -> AIOKafkaConsumer:
+    """A consumer in no group, for partitions it assigns itself (`options`: connection
+    settings such as TLS and SASL)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_wait_ms=50,  # the embedded broker holds each fetch this long
+        **options,
+    )
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, waiting up to 5 s each for a topic just created."""
+    found: list[TopicPartition] = []
+    for topic in topics:
+        for _ in range(50):
+            parts = consumer.partitions_for_topic(topic)
+            if parts:
+                found += [TopicPartition(topic, p) for p in sorted(parts)]
+                break
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        else:
+            raise ValueError(
+                f"topic {topic} does not exist on {consumer._client._bootstrap_servers}"
+            )
+    return found
