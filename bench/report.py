@@ -80,7 +80,8 @@ def linear_fit(points: list[tuple[int, float, float, float]]) -> tuple[float, fl
     return fixed, slope, 1 - residual / total if total else 1.0
 
 
-def _rates(r: dict[str, Any], prefix: str, suffix: str) -> list[int]:
+def _numbers_in_keys(r: dict[str, Any], prefix: str, suffix: str) -> list[int]:
+    """The N of every key prefix + N + suffix (batch sizes, offered rates), ascending."""
     found = set()
     for key in r:
         if key.startswith(prefix) and key.endswith(suffix):
@@ -92,7 +93,7 @@ def _rates(r: dict[str, Any], prefix: str, suffix: str) -> list[int]:
 
 # -- plots ----------------------------------------------------------------------------------
 def plot_batches(p: dict[str, Any], path: Path) -> None:
-    sizes = _rates(p, "batch_", "_per_s_median")
+    sizes = _numbers_in_keys(p, "batch_", "_per_s_median")
     med = [p[f"batch_{s}_per_s_median"] for s in sizes]
     low = [m - p[f"batch_{s}_per_s_min"] for s, m in zip(sizes, med, strict=True)]
     high = [p[f"batch_{s}_per_s_max"] - m for s, m in zip(sizes, med, strict=True)]
@@ -125,7 +126,7 @@ def plot_batches(p: dict[str, Any], path: Path) -> None:
 
 
 def plot_latency(p: dict[str, Any], path: Path) -> None:
-    rates = _rates(p, "latency_", "_p99_ms_median")
+    rates = _numbers_in_keys(p, "latency_", "_p99_ms_median")
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^-"), ("max", "x--")):
         ys = [p[f"latency_{r}_{name}_ms_median"] for r in rates]
@@ -330,7 +331,7 @@ def _sections(runs: dict[str, Any], out: Path, rel: Path) -> list[str]:
             f"| ratio | {_spread(p, 'ratio', 2)} |",
             "",
         ]
-        sizes = _rates(p, "batch_", "_per_s_median")
+        sizes = _numbers_in_keys(p, "batch_", "_per_s_median")
         if sizes:
             plot_batches(p, out / "throughput-vs-batch.png")
             rows += [
@@ -343,7 +344,7 @@ def _sections(runs: dict[str, Any], out: Path, rel: Path) -> list[str]:
                 *(f"| {s} | {_spread(p, f'batch_{s}_per_s')} |" for s in sizes),
                 "",
             ]
-        rates = _rates(p, "latency_", "_p99_ms_median")
+        rates = _numbers_in_keys(p, "latency_", "_p99_ms_median")
         if rates:
             plot_latency(p, out / "latency-vs-load.png")
             rows += [
