@@ -37,7 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # name -> (full run arguments, --quick arguments)
 PLAN: dict[str, tuple[list[str], list[str]]] = {
     "validate": (["--rounds", "7", "--count", "5000"], ["--rounds", "2", "--count", "200"]),
-    "translate": (["--rounds", "5", "--count", "2000"], ["--rounds", "2", "--count", "50"]),
+    "translate": (
+        ["--rounds", "5", "--count", "2000"],
+        ["--rounds", "2", "--count", "50", "--processes", "2"],
+    ),
     "profile": (["--rounds", "3", "--count", "3000"], ["--rounds", "1", "--count", "100"]),
     "pipeline": (
         [

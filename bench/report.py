@@ -453,6 +453,13 @@ def _sections(runs: dict[str, Any], out: Path, rel: Path) -> list[str]:
                 f"repeated names {_spread(r, 'repeated_names_per_s', unit='/s')}; distinct "
                 f"names (every transliteration new) {_spread(r, 'distinct_names_per_s', unit='/s')}"
             )
+            scaled = _numbers_in_keys(r, "processes_", "_per_s_median")
+            if 1 in scaled:
+                text += "; processes at once, combined: " + ", ".join(
+                    f"{n}: {_spread(r, f'processes_{n}_per_s', unit='/s')} "
+                    f"(x{r[f'processes_{n}_per_s_median'] / r['processes_1_per_s_median']:.2f})"
+                    for n in scaled
+                )
         else:
             text = (
                 f"replay {_spread(r, 'replay_per_s', unit=' rec/s')}; bare producer "

@@ -1,6 +1,6 @@
 """Translations per second of pacs.008 onshore -> offshore, on one core.
 
-    python -m bench.translate [--rounds 5] [--count 2000] [--json FILE]
+    python -m bench.translate [--rounds 5] [--count 2000] [--processes N] [--json FILE]
 
 The full path the pipeline calls: read + validate (onshore profile), keys, decode, directory and
 calendar checks, encode for offshore (CNAPS -> HKNCC ids, Chinese -> pinyin with originals kept),
@@ -9,16 +9,24 @@ validate against the offshore profile, serialise. Two workloads:
   they do in real traffic, so transliterations come from the cache;
 - distinct names: every message has debtor and creditor names never seen before, so every
   transliteration runs pypinyin.
-Goal (issue 3): at least 5,000/s.
+`--processes N` (default: the CPUs this process may use) runs the repeated-names workload again
+in 1, 2, 4 ... and N processes at once, each pinned to its own CPU, and reports their combined
+rate: how translation scales with cores (`gateway.workers` and instances add cores).
+Goal (issue 3): at least 5,000/s on one core.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import random
+import statistics
 import time
 import uuid
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
 
 from bench.common import line, pin_to_one_core, spread, write_json
 from gateway.config import Config
@@ -63,12 +71,58 @@ def run(translator: Translator, batch: list[bytes]) -> float:
     return len(batch) / (time.perf_counter() - start)
 
 
+def _in_parallel(index: int, count: int, seed: int, start: Barrier, out: Any) -> None:
+    """One of several processes: pinned to its own CPU, it translates `count` messages once
+    all of them are ready, and reports when it started and ended (CLOCK_MONOTONIC: one clock
+    for every process on the machine)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+    translator = Translator(Config())
+    run(translator, messages(50, False, seed=seed + 500))  # warm: caches, first-use imports
+    batch = messages(count, False, seed=seed)
+    start.wait()
+    began = time.monotonic()
+    run(translator, batch)
+    out.put((began, time.monotonic()))
+
+
+def parallel_rate(processes: int, count: int, seed: int) -> float:
+    """Translations/s of `processes` processes at once: all their messages over the span from
+    the first start to the last end."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(processes), ctx.Queue()
+    workers = [
+        ctx.Process(target=_in_parallel, args=(i, count, seed + i, barrier, out))
+        for i in range(processes)
+    ]
+    for w in workers:
+        w.start()
+    spans = [out.get(timeout=600) for _ in workers]
+    for w in workers:
+        w.join()
+        if w.exitcode != 0:
+            raise SystemExit(f"a translating process failed (exit {w.exitcode})")
+    return processes * count / (max(e for _, e in spans) - min(b for b, _ in spans))
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--count", type=int, default=2000, help="messages per round and workload")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="scale up to this many processes at once (1: no scaling run)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    # Before pinning: the processes go to CPUs of their own.
+    counts = sorted({1, args.processes} | {2**k for k in range(8) if 2**k < args.processes})
+    scaling: dict[int, list[float]] = {
+        n: [parallel_rate(n, args.count, seed=2000 + 10 * r) for r in range(args.rounds)]
+        for n in counts
+    }
     pin_to_one_core()
 
     translator = Translator(Config())
@@ -82,6 +136,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"pacs.008 onshore -> offshore, one core, {args.rounds} rounds x {args.count} messages")
     for label, values in (("repeated names", repeated), ("distinct names", distinct)):
         print(line(label, values, "translations/s", goal="  goal >= 5,000/s"))
+    if args.processes > 1:
+        print("repeated names, processes at once (each pinned to a CPU), combined:")
+        one = statistics.median(scaling[1])
+        for n, values in scaling.items():
+            result |= spread(f"processes_{n}_per_s", values)
+            factor = f"  x{statistics.median(values) / one:.2f} of one process"
+            print(
+                line(f"  {n} process{'es' if n > 1 else ''}", values, "translations/s", goal=factor)
+            )
     write_json(args.json, result)
     return result
 

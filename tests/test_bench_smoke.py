@@ -30,9 +30,13 @@ def test_validate_bench_runs_and_reports_its_ratio(tmp_path: Path) -> None:
     assert 0 < result["ratio_median"] < 2
 
 
-def test_translate_bench_runs_both_workloads(tmp_path: Path) -> None:
-    _, result = run_bench("translate", tmp_path, "--rounds", "1", "--count", "20")
+def test_translate_bench_runs_both_workloads_and_scales_over_processes(tmp_path: Path) -> None:
+    stdout, result = run_bench(
+        "translate", tmp_path, "--rounds", "1", "--count", "20", "--processes", "2"
+    )
     assert result["repeated_names_per_s_median"] > 0 and result["distinct_names_per_s_median"] > 0
+    assert result["processes_1_per_s_median"] > 0 and result["processes_2_per_s_median"] > 0
+    assert "2 processes" in stdout
 
 
 def test_netting_bench_closes_a_cycle(tmp_path: Path) -> None:
@@ -95,6 +99,7 @@ def test_the_harness_runs_everything_and_writes_the_page(tmp_path: Path) -> None
     assert pipeline["batch_20_per_s_median"] > 0
     assert pipeline["latency_100_samples"] == 100
     assert 0 <= pipeline["latency_100_p50_ms_median"] <= pipeline["latency_100_p99_ms_median"]
+    assert "processes at once, combined: 1: " in text
     # The profile's steps account for the whole path (nothing big left out).
     profile = results["runs"]["profile"]["result"]
     assert 0.5 < profile["sum_us"] / profile["whole_us"] < 1.2
