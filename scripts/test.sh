@@ -7,7 +7,10 @@ bash scripts/setup.sh --with-test-servers
 .venv/bin/ruff check gateway tests bench scripts
 .venv/bin/ruff format --check gateway tests bench scripts
 .venv/bin/mypy
-# Four workers: the suite spends most of its time waiting on servers (group joins, restarts,
-# fetch waits), not on the CPU; each worker starts its own brokers and PostgreSQL on free
-# ports. Serial it took ~9 minutes here, on four workers ~3. `-n 0` (or any -n) overrides.
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" "$@"
+# Up to four workers (two per CPU): the suite spends most of its time waiting on servers
+# (group joins, restarts, fetch waits), not on the CPU; each worker starts its own brokers and
+# PostgreSQL on free ports. On 2 vCPUs: ~9 minutes in one process, ~3 on four workers.
+# PYTEST_WORKERS=0 runs it in one process; a -n among the arguments overrides both.
+cpus=$(nproc 2>/dev/null || echo 1)
+workers=${PYTEST_WORKERS:-$((cpus * 2 < 4 ? cpus * 2 : 4))}
+.venv/bin/python -m pytest -n "$workers" "$@"
