@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import random
 import statistics
 import time
@@ -75,8 +76,9 @@ def _in_parallel(index: int, count: int, seed: int, start: Barrier, out: Any) ->
     """One of several processes: pinned to its own CPU, it translates `count` messages once
     all of them are ready, and reports when it started and ended (CLOCK_MONOTONIC: one clock
     for every process on the machine)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[index % len(cpus)]})
     translator = Translator(Config())
     run(translator, messages(50, False, seed=seed + 500))  # warm: caches, first-use imports
     batch = messages(count, False, seed=seed)
@@ -97,12 +99,25 @@ def parallel_rate(processes: int, count: int, seed: int) -> float:
     ]
     for w in workers:
         w.start()
-    spans = [out.get(timeout=600) for _ in workers]
+    spans: list[tuple[float, float]] = []
+    while len(spans) < processes:
+        try:
+            spans.append(out.get(timeout=1))
+        except queue.Empty:
+            # One that died never reaches the barrier: the others would wait for it forever.
+            if any(w.exitcode not in (None, 0) for w in workers):
+                for w in workers:
+                    w.kill()
+                raise SystemExit("a translating process failed") from None
     for w in workers:
         w.join()
-        if w.exitcode != 0:
-            raise SystemExit(f"a translating process failed (exit {w.exitcode})")
     return processes * count / (max(e for _, e in spans) - min(b for b, _ in spans))
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -112,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument(
         "--processes",
         type=int,
-        default=len(os.sched_getaffinity(0)),
+        default=_usable_cpus(),
         help="scale up to this many processes at once (1: no scaling run)",
     )
     ap.add_argument("--json", type=Path)
@@ -121,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     counts = sorted({1, args.processes} | {2**k for k in range(8) if 2**k < args.processes})
     scaling: dict[int, list[float]] = {
         n: [parallel_rate(n, args.count, seed=2000 + 10 * r) for r in range(args.rounds)]
-        for n in counts
+        for n in (counts if args.processes > 1 else [])
     }
     pin_to_one_core()
 
