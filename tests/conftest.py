@@ -20,7 +20,7 @@ import pytest
 from gateway.config import Config, StateSection
 from gateway.embedded_broker import BrokerStartError
 from gateway.iso20022.profiles import ProfileSet
-from tests.servers import Mosquitto, Postgres, running_mosquitto
+from tests.servers import Mosquitto, Postgres, running
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -36,21 +36,14 @@ def kafka_bootstrap(connect_gateway_bootstrap: str) -> str:
 
 @pytest.fixture(scope="session")
 def mosquitto() -> Iterator[Mosquitto]:
-    yield from running_mosquitto(Mosquitto())
+    yield from running(Mosquitto(), "Mosquitto")
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    server = Postgres()
-    try:
-        server.start()
-    except (BrokerStartError, OSError, subprocess.SubprocessError) as exc:
-        server.stop()
-        pytest.fail(f"cannot start PostgreSQL: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running(
+        Postgres(), "PostgreSQL", (BrokerStartError, OSError, subprocess.SubprocessError)
+    )
 
 
 @pytest.fixture

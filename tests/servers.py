@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -93,13 +94,23 @@ class Mosquitto:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def running_mosquitto(server: Mosquitto) -> Iterator[Mosquitto]:
+class _Server(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
+def running(
+    server: S, what: str, errors: tuple[type[BaseException], ...] = (BrokerStartError,)
+) -> Iterator[S]:
     """A fixture's body: the server started (or the run failed loudly), then stopped."""
     try:
         server.start()
-    except BrokerStartError as exc:
+    except errors as exc:
         server.stop()
-        pytest.fail(f"cannot start Mosquitto: {exc}", pytrace=False)
+        pytest.fail(f"cannot start {what}: {exc}", pytrace=False)
     try:
         yield server
     finally:

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.config import MqttSection, StateSection
 from tests.conftest import ROOT
 from tests.harness import gateway_config, http_get, running_gateway, sample
-from tests.servers import Mosquitto, running_mosquitto
+from tests.servers import Mosquitto, running
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mqtt]
 
@@ -38,7 +38,7 @@ topic readwrite {PREFIX}/#
 
 @pytest.fixture(scope="module")
 def secured_mosquitto() -> Iterator[Mosquitto]:
-    yield from running_mosquitto(Mosquitto(users={"gateway": "gw-secret"}, acl=ACL))
+    yield from running(Mosquitto(users={"gateway": "gw-secret"}, acl=ACL), "Mosquitto")
 
 
 class Listener:
