@@ -105,9 +105,9 @@ async def gateway_run(
     workdir: Path,
     workers: int,
     batch: int | None = None,
-) -> tuple[float, Config, TimedPipeline, SqliteStore, asyncio.Event, asyncio.Task[None]]:
+) -> float:
     """A gateway on fresh topics holding `items`: records/s from its first fetch to its last
-    output acknowledged. The gateway is left running (stop it with the event)."""
+    output acknowledged. The gateway is stopped after."""
     config = _config(workdir, workers, batch)
     await ensure_topics(bootstrap, config.topics())
     await publish(bootstrap, config.onshore.inbound_topic, items)
@@ -116,18 +116,22 @@ async def gateway_run(
     pipeline = TimedPipeline(config, store, bootstrap)
     stop = asyncio.Event()
     task = asyncio.create_task(pipeline.run(stop))
-    while pipeline.first is None or pipeline.processed < len(items):
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    # The relay publishes beside the batches: done when the outbox is empty.
-    while True:
-        if not (await store.counts())["unsent"]:
-            break
-        await asyncio.sleep(0.005)
-    assert pipeline.first is not None
-    rate = len(items) / (time.perf_counter() - pipeline.first)
-    return rate, config, pipeline, store, stop, task
+    try:
+        while pipeline.first is None or pipeline.processed < len(items):
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        # The relay publishes beside the batches: done when the outbox is empty.
+        while True:
+            if not (await store.counts())["unsent"]:
+                break
+            await asyncio.sleep(0.005)
+        assert pipeline.first is not None
+        return len(items) / (time.perf_counter() - pipeline.first)
+    finally:
+        stop.set()
+        await task
+        await store.close()
 
 
 def _config(workdir: Path, workers: int, batch: int | None) -> Config:
@@ -236,13 +240,7 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
             for r in range(args.rounds):
                 items = keyed(messages(args.count, distinct=False, seed=r))
                 pt.append(await passthrough(bootstrap, items))
-                rate, _, _, store, stop, task = await gateway_run(
-                    bootstrap, items, Path(tmp), args.workers
-                )
-                gw.append(rate)
-                stop.set()
-                await task
-                await store.close()
+                gw.append(await gateway_run(bootstrap, items, Path(tmp), args.workers))
             ratios = [g / p for g, p in zip(gw, pt, strict=True)]
             result |= spread("gateway_per_s", gw) | spread("passthrough_per_s", pt)
             result |= spread("ratio", ratios)
@@ -262,13 +260,9 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
                 rates = []
                 for r in range(args.rounds):
                     items = keyed(messages(args.count, distinct=False, seed=100 + r))
-                    rate, _, _, store, stop, task = await gateway_run(
-                        bootstrap, items, Path(tmp), args.workers, batch=size
+                    rates.append(
+                        await gateway_run(bootstrap, items, Path(tmp), args.workers, batch=size)
                     )
-                    rates.append(rate)
-                    stop.set()
-                    await task
-                    await store.close()
                 result |= spread(f"batch_{size}_per_s", rates)
                 print(line(f"  batch {size}", rates, "msg/s"))
 
