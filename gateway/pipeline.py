@@ -673,7 +673,7 @@ class Pipeline:
             # The partition moved meanwhile: the next owner re-reads these records, and the
             # claims make that harmless.
             log.warning(
-                "offset commit failed (%s); records will be redelivered", exc or "timed out"
+                "offset commit failed (%s); records will be redelivered", str(exc) or "timed out"
             )
 
     def _transient(self, exc: BaseException) -> bool:
