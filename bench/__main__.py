@@ -31,6 +31,7 @@ from typing import Any
 from lxml import etree
 
 from bench import report
+from bench.common import usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,9 +76,7 @@ def machine() -> dict[str, Any]:
         mem_gb = total_kb / 1024 / 1024
     return {
         "cpu": model or platform.processor() or platform.machine(),
-        "cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cores": usable_cpus(),
         "memory_gb": round(mem_gb, 1),
         "os": platform.platform(),
         "python": platform.python_version(),

@@ -29,7 +29,7 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-from bench.common import line, pin_to_one_core, spread, write_json
+from bench.common import line, pin_to_one_core, spread, usable_cpus, write_json
 from gateway.config import Config
 from gateway.translation import Translator
 
@@ -114,12 +114,6 @@ def parallel_rate(processes: int, count: int, seed: int) -> float:
     return processes * count / (max(e for _, e in spans) - min(b for b, _ in spans))
 
 
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
@@ -127,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument(
         "--processes",
         type=int,
-        default=_usable_cpus(),
+        default=usable_cpus(),
         help="scale up to this many processes at once (1: no scaling run)",
     )
     ap.add_argument("--json", type=Path)
