@@ -51,11 +51,12 @@ def _met(ok: bool) -> str:
 def netting_curve(r: dict[str, Any]) -> list[tuple[int, float, float, float]]:
     """(obligations, median s, min s, max s), smallest first."""
     points = []
-    for key, value in r.items():
-        if key.startswith("curve_") and key.endswith("_s"):
-            n = int(key.removeprefix("curve_").removesuffix("_s"))
-            points.append((n, value, r.get(f"{key}_min", value), r.get(f"{key}_max", value)))
-    return sorted(points)
+    for n in _numbers_in_keys(r, "curve_", "_s"):
+        value = r[f"curve_{n}_s"]
+        points.append(
+            (n, value, r.get(f"curve_{n}_s_min", value), r.get(f"curve_{n}_s_max", value))
+        )
+    return points
 
 
 def linear_fit(points: list[tuple[int, float, float, float]]) -> tuple[float, float, float] | None:
