@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +111,7 @@ async def gateway_run(
     """A gateway on fresh topics holding `items`: records/s from its first fetch to its last
     output acknowledged. The gateway is stopped after."""
     config = _config(workdir, workers, batch)
-    await ensure_topics(bootstrap, config.topics())
-    await publish(bootstrap, config.onshore.inbound_topic, items)
-    store = SqliteStore(Path(config.state.sqlite_path))
-    await store.open()
-    pipeline = TimedPipeline(config, store, bootstrap)
-    stop = asyncio.Event()
-    task = asyncio.create_task(pipeline.run(stop))
-    try:
+    async with _gateway(bootstrap, config, items) as (pipeline, store, task):
         while pipeline.first is None or pipeline.processed < len(items):
             if task.done():
                 task.result()
@@ -128,6 +123,24 @@ async def gateway_run(
             await asyncio.sleep(0.005)
         assert pipeline.first is not None
         return len(items) / (time.perf_counter() - pipeline.first)
+
+
+@contextlib.asynccontextmanager
+async def _gateway(
+    bootstrap: str, config: Config, items: Sequence[tuple[bytes, bytes]] = ()
+) -> AsyncIterator[tuple[TimedPipeline, SqliteStore, asyncio.Task[None]]]:
+    """One gateway (bare pipeline, SQLite) on the config's fresh topics, `items` published
+    on its onshore inbound topic before it starts; stopped, and its store closed, after."""
+    await ensure_topics(bootstrap, config.topics())
+    if items:
+        await publish(bootstrap, config.onshore.inbound_topic, items)
+    store = SqliteStore(Path(config.state.sqlite_path))
+    await store.open()
+    pipeline = TimedPipeline(config, store, bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(pipeline.run(stop))
+    try:
+        yield pipeline, store, task
     finally:
         stop.set()
         await task
@@ -182,13 +195,7 @@ async def latency_round(
     its own process. Latency of each message = output record timestamp (set by the gateway's
     relay when it publishes) - input record timestamp (set by the generator when it sends)."""
     config = _config(workdir, workers, None)
-    await ensure_topics(bootstrap, config.topics())
-    store = SqliteStore(Path(config.state.sqlite_path))
-    await store.open()
-    pipeline = Pipeline(config, store, bootstrap)
-    stop = asyncio.Event()
-    task = asyncio.create_task(pipeline.run(stop))
-    try:
+    async with _gateway(bootstrap, config) as (pipeline, _, task):
         # Offered only once the gateway holds its partitions: the group join is not latency.
         while pipeline.consumer is None or not pipeline.consumer.assignment():
             if task.done():
@@ -205,10 +212,6 @@ async def latency_round(
         count = int(rate * seconds)
         sent = {r.key: r.timestamp for r in await read_topic(bootstrap, topic, count, 60, 0)}
         out = await read_topic(bootstrap, config.offshore.outbound_topic, count, wait=300, settle=0)
-    finally:
-        stop.set()
-        await task
-        await store.close()
     lat = sorted(float(r.timestamp - sent[r.key]) for r in out if r.key in sent)
     if len(lat) < count:
         raise SystemExit(f"only {len(lat)} of {count} offered messages came out")
