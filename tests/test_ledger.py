@@ -129,11 +129,15 @@ def test_a_void_removes_an_open_obligation_and_reverses_a_frozen_one() -> None:
     ledger = Ledger(
         {"CNY": head}, {("CNY-000002", "A"): -100, ("CNY-000002", "B"): 100}, {}, Rules(T0)
     )
-    in_open = Recorded(obligation(1, "A", "B", 100), 100, "CNY-000002", "open")
-    in_frozen = Recorded(obligation(2, "A", "B", 70), 70, "CNY-000001", "open")
-    ledger.void(in_open)
-    ledger.void(in_frozen)
-    ledger.void(Recorded(obligation(3, "A", "B", 5), 5, "CNY-000002", "void"))  # already void
+    ledger.known = {
+        "ref-1": Recorded(obligation(1, "A", "B", 100), 100, "CNY-000002", "open"),
+        "ref-2": Recorded(obligation(2, "A", "B", 70), 70, "CNY-000001", "open"),
+        "ref-3": Recorded(obligation(3, "A", "B", 5), 5, "CNY-000002", "void"),
+    }
+    for reference in ("ref-1", "ref-2", "ref-3", "ref-4"):  # ref-3 void already, ref-4 unknown
+        ledger.void(reference)
+    ledger.void("ref-1")  # a second rejection of the same payment: nothing more
+    ledger.void("ref-2")
     assert ledger.voided == ["ref-1"] and ledger.reversed == ["ref-2"]
     (reversal,) = ledger.booked
     assert (reversal.obligation.payer, reversal.obligation.payee) == ("B", "A")
@@ -151,6 +155,25 @@ def test_a_void_makes_room_and_releases_the_payers_queue() -> None:
     )
     waiting = QueuedPayment(7, "A", "CNY", 50, 100, (obligation(9, "A", "C", 50),))
     ledger.queues[("A", "CNY")].append(waiting)
-    ledger.void(Recorded(obligation(1, "A", "B", 100), 100, "CNY-000001", "open"))
+    ledger.known["ref-1"] = Recorded(obligation(1, "A", "B", 100), 100, "CNY-000001", "open")
+    ledger.void("ref-1")
     assert ledger.released == [waiting]
     assert ledger.positions[("CNY-000001", "A")] == -50
+
+
+def test_a_void_sees_what_its_batch_booked_and_cancels_a_held_payment() -> None:
+    """Within one batch: a payment booked then rejected is voided once; a held payment
+    rejected leaves its queue unbooked and lets the next one through."""
+    ledger = Ledger({}, {}, {}, Rules(T0))
+    assert ledger.post([obligation(1, "A", "B", 80)], cap=100) == "accepted"
+    assert ledger.post([obligation(2, "A", "B", 50)], cap=100) == "held"
+    ledger.hold(QueuedPayment(1, "A", "CNY", 50, 100, (obligation(2, "A", "B", 50),)))
+    assert ledger.post([obligation(3, "A", "C", 10)], cap=100) == "held"  # behind it
+    ledger.hold(QueuedPayment(2, "A", "CNY", 10, 100, (obligation(3, "A", "C", 10),)))
+    ledger.void("ref-2")  # the held one
+    assert ledger.cancelled == [1] and [q.id for q in ledger.released] == [2]
+    ledger.void("ref-1")
+    ledger.void("ref-1")
+    assert ledger.voided == ["ref-1"]
+    assert [b.obligation.reference for b in ledger.booked] == ["ref-1", "ref-3"]
+    assert ledger.positions[("CNY-000001", "A")] == -10

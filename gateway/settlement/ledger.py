@@ -16,14 +16,18 @@ Rules (DOMAIN.md, 'Net settlement cycles'):
   its held payments, oldest first, while they fit.
 - A void of an obligation still in the open cycle removes it; one in a frozen cycle (netted
   already) stays there, marked 'reversed', and is undone by a reversing obligation in the
-  open cycle.
+  open cycle. A void of a payment still held cancels it: it leaves its queue, is never
+  booked, and the payments queued behind it may then fit.
+- A batch is decided as if each record came alone: a void or a booking sees every obligation
+  booked, voided or reversed before it in the same batch (`known`), so a rejection that
+  shares a batch with its payment voids it, and no reference is booked or voided twice.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -66,7 +70,7 @@ class Booked:
 
 @dataclass(frozen=True)
 class Recorded:
-    """A recorded obligation the batch voids, as the store found it."""
+    """An obligation as it stands: loaded by the store, or booked earlier in this batch."""
 
     obligation: Obligation
     units: int
@@ -111,10 +115,15 @@ class Ledger:
     positions: dict[tuple[str, str], int]  # (cycle, participant) -> received - paid
     queues: dict[tuple[str, str], deque[QueuedPayment]]  # (payer, currency), oldest first
     rules: Rules
+    # Every obligation this batch touches, by reference, as it stands now: the store loads
+    # those the batch books or voids, and each booking, void and reversal updates it. What a
+    # record sees is thus what it would see had it come in a batch of its own.
+    known: dict[str, Recorded] = field(default_factory=dict)
     booked: list[Booked] = field(default_factory=list)
     voided: list[str] = field(default_factory=list)
     reversed: list[str] = field(default_factory=list)
     released: list[QueuedPayment] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)  # held payments voided before release
     rolled: list[Rolled] = field(default_factory=list)
     created: list[Head] = field(default_factory=list)  # first cycles of new currencies
     deltas: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -191,13 +200,20 @@ class Ledger:
         """A payment just held (the store gave it its id): later ones queue behind it."""
         self.queues.setdefault((queued.payer, queued.currency), deque()).append(queued)
 
-    def void(self, found: Recorded) -> None:
+    def void(self, reference: str) -> None:
+        """The other side rejected what `reference` pays: undo it. Unknown, or voided or
+        reversed already: nothing (a rejection changes state once)."""
+        found = self.known.get(reference)
+        if found is None:
+            self._cancel_held(reference)
+            return
         if found.status != "open":
             return
         o = found.obligation
         head = self.head(o.amount.currency)
         if found.cycle == head.cycle:
             self.voided.append(o.reference)
+            self.known[reference] = replace(found, status="void")
             self._move(head.cycle, o.payer, found.units)
             self._move(head.cycle, o.payee, -found.units)
             self._credits.append((o.payer, o.amount.currency))
@@ -206,6 +222,7 @@ class Ledger:
             # reversal undoes it in this one. Marked, so a second void finds it not open.
             reversal = Obligation(o.payee, o.payer, o.amount, f"{o.reference}:reversal")
             self.reversed.append(o.reference)
+            self.known[reference] = replace(found, status="reversed")
             self._book(reversal)
         self._release()
 
@@ -219,11 +236,26 @@ class Ledger:
         cycle = self.head(self.rules.cap_currency).cycle
         return self.positions.get((cycle, payer), 0) - units >= -cap
 
+    def _cancel_held(self, reference: str) -> None:
+        """A held payment rejected before it was released: out of its queue, never booked;
+        the payer's later held payments may fit now."""
+        for (payer, currency), queue in self.queues.items():
+            for item in queue:
+                if any(o.reference == reference for o in item.obligations):
+                    queue.remove(item)
+                    self.cancelled.append(item.id)
+                    self._credits.append((payer, currency))
+                    self._release()
+                    return
+
     def _book(self, o: Obligation) -> None:
+        if o.reference in self.known:
+            return  # booked already (a second return of one payment): it counts once
         currency = o.amount.currency
         units = to_minor(o.amount.amount, currency)
         head = self.head(currency)
         self.booked.append(Booked(o, units, head.cycle))
+        self.known[o.reference] = Recorded(o, units, head.cycle, "open")
         self._move(head.cycle, o.payer, -units)
         self._move(head.cycle, o.payee, units)
         self._credits.append((o.payee, currency))

@@ -88,7 +88,7 @@ class HeldPayment:
     source: str
     value: bytes
     payer: str
-    status: str  # queued | released | refusing | refused
+    status: str  # queued | released | refusing | refused | cancelled (rejected while held)
 
 
 CYCLE_STATUSES = ("open", "closing", "instructed", "settled", "failed")

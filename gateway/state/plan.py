@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gateway.settlement.ledger import Ledger, QueuedPayment, Recorded
+from gateway.settlement.ledger import Ledger, QueuedPayment
 from gateway.settlement.netting import to_minor
 from gateway.state.base import Effects, OutboxRow, obligations_to_json, outbox_to_json
 
@@ -54,23 +54,17 @@ class Plan:
     released: list[int] = field(default_factory=list)  # held ids
 
 
-def plan_batch(
-    batch: list[Effects],
-    ledger: Ledger,
-    recorded: dict[str, Recorded],
-    held_ids: Iterator[int],
-) -> Plan:
-    """`batch`: the records whose claim is new. `recorded`: the obligations they void, as
-    stored. `held_ids`: ids for the payments this batch holds."""
+def plan_batch(batch: list[Effects], ledger: Ledger, held_ids: Iterator[int]) -> Plan:
+    """`batch`: the records whose claim is new, in order. `ledger`: loaded with what they
+    touch (`Ledger.known`: the obligations they book or void, as stored). `held_ids`: ids for
+    the payments this batch holds."""
     plan = Plan()
     currency = ledger.rules.cap_currency
     for e in batch:
         mine = plan.results.setdefault(e.claims[0][0], [])
-        for reference in e.voids:
-            found = recorded.get(reference)
-            if found is not None:
-                ledger.void(found)
         before = len(ledger.released)
+        for reference in e.voids:
+            ledger.void(reference)
         cap = to_minor(e.cap, currency) if e.cap is not None else None
         decision = ledger.post(e.obligations, cap)
         if decision == "accepted":

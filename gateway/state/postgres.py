@@ -240,8 +240,10 @@ class PostgresStore:
         self, conn: asyncpg.Connection, batch: list[Effects], now: datetime, rules: Rules
     ) -> None:
         """The effects of the records whose claim this transaction won."""
-        recorded: dict[str, Recorded] = {}
-        refs = [r for e in batch for r in e.voids]
+        # The obligations the batch books or voids, as stored (Ledger.known).
+        known: dict[str, Recorded] = {}
+        voids = [r for e in batch for r in e.voids]
+        refs = list({*voids, *(o.reference for e in batch for o in e.obligations)})
         if refs:
             for r in await conn.fetch(
                 "SELECT reference, payer, payee, currency, amount::text AS amount, units, "
@@ -251,14 +253,23 @@ class PostgresStore:
                 o = obligation_from_row(
                     r["reference"], r["payer"], r["payee"], r["currency"], r["amount"]
                 )
-                recorded[o.reference] = Recorded(o, r["units"], r["cycle"], r["status"])
+                known[o.reference] = Recorded(o, r["units"], r["cycle"], r["status"])
         currencies = {o.amount.currency for e in batch for o in e.obligations} | {
-            r.obligation.amount.currency for r in recorded.values()
+            r.obligation.amount.currency for r in known.values()
         }
+        if any(r not in known for r in voids):
+            # A void that names no stored obligation may cancel a held payment.
+            currencies.update(
+                r["currency"]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT currency FROM held WHERE status = 'queued'"
+                )
+            )
         ledger = await _ledger_for(conn, currencies, rules)
+        ledger.known = known
         capped = sum(1 for e in batch if e.cap is not None)
         held_ids = await _next_ids(conn, "held", capped)
-        plan = plan_batch(batch, ledger, recorded, iter(held_ids))
+        plan = plan_batch(batch, ledger, iter(held_ids))
         ids = await _next_ids(conn, "outbox", len(plan.outbox))
         outbox = [
             (i, row.topic, row.key, row.value, headers_to_json(row.headers), now)
@@ -271,16 +282,16 @@ class PostgresStore:
                 outbox,
             )
         results = {key: [ids[i] for i in idx] for key, idx in plan.results.items()}
-        # A resend may name its original by any of the original's claims.
-        by_claim = {key: results[e.claims[0][0]] for e in batch for key, _ in e.claims}
+        by_claim: dict[str, list[int]] = {}  # answers of the records before this one
         for e in batch:
-            if e.replay_key is None:
+            replay_key = e.replay_key
+            # A resend may name its original by any of the original's claims.
+            by_claim.update((key, results[e.claims[0][0]]) for key, _ in e.claims)
+            if replay_key is None:
                 continue
-            earlier = by_claim.get(e.replay_key)  # answered earlier in this very batch
+            earlier = by_claim.get(replay_key)  # answered earlier in this very batch
             if earlier is None:
-                found = await conn.fetchval(
-                    "SELECT results FROM claims WHERE key = $1", e.replay_key
-                )
+                found = await conn.fetchval("SELECT results FROM claims WHERE key = $1", replay_key)
                 earlier = list(found or ())
             if earlier:
                 await conn.execute(
@@ -636,6 +647,11 @@ async def _write_ledger(conn: asyncpg.Connection, ledger: Ledger, now: datetime)
         await conn.execute(
             "UPDATE held SET status = 'released' WHERE id = ANY($1::bigint[])",
             [item.id for item in ledger.released],
+        )
+    if ledger.cancelled:
+        await conn.execute(
+            "UPDATE held SET status = 'cancelled' WHERE id = ANY($1::bigint[])",
+            ledger.cancelled,
         )
 
 

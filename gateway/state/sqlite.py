@@ -460,9 +460,9 @@ def _apply(db: sqlite3.Connection, batch: list[Effects], now: str, rules: Rules)
             chosen.append(effects)
     if not chosen:
         return applied
-    ledger, recorded = _load_ledger(db, chosen, rules)
+    ledger = _load_ledger(db, chosen, rules)
     held_next = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM held").fetchone()[0]) + 1
-    plan = plan_batch(chosen, ledger, recorded, itertools.count(held_next))
+    plan = plan_batch(chosen, ledger, itertools.count(held_next))
     next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]) + 1
     outbox: list[tuple[Any, ...]] = []
     rows_by_id: dict[int, tuple[Any, ...]] = {}
@@ -472,20 +472,20 @@ def _apply(db: sqlite3.Connection, batch: list[Effects], now: str, rules: Rules)
         rows_by_id[next_id] = values
         next_id += 1
     first_id = outbox[0][0] if outbox else next_id
-    results_of: dict[str, list[int]] = {}  # this batch's answers, by claim
+    results_of: dict[str, list[int]] = {}  # answers of the records before this one, by claim
     claims: list[tuple[str, str, str, str]] = []
     for e in chosen:
+        if e.replay_key is not None:
+            # A PssblDplct resend: what answered the original (stored, or earlier in this
+            # batch: never a later record), published again.
+            for values in _answers(db, e.replay_key, results_of, rows_by_id):
+                outbox.append((next_id, *values, now))
+                next_id += 1
         ids = [first_id + i for i in plan.results[e.claims[0][0]]]
         for key, _ in e.claims:  # a resend may name the original by any of its keys
             results_of[key] = ids
         results = ",".join(str(i) for i in ids)
         claims += [(key, fp, results, now) for key, fp in e.claims]
-    for e in chosen:
-        if e.replay_key is not None:
-            # A PssblDplct resend: what answered the original, published again.
-            for values in _answers(db, e.replay_key, results_of, rows_by_id):
-                outbox.append((next_id, *values, now))
-                next_id += 1
     refused = {h.effects.claims[0][0] for h in plan.held if h.status == "refusing"}
     db.executemany(
         "INSERT INTO outbox (id, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -509,13 +509,14 @@ def _apply(db: sqlite3.Connection, batch: list[Effects], now: str, rules: Rules)
     return applied
 
 
-def _load_ledger(
-    db: sqlite3.Connection, chosen: list[Effects], rules: Rules
-) -> tuple[Ledger, dict[str, Recorded]]:
-    """What the batch's obligations and voids touch: their currencies' open cycles (created
-    if new), those cycles' positions, the payments held in those currencies."""
-    recorded: dict[str, Recorded] = {}
-    refs = [r for e in chosen for r in e.voids]
+def _load_ledger(db: sqlite3.Connection, chosen: list[Effects], rules: Rules) -> Ledger:
+    """What the batch's obligations and voids touch: the obligations it books or voids, as
+    stored; their currencies' open cycles (created if new), those cycles' positions, the
+    payments held in those currencies (in every currency with held payments when a void names
+    no stored obligation: it may cancel a held payment)."""
+    known: dict[str, Recorded] = {}
+    voids = [r for e in chosen for r in e.voids]
+    refs = list({*voids, *(o.reference for e in chosen for o in e.obligations)})
     for chunk in _chunks(refs, 500):
         marks = ",".join("?" * len(chunk))
         for ref, payer, payee, ccy, amount, units, cycle, status in db.execute(
@@ -524,11 +525,17 @@ def _load_ledger(
             chunk,
         ):
             o = obligation_from_row(ref, payer, payee, ccy, amount)
-            recorded[ref] = Recorded(o, units, cycle, status)
+            known[ref] = Recorded(o, units, cycle, status)
     currencies = {o.amount.currency for e in chosen for o in e.obligations} | {
-        r.obligation.amount.currency for r in recorded.values()
+        r.obligation.amount.currency for r in known.values()
     }
-    return _ledger_for(db, currencies, rules), recorded
+    if any(r not in known for r in voids):
+        currencies.update(
+            c for (c,) in db.execute("SELECT DISTINCT currency FROM held WHERE status = 'queued'")
+        )
+    ledger = _ledger_for(db, currencies, rules)
+    ledger.known = known
+    return ledger
 
 
 def _ledger_for(db: sqlite3.Connection, currencies: set[str], rules: Rules) -> Ledger:
@@ -623,6 +630,9 @@ def _write_ledger(db: sqlite3.Connection, ledger: Ledger, now: str) -> None:
     db.executemany(
         "UPDATE held SET status = 'released' WHERE id = ?",
         [(item.id,) for item in ledger.released],
+    )
+    db.executemany(
+        "UPDATE held SET status = 'cancelled' WHERE id = ?", [(i,) for i in ledger.cancelled]
     )
 
 
