@@ -133,6 +133,9 @@ class Pipeline:
         self.processed = 0
         self.telemetry: Operations | None = None  # metrics and events, when operated
         self.paused_sides: set[Side] = set()
+        # Set while the consumer holds an assignment from its group (cleared while a
+        # rebalance moves partitions): what readiness and the "gateway ready" line mean.
+        self.joined = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -200,6 +203,7 @@ class Pipeline:
         else:
             self._lock.release()
         self._stopping = True
+        self.joined.clear()
         # Not under the lock: leaving the group may run a rebalance, whose revocation
         # callback must not wait for a lock held by the stop that waits for it.
         if self.consumer is not None:
@@ -702,6 +706,7 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.pipeline = pipeline
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.pipeline.joined.clear()
         for tp in revoked:
             self.pipeline.paused.pop(tp, None)
         if self.pipeline._stopping:
@@ -710,7 +715,10 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
+        # An empty assignment counts: the group has more members than partitions, and this
+        # one is a joined standby.
+        if not self.pipeline._stopping:
+            self.pipeline.joined.set()
 
 
 def _header(record: Any, name: str) -> bytes | None:

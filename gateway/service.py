@@ -60,14 +60,22 @@ async def serve(config: Config) -> int:
         ops.attach(pipeline, cycles)
         await ops.start()
         closing = asyncio.create_task(cycles.run(stop), name="settlement-cycles")
-        print(
-            f"gateway ready: consuming {', '.join(pipeline.side_of)} on {bootstrap}; "
-            f"metrics and probes on http://{config.ops.http_host}:{ops.http_port}",
-            flush=True,
-        )
+
+        async def announce() -> None:
+            # Only once the group has given this instance its partitions: before that,
+            # records published are not being consumed yet.
+            await pipeline.joined.wait()
+            print(
+                f"gateway ready: consuming {', '.join(pipeline.side_of)} on {bootstrap}; "
+                f"metrics and probes on http://{config.ops.http_host}:{ops.http_port}",
+                flush=True,
+            )
+
+        ready = asyncio.create_task(announce(), name="announce-ready")
         try:
             await pipeline.run(stop)
         finally:
+            ready.cancel()
             stop.set()
             try:  # a close in progress is safe to cut: it is redone from the store
                 await asyncio.wait_for(closing, 30)

@@ -227,3 +227,28 @@ async def test_a_paused_side_waits_in_kafka_and_resumes(
         assert await gw.read(config.offshore.outbound_topic, 0, settle=2) == []
         await gw.ops.command({"command": "side.resume", "side": "onshore"})
         assert len(await gw.read(config.offshore.outbound_topic, 1)) == 1
+
+
+@pytest.mark.kafka
+async def test_ready_means_the_consumer_has_its_partitions(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """/readyz answers 200 only once the group has given the instance its partitions; before
+    that it says which check is missing. A record published once it is ready is consumed."""
+    config = gateway_config(
+        f"r{uuid.uuid4().hex[:10]}", StateSection(sqlite_path=str(tmp_path / "s.sqlite3"))
+    )
+    async with running_gateway(config, kafka_bootstrap, operated=True) as gw:
+        assert gw.ops is not None and gw.ops.http_port
+        async with asyncio.timeout(60):
+            while True:
+                status, body = await http_get(gw.ops.http_port, "/readyz")
+                checks = json.loads(body)["checks"]
+                if status == 200:
+                    break
+                assert checks["broker"] and checks["state"] and not checks["consumer"], checks
+                await asyncio.sleep(0.05)
+        consumer = gw.pipeline.consumer
+        assert checks["consumer"] and consumer is not None and consumer.assignment()
+        await gw.publish("onshore", sample("onshore", "pacs.008.001.08"))
+        assert len(await gw.read(config.offshore.outbound_topic, 1, settle=0)) == 1

@@ -89,6 +89,9 @@ class Operations:
     # -- readiness ------------------------------------------------------------------------------
     async def check(self) -> dict[str, bool]:
         checks = {"broker": await self._broker_reachable(), "state": await self._store_answers()}
+        if self.pipeline is not None:
+            # Ready means consuming: the group has given this instance its partitions.
+            checks["consumer"] = self.pipeline.joined.is_set()
         if self.mqtt is not None:
             checks["mqtt"] = self.mqtt.connected
         return checks
