@@ -682,9 +682,7 @@ class Pipeline:
 
     def _transient(self, exc: BaseException) -> bool:
         """Worth retrying: the broker or the database may be back in a moment."""
-        if isinstance(exc, KafkaError):
-            return bool(getattr(exc, "retriable", False)) or "Connection" in type(exc).__name__
-        return self.store.is_transient(exc)
+        return broker_fault(exc) or self.store.is_transient(exc)
 
     async def _retrying(self, make: Any) -> Any:
         """Transient faults (broker or database busy) retried with backoff and jitter."""
@@ -719,6 +717,15 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # one is a joined standby.
         if not self.pipeline._stopping:
             self.pipeline.joined.set()
+
+
+def broker_fault(exc: BaseException) -> bool:
+    """Any error the Kafka client reports. A restarting broker answers in-flight requests
+    with whatever it has (aiokafka's UnknownError, not marked retriable, was seen ending the
+    service), so the class is no guide; and every retried step is safe to repeat (the relay
+    republishes the same keys and bytes). A fault that does not pass still ends the service,
+    after kafka.transient_retry_seconds."""
+    return isinstance(exc, KafkaError)
 
 
 def _header(record: Any, name: str) -> bytes | None:

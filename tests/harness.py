@@ -4,13 +4,14 @@ plugin too), under the names the tests use, and the tests' own helpers."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from gateway.replay.local import LocalGateway as Running
 from gateway.replay.local import local_config as gateway_config
 from gateway.replay.local import local_gateway as running_gateway
 from tests.conftest import SAMPLES
 
-__all__ = ["Running", "gateway_config", "http_get", "running_gateway", "sample"]
+__all__ = ["Running", "gateway_config", "http_get", "running_gateway", "sample", "wait_ready"]
 
 
 def sample(side: str, msg_def: str) -> bytes:
@@ -26,3 +27,15 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
     writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
+
+
+async def wait_ready(port: int) -> dict[str, bool]:
+    """Poll /readyz until it answers 200 (the consumer holds its partitions, the broker and
+    the store answer): its checks. Bounded at 60 s, a generous behaviour bound."""
+    async with asyncio.timeout(60):
+        while True:
+            status, body = await http_get(port, "/readyz")
+            if status == 200:
+                checks: dict[str, bool] = json.loads(body)["checks"]
+                return checks
+            await asyncio.sleep(0.1)
