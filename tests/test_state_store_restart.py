@@ -52,3 +52,31 @@ async def test_the_gateway_waits_for_its_database_and_loses_nothing(kafka_bootst
             assert (await gw.store.counts())["unsent"] == 0
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_connection_never_released_does_not_keep_the_store_from_closing(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg's close waits for every connection to be released; one leaked by a
+    cancellation at the wrong moment never is. The store drops it after its bound, so a stop
+    ends (the 60 s here is a hang guard, not a speed goal)."""
+    from gateway.state import postgres
+
+    monkeypatch.setattr(postgres, "CLOSE_SECONDS", 1, raising=False)
+    store = postgres.PostgresStore(postgres_dsn)
+    await store.open()
+    await store.pool.acquire()  # never released, as after the cancellation
+    async with asyncio.timeout(60):
+        await store.close()
+    # Its server session is gone too: nothing of the store stays connected.
+    watcher = await asyncpg.connect(postgres_dsn)
+    try:
+        async with asyncio.timeout(60):
+            # The server's view, polled: it notices a dropped socket in its own time.
+            while await watcher.fetchval(  # noqa: ASYNC110
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid != pg_backend_pid()"
+            ):
+                await asyncio.sleep(0.1)
+    finally:
+        await watcher.close()

@@ -111,7 +111,9 @@ class Operations:
 
     async def _store_answers(self) -> bool:
         try:
-            await asyncio.wait_for(self.store.ping(), 2)
+            # Shielded: the probe gives up after 2 s, the ping itself is not cancelled (a
+            # query cancelled mid-flight can leave its connection never released).
+            await asyncio.wait_for(asyncio.shield(self.store.ping()), 2)
         except Exception:
             return False
         return True

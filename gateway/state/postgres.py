@@ -13,7 +13,9 @@ Each batch costs a handful of round trips, whatever its size (arrays and pipelin
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -131,6 +133,9 @@ CREATE INDEX IF NOT EXISTS correlations_msg ON correlations (outbound_msg_id);
 
 # Instances starting together must not race on CREATE TABLE IF NOT EXISTS.
 _SCHEMA_LOCK = 0x636F6E6E656374  # "connect"
+# How long a stop waits for the pool's connections to be released before dropping them.
+CLOSE_SECONDS = 10
+log = logging.getLogger(__name__)
 
 # Faults worth retrying: the server restarting, a failover, a lost connection, a conflict.
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -184,9 +189,18 @@ class PostgresStore:
             await conn.execute(SCHEMA)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """Gracefully, within CLOSE_SECONDS; then the connections are dropped. asyncpg's
+        close waits for every connection to be released, and one whose acquire or query was
+        cancelled at the wrong moment never is (asyncpg #547): a stop must still end. Nothing
+        is lost by dropping them: an open transaction rolls back, as after a crash."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("state store: connections not released in %d s; dropped", CLOSE_SECONDS)
+            pool.terminate()
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
