@@ -46,18 +46,23 @@ def postgres() -> Iterator[Postgres]:
     )
 
 
-@pytest.fixture
-async def postgres_dsn(postgres: Postgres) -> str:
-    """A new, empty database: tests never see each other's state."""
+async def new_database(server: Postgres) -> str:
+    """The DSN of a new, empty database on `server`."""
     import asyncpg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(postgres.dsn())
+    conn = await asyncpg.connect(server.dsn())
     try:
         await conn.execute(f"CREATE DATABASE {name}")
     finally:
         await conn.close()
-    return postgres.dsn(name)
+    return server.dsn(name)
+
+
+@pytest.fixture
+async def postgres_dsn(postgres: Postgres) -> str:
+    """A new, empty database: tests never see each other's state."""
+    return await new_database(postgres)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -33,6 +33,7 @@ from gateway.sides import Side
 from gateway.state import StateStore, store_for
 from gateway.state.base import Effects, OutboxRow
 from gateway.topics import ensure_topics
+from tests.conftest import new_database
 from tests.harness import gateway_config, running_gateway, sample
 from tests.servers import Postgres
 from tests.settlement_model import SettlementModel, instruction_of
@@ -219,15 +220,7 @@ def fresh_state(
     server: Postgres = request.getfixturevalue("postgres")
 
     async def postgres() -> StateSection:
-        import asyncpg
-
-        name = f"sim_{uuid.uuid4().hex[:12]}"
-        conn = await asyncpg.connect(server.dsn())
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-        return StateSection(backend="postgres", postgres_dsn=server.dsn(name))
+        return StateSection(backend="postgres", postgres_dsn=await new_database(server))
 
     return postgres
 
