@@ -70,6 +70,9 @@ log = logging.getLogger(__name__)
 RELAY_POLL_SECONDS = 0.5
 COMMIT_WAIT_SECONDS = 15
 STOP_WAIT_SECONDS = 45
+# On stop: how long the relay may keep publishing what is left, and the producer flushing.
+STOP_RELAY_SECONDS = 15
+PRODUCER_STOP_SECONDS = 10
 # New payment instructions, held to their payer's net debit cap.
 CAPPED = frozenset({"pacs.008.001.08", "pacs.009.001.08", "sese.023.001.09"})
 
@@ -207,20 +210,28 @@ class Pipeline:
         # Not under the lock: leaving the group may run a rebalance, whose revocation
         # callback must not wait for a lock held by the stop that waits for it.
         if self.consumer is not None:
-            try:
-                await asyncio.wait_for(self.consumer.stop(), 30)  # leaves the group
-            except TimeoutError:
-                log.warning("the consumer did not leave the group within 30 s; the broker will")
+            await _stop_client(self.consumer, "consumer", 30)  # leaves the group
         if self._relay_task is not None:
             self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay_task
             if self.producer is not None:
                 # What the last batches left (bounded: with a shared store, other instances
-                # keep adding rows; theirs are theirs to publish).
-                await self.relay(max_rows=20_000)
+                # keep adding rows; theirs are theirs to publish). Bounded in time too: with
+                # the broker or the database away, rows stay in the outbox for the next start
+                # (or another instance) to publish, and the stop still ends.
+                try:
+                    await asyncio.wait_for(self.relay(max_rows=20_000), STOP_RELAY_SECONDS)
+                except Exception as exc:
+                    if not (isinstance(exc, TimeoutError) or self._transient(exc)):
+                        raise
+                    log.warning(
+                        "stopping with outbox rows unsent (%s); they are published at the "
+                        "next start",
+                        type(exc).__name__,
+                    )
         if self.producer is not None:
-            await self.producer.stop()
+            await _stop_client(self.producer, "producer", PRODUCER_STOP_SECONDS)
         if self.workers is not None:
             self.workers.shutdown(wait=True, cancel_futures=True)
 
@@ -717,6 +728,22 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # one is a joined standby.
         if not self.pipeline._stopping:
             self.pipeline.joined.set()
+
+
+async def _stop_client(client: Any, name: str, seconds: float) -> None:
+    """Stop an aiokafka client within `seconds`. With the broker away, aiokafka's stop can
+    wait on requests that never return, and its consumer re-raises the CancelledError of
+    the fetch tasks it cancels itself: neither may turn a clean stop into a hang or an exit
+    1. A cancellation of this task itself still propagates."""
+    try:
+        await asyncio.wait_for(client.stop(), seconds)
+    except TimeoutError:
+        log.warning("the %s did not stop within %d s; the broker will drop it", name, seconds)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("the %s stopped with its requests cancelled (broker unreachable)", name)
 
 
 def broker_fault(exc: BaseException) -> bool:

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 from gateway.config import StateSection
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker, free_port
+from gateway.replay.clients import publish, read_topic
+from gateway.state import store_for
 from gateway.topics import ensure_topics
 from tests.harness import gateway_config, http_get, running_gateway, sample, wait_ready
+from tests.test_crash import start_gateway, write_config
 
 pytestmark = pytest.mark.kafka
+CLI = (sys.executable, "-m", "gateway.cli")
 
 
 async def start_broker(port: int) -> EmbeddedBroker:
@@ -88,3 +96,58 @@ def test_every_error_the_kafka_client_reports_is_retried_in_place() -> None:
     assert broker_fault(kafka_errors.NotLeaderForPartitionError())
     assert not broker_fault(ValueError("a defect of ours"))
     assert not broker_fault(AssertionError())
+
+
+async def test_sigterm_during_a_broker_outage_exits_0_and_keeps_what_is_unsent(
+    tmp_path: Path,
+) -> None:
+    """The broker is gone while the relay has rows to publish (a cycle closed meanwhile):
+    SIGTERM still ends the service with exit 0, and the rows wait in the outbox for the next
+    start. kafka.transient_retry_seconds is long here, so a stop that waited on the relay's
+    retries would not end within the test's (generous) bound."""
+    port = free_port()
+    broker = await start_broker(port)
+    state = StateSection(sqlite_path=str(tmp_path / "state.sqlite3"))
+    config_file, config = write_config(tmp_path, state)
+    config_file.write_text(
+        config_file.read_text().replace("[kafka]\n", "[kafka]\ntransient_retry_seconds = 600\n")
+    )
+    log = tmp_path / "gateway.log"
+    await ensure_topics(broker.bootstrap, config.topics())
+    proc = start_gateway(config_file, broker.bootstrap, log)
+    try:
+        async with asyncio.timeout(90):
+            while b"gateway ready" not in log.read_bytes():
+                assert proc.poll() is None, log.read_text()
+                await asyncio.sleep(0.2)
+            await publish(
+                broker.bootstrap,
+                config.onshore.inbound_topic,
+                [(b"k", sample("onshore", "pacs.008.001.08"))],
+            )
+            assert len(await read_topic(broker.bootstrap, config.offshore.outbound_topic, 1)) == 1
+        await asyncio.to_thread(broker.stop)
+        closed = await asyncio.to_thread(
+            subprocess.run,
+            [*CLI, "--config", str(config_file), "cycle", "close", "--currency", "CNY"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert closed.returncode == 0, closed.stderr
+        await asyncio.sleep(2)  # the relay is now retrying against no broker
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 150)
+        assert code == 0, log.read_text()[-3000:]
+        assert "stopping with outbox rows unsent" in log.read_text()
+        store = store_for(state)
+        await store.open()
+        try:
+            assert (await store.counts())["unsent"] > 0  # kept for the next start
+        finally:
+            await store.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        await asyncio.to_thread(broker.stop)
