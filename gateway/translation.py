@@ -45,8 +45,8 @@ from gateway.canonical import (
 )
 from gateway.charset import CharsetPolicy
 from gateway.clock import Clock, now_utc8
-from gateway.codec import decode, decode_header, encode_text
-from gateway.codec.context import DecodeContext, EncodeContext
+from gateway.codec import decode, decode_header
+from gateway.codec.context import DecodeContext
 from gateway.config import Config
 from gateway.directory import Directory, ReloadingDirectory
 from gateway.directory import default_path as default_directory_path
@@ -55,14 +55,12 @@ from gateway.iso20022.builders import (
     Party,
     RejectContext,
     build_reject,
-    envelope_text,
-    header_spec,
-    iso_datetime,
 )
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, read_message, recover_ids, refusal
+from gateway.issuing import issue
 from gateway.sides import SIDES, Side, other_side
 
 log = logging.getLogger(__name__)
@@ -245,21 +243,25 @@ class Translator:
         now = self.clock()
         result = self._route(msg, body, header, keys, source, target, directory)
 
-        out_ctx = EncodeContext(dialect(target), directory, self.charset, msg)
         msg_id = derive_id("GWM", keys.message)
-        msg_def, document = encode_text(out_ctx, result.body, msg_id, iso_datetime(now))
         biz_id = derive_id("GW", keys.message)
-        side_cfg = self.config.side(target)
-        out_header = header_spec(
-            fr=Party(self.config.gateway.bic),
-            to=Party(result.to or side_cfg.system_bic),
+        issued = issue(
+            result.body,
+            side=target,
+            to=result.to,
+            msg_id=msg_id,
             biz_msg_idr=biz_id,
-            msg_def=msg_def,
             created=now,
-            biz_svc=side_cfg.biz_svc,
+            config=self.config,
+            directory=directory,
+            charset=self.charset,
+            profiles=self.profiles[target],
+            source=msg,
+            check=lambda msg_def, data: self._check_output(
+                msg, msg_def, etree.fromstring(data), target
+            ),
         )
-        data = envelope_text(out_header, document).encode("utf-8")
-        self._check_output(msg, msg_def, etree.fromstring(data), target)
+        data = issued.data
         correlation = result.correlation
         if correlation is not None:
             correlation = dataclasses.replace(
@@ -273,7 +275,7 @@ class Translator:
             msg.msg_def,
             keys,
             None,
-            tuple(result.notes + out_ctx.notes),
+            (*result.notes, *issued.notes),
             tuple(result.obligations),
             correlation,
             tuple(result.cancels),

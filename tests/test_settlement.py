@@ -383,3 +383,34 @@ async def test_a_cycle_can_settle_as_one_pacs009_per_net_position(
         assert (await cycle_state(gw, "CNY-000001", "instructed")).status == "instructed"
         await gw.publish("offshore", rtgs_answer(20, ids[-1], "ACSC", msg_def="pacs.009.001.08"))
         await cycle_state(gw, "CNY-000001", "settled")
+
+
+async def test_the_pacs029_goes_to_the_configured_rtgs_side(
+    kafka_bootstrap: str, sqlite_state: StateSection, tmp_path: Path
+) -> None:
+    """settlement.rtgs_side = "onshore": the cycle's pacs.029 is addressed to the onshore
+    system in the onshore dialect, published on onshore.outbound, and the onshore side's
+    confirmation settles the cycle (it went to the offshore RTGS whatever was configured)."""
+    settlement = SettlementSection(cut_offs=(), rtgs_side="onshore", tick_ms=100)
+    config = configured(sqlite_state, tmp_path, settlement, {})
+    onshore = config.onshore
+    async with running_gateway(config, kafka_bootstrap) as gw:
+        await publish(gw, payment(1, "HPCBCNSHXXX", "VHBKHKHHXXX", "300.00"))
+        assert len(await gw.read(config.offshore.outbound_topic, 1)) == 1
+        assert gw.cycles is not None and await gw.cycles.close_now("CNY") == "CNY-000001"
+        out = await gw.read(onshore.outbound_topic, 2)  # the pacs.029 and HPCB's statement
+        (request,) = by_type(out, "pacs.029.001.01")
+        msg = read_message(request.value)
+        assert msg.header_text("To/FIId/FinInstnId/BICFI") == onshore.system_bic
+        assert msg.header_text("BizSvc") == onshore.biz_svc
+        ProfileSet("onshore").validate(msg)
+        assert_officially_valid(request.value)
+        offshore_out = await gw.read(config.offshore.outbound_topic, 2, settle=0.5)
+        assert by_type(offshore_out, "pacs.029.001.01") == []
+        answer = (
+            rtgs_answer(1, msg.doc_text("MulSttlmReq/GrpHdr/MsgId") or "", "ACSC")
+            .replace(b"HKICHKHHXXX", onshore.system_bic.encode())
+            .replace(b"rmbchats.connect.01", onshore.biz_svc.encode())
+        )
+        await gw.publish("onshore", answer)
+        await cycle_state(gw, "CNY-000001", "settled")

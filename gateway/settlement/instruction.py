@@ -15,17 +15,14 @@ import hashlib
 import uuid
 from datetime import datetime
 
-from adapters import dialect
 from gateway.canonical import Account, Agent, Money, MovementRecord, NetSettlement, Payment
 from gateway.charset import CharsetPolicy
-from gateway.codec import encode_text
-from gateway.codec.context import EncodeContext
 from gateway.config import Config
 from gateway.directory import Directory
-from gateway.iso20022.builders import Party, envelope_text, header_spec, iso_datetime
+from gateway.iso20022.builders import iso_datetime
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.profiles import ProfileSet
-from gateway.iso20022.reader import read_message
+from gateway.issuing import issue
 from gateway.settlement.netting import Netting, NettingError, from_minor
 
 
@@ -38,8 +35,8 @@ def settlement_request(
     charset: CharsetPolicy,
     profiles: ProfileSet | None = None,
 ) -> bytes | None:
-    """The pacs.029 in the gateway's envelope, validated against the offshore profile; None
-    when nothing moves (every position is zero)."""
+    """The pacs.029 in the gateway's envelope, to the RTGS side (settlement.rtgs_side) and
+    validated against its profile; None when nothing moves (every position is zero)."""
     if not netting.positions:
         return None
     currency = netting.currency
@@ -68,21 +65,18 @@ def settlement_request(
         records=tuple(records),
         control_sum=sum((r.amount.amount for r in records), start=from_minor(0, currency)),
     )
-    rtgs = config.offshore
-    ctx = EncodeContext(dialect("offshore"), directory, charset, None)
-    msg_def, document = encode_text(ctx, body, msg_id, created)
-    header = header_spec(
-        fr=Party(config.gateway.bic),
-        to=Party(rtgs.system_bic),
+    rtgs = config.settlement.rtgs_side
+    return issue(
+        body,
+        side=rtgs,
+        msg_id=msg_id,
         biz_msg_idr=derive_id("GWC", cycle, currency),
-        msg_def=msg_def,
         created=cut_off,
-        biz_svc=rtgs.biz_svc,
-    )
-    data = envelope_text(header, document).encode("utf-8")
-    # What the gateway issues is held to the same profile as what it accepts.
-    (profiles or ProfileSet("offshore")).validate(read_message(data))
-    return data
+        config=config,
+        directory=directory,
+        charset=charset,
+        profiles=profiles or ProfileSet(rtgs),
+    ).data
 
 
 def settlement_transfers(
@@ -134,17 +128,16 @@ def settlement_transfers(
             debtor_account=Account(payer.settlement_account),
             creditor_account=Account(payee.settlement_account),
         )
-        ctx = EncodeContext(dialect(rtgs), directory, charset, None)
-        msg_def, document = encode_text(ctx, body, msg_id, created)
-        header = header_spec(
-            fr=Party(config.gateway.bic),
-            to=Party(config.side(rtgs).system_bic),
+        data = issue(
+            body,
+            side=rtgs,
+            msg_id=msg_id,
             biz_msg_idr=derive_id("GWQ", cycle, bic),
-            msg_def=msg_def,
             created=cut_off,
-            biz_svc=config.side(rtgs).biz_svc,
-        )
-        data = envelope_text(header, document).encode("utf-8")
-        (profiles or ProfileSet(rtgs)).validate(read_message(data))
+            config=config,
+            directory=directory,
+            charset=charset,
+            profiles=profiles or ProfileSet(rtgs),
+        ).data
         out.append((bic, msg_id, data))
     return out

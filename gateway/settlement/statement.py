@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adapters import dialect
 from gateway.canonical import CycleStatement, Money
 from gateway.charset import CharsetPolicy
-from gateway.codec import encode_text
-from gateway.codec.context import EncodeContext
 from gateway.config import Config
 from gateway.directory import Directory
-from gateway.iso20022.builders import Party, envelope_text, header_spec, iso_datetime
+from gateway.iso20022.builders import iso_datetime
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.profiles import ProfileSet
-from gateway.iso20022.reader import read_message
+from gateway.issuing import issue
 from gateway.settlement.netting import Netting, NettingError, from_minor
 from gateway.sides import Side
 
@@ -68,17 +65,17 @@ def statements(
             cut_off=created,
         )
         side = participant.side
-        ctx = EncodeContext(dialect(side), directory, charset, None)
-        msg_def, document = encode_text(ctx, body, msg_id, created)
-        header = header_spec(
-            fr=Party(config.gateway.bic),
-            to=Party(bic),
+        data = issue(
+            body,
+            side=side,
+            to=bic,
+            msg_id=msg_id,
             biz_msg_idr=derive_id("GWR", cycle, bic),
-            msg_def=msg_def,
             created=cut_off,
-            biz_svc=config.side(side).biz_svc,
-        )
-        data = envelope_text(header, document).encode("utf-8")
-        profiles[side].validate(read_message(data))
+            config=config,
+            directory=directory,
+            charset=charset,
+            profiles=profiles[side],
+        ).data
         out.append((bic, side, data))
     return out

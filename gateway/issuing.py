@@ -1,0 +1,66 @@
+"""Every message the gateway issues, built one way: the body encoded in the receiving side's
+dialect, the gateway's AppHdr to the receiver, the envelope, then the check against that side's
+profile. What the gateway issues is held to the same profile as what it accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from adapters import dialect
+from gateway.canonical import Business
+from gateway.charset import CharsetPolicy
+from gateway.codec import encode_text
+from gateway.codec.context import EncodeContext
+from gateway.config import Config
+from gateway.directory import Directory
+from gateway.iso20022.builders import Party, envelope_text, header_spec, iso_datetime
+from gateway.iso20022.profiles import ProfileSet
+from gateway.iso20022.reader import BusinessMessage, read_message
+from gateway.sides import Side
+
+
+@dataclass(frozen=True)
+class Issued:
+    msg_def: str
+    data: bytes  # the envelope, UTF-8
+    notes: tuple[str, ...]  # what the charset policy did to the text (kept originals, ...)
+
+
+def issue(
+    body: Business,
+    *,
+    side: Side,
+    msg_id: str,
+    biz_msg_idr: str,
+    created: datetime,
+    config: Config,
+    directory: Directory,
+    charset: CharsetPolicy,
+    profiles: ProfileSet,
+    to: str | None = None,
+    source: BusinessMessage | None = None,
+    check: Callable[[str, bytes], None] | None = None,
+) -> Issued:
+    """`body` as a message from the gateway to `side`: to `to` (default: the side's system),
+    with `msg_id` and `biz_msg_idr`, created at `created`. `source`: the message it
+    translates, if any (its text is the charset policy's original). `check`: how a failed
+    check is answered (default: the profile's error is raised)."""
+    assert profiles.side == side, f"{side} message checked against the {profiles.side} profile"
+    ctx = EncodeContext(dialect(side), directory, charset, source)
+    msg_def, document = encode_text(ctx, body, msg_id, iso_datetime(created))
+    header = header_spec(
+        fr=Party(config.gateway.bic),
+        to=Party(to or config.side(side).system_bic),
+        biz_msg_idr=biz_msg_idr,
+        msg_def=msg_def,
+        created=created,
+        biz_svc=config.side(side).biz_svc,
+    )
+    data = envelope_text(header, document).encode("utf-8")
+    if check is not None:
+        check(msg_def, data)
+    else:
+        profiles.validate(read_message(data))
+    return Issued(msg_def, data, tuple(ctx.notes))
