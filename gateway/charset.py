@@ -59,7 +59,10 @@ def transliterate(text: str) -> str:
 
     def flush() -> None:
         if run:
-            syllables = lazy_pinyin("".join(run), style=Style.NORMAL, errors="ignore")
+            # errors="default": a character pypinyin has no reading for stays as it is, so
+            # the Latin check below refuses the text naming it. ("ignore" dropped it: the
+            # extension-B..G ideographs of some names vanished without a note.)
+            syllables = lazy_pinyin("".join(run), style=Style.NORMAL, errors="default")
             word = " ".join(s.upper() for s in syllables)
             if out and out[-1] not in (" ", ""):
                 out.append(" ")
