@@ -8,9 +8,9 @@ from gateway.sides import Side
 
 def dialect(side: Side) -> Dialect:
     if side == "onshore":
-        from adapters.onshore import DIALECT as onshore
+        from .onshore import DIALECT as onshore
 
         return onshore
-    from adapters.offshore import DIALECT as offshore
+    from .offshore import DIALECT as offshore
 
     return offshore

@@ -28,9 +28,9 @@ from typing import Any
 
 from lxml import etree
 
-from adapters import dialect
 from bench.common import pin_to_one_core, write_json
 from bench.translate import messages
+from gateway.adapters import dialect
 from gateway.codec import decode, decode_header, encode_text
 from gateway.codec.context import DecodeContext, EncodeContext
 from gateway.config import Config

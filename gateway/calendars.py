@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from gateway.packaged import packaged
 from gateway.sides import SIDES, Side
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -36,7 +37,7 @@ class Calendar:
 
 
 def default_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "data" / "calendars"
+    return packaged("data", "calendars")
 
 
 def load_calendar(path: Path) -> Calendar:

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pypinyin import Style, lazy_pinyin
 
+from gateway.packaged import packaged
+
 Policy = Literal["transliterate", "reject"]
 
 
@@ -92,7 +94,7 @@ class CharsetPolicy:
 
     @classmethod
     def load(cls, path: Path | None = None) -> CharsetPolicy:
-        path = path or Path(__file__).resolve().parents[1] / "data" / "charset-policy.toml"
+        path = path or packaged("data", "charset-policy.toml")
         with open(path, "rb") as fh:
             raw = tomllib.load(fh).get("offshore", {})
         policies: dict[str, FieldPolicy] = {}

@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from gateway.packaged import packaged
 from gateway.sides import Side
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ LEI = re.compile(r"[A-Z0-9]{18}[0-9]{2}")
 
 
 def default_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "data" / "participants.toml"
+    return packaged("data", "participants.toml")
 
 
 def lei_is_valid(lei: str) -> bool:

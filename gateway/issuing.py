@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from adapters import dialect
+from gateway.adapters import dialect
 from gateway.canonical import Business
 from gateway.charset import CharsetPolicy
 from gateway.codec import encode_text

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from lxml import etree
 
-from adapters import dialect
+from gateway.adapters import dialect
 from gateway.calendars import Calendars
 from gateway.canonical import (
     Business,

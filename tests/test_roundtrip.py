@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from adapters import dialect
+from gateway.adapters import dialect
 from gateway.canonical import (
     Account,
     Address,

@@ -21,6 +21,7 @@ from lxml import etree
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import ALL_MESSAGES, DOCUMENT_MESSAGES, ENVELOPE_NS, HEAD, ns
 from gateway.iso20022.reader import BusinessMessage, recover_ids
+from gateway.packaged import packaged
 from gateway.sides import Side
 
 _ENVELOPE_TAG = f"{{{ENVELOPE_NS}}}BizMsg"
@@ -28,11 +29,12 @@ _NS_CLUTTER = re.compile(r"\{urn:iso:std:iso:20022:tech:xsd:[a-z0-9.]+\}")
 
 
 def default_schemas_dir() -> Path:
-    """schemas/ of the source tree, unless CONNECT_GATEWAY_SCHEMAS points elsewhere."""
+    """The profiles shipped with the package, unless CONNECT_GATEWAY_SCHEMAS points
+    elsewhere."""
     override = os.environ.get("CONNECT_GATEWAY_SCHEMAS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "schemas"
+    return packaged("schemas")
 
 
 class ProfileSet:

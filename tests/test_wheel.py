@@ -1,0 +1,108 @@
+"""The package as a partner installs it: the wheel built from this checkout, installed with its
+dependencies into a fresh virtual environment outside the checkout, used from a directory that
+is not the checkout: the CLI translates a message, and a partner's own pytest run (the
+README's example) replays a capture against its golden outputs through the plugin."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conformance import assert_officially_valid
+from tests.conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.kafka  # the partner test starts the embedded broker
+
+
+def run(*args: str | Path, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    # No PYTHONPATH, no checkout on the path: only what the installed package brings.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(the venv's bin folder, the wheel): installed once for this module's tests."""
+    work = tmp_path_factory.mktemp("wheel")
+    built = run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", work, ROOT, cwd=work)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = work.glob("connect_gateway-*.whl")
+    venv = work / "venv"
+    made = run(sys.executable, "-m", "venv", venv, cwd=work)
+    assert made.returncode == 0, made.stderr
+    bin_dir = venv / "bin"
+    done = run(bin_dir / "python", "-m", "pip", "install", "-q", wheel, "pytest", cwd=work)
+    assert done.returncode == 0, done.stderr
+    yield bin_dir, wheel
+
+
+def test_the_wheel_carries_its_profiles_and_data_in_one_package(
+    installed: tuple[Path, Path],
+) -> None:
+    _, wheel = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"gateway"}  # no generic top-level package such as adapters
+    shipped = {n for n in names if n.startswith("gateway/")}
+    for side in ("onshore", "offshore"):
+        assert f"gateway/schemas/{side}/pacs.008.001.08.xsd" in shipped
+        assert f"gateway/adapters/{side}/__init__.py" in shipped
+    for data in ("participants.toml", "charset-policy.toml", "calendars/onshore.toml"):
+        assert f"gateway/data/{data}" in shipped
+    in_checkout = {p.relative_to(ROOT).as_posix() for p in (ROOT / "schemas").rglob("*.xsd")}
+    assert {n.removeprefix("gateway/") for n in shipped if n.endswith(".xsd")} == in_checkout
+
+
+def test_the_installed_cli_translates_outside_the_checkout(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bin_dir, _ = installed
+    message = tmp_path / "payment.xml"
+    shutil.copy(SAMPLES / "onshore" / "pacs.008.001.08.xml", message)
+    done = run(bin_dir / "connect-gateway", "translate", "--from", "onshore", message, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert_officially_valid(done.stdout.encode())
+    refused = run(
+        bin_dir / "connect-gateway", "translate", "--from", "offshore", message, cwd=tmp_path
+    )
+    assert refused.returncode == 3 and refused.stderr.startswith("rejected"), refused.stderr
+
+
+def test_a_partners_pytest_replays_a_capture_with_the_installed_plugin(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bin_dir, _ = installed
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    shutil.copy(ROOT / "tests" / "captures" / "flows.jsonl", captures / "payments.jsonl")
+    shutil.copy(
+        ROOT / "tests" / "captures" / "flows.golden.jsonl", captures / "payments.golden.jsonl"
+    )
+    (tmp_path / "test_our_flows.py").write_text(
+        "from pathlib import Path\n\n"
+        "HERE = Path(__file__).parent\n\n\n"
+        "def test_our_payments_translate_as_agreed(connect_gateway):\n"
+        '    outputs = connect_gateway.run_capture(HERE / "captures" / "payments.jsonl")\n'
+        '    assert any(r.topic == "offshore.outbound" for r in outputs)\n'
+        "    connect_gateway.assert_golden(\n"
+        '        outputs, HERE / "captures" / "payments.golden.jsonl"\n'
+        "    )\n"
+    )
+    done = run(bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
