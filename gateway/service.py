@@ -14,6 +14,7 @@ import sys
 
 from gateway.config import Config
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
+from gateway.instance import InstanceConflict, check_ports, lock_state_file
 from gateway.kafka_clients import connection_options
 from gateway.ops import logs
 from gateway.ops.operations import Operations
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 
 async def serve(config: Config) -> int:
     logs.configure(config.ops.log_format)
+    try:
+        check_ports(config)
+        held = lock_state_file(config)  # held until the process ends
+    except InstanceConflict as exc:
+        print(f"connect-gateway: {exc}", file=sys.stderr)
+        return 1
     broker: EmbeddedBroker | None = None
     bootstrap = config.kafka.bootstrap_servers
     if not bootstrap:
@@ -87,4 +94,6 @@ async def serve(config: Config) -> int:
         await store.close()
         if broker is not None:
             await asyncio.to_thread(broker.stop)
+        if held is not None:
+            held.close()  # the state file is free for the next instance
     return 0

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -204,3 +207,65 @@ def test_cycle_close_list_and_report_on_the_configured_store(tmp_path: Path) -> 
         "CNY-000001,CNY,JADBCNBJXXX,1,30.50,0,0.00,30.50",
         "CNY-000001,CNY,VHBKHKHHXXX,1,100.00,1,30.50,69.50",
     ]
+
+
+def test_a_second_run_on_the_same_ports_or_state_file_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """A second `run` beside a running one gets one line and exit 1: never the first one's
+    broker announced as its own, never a traceback. So does a port held by another program.
+    The first instance is unaffected and stops with exit 0."""
+    from gateway.embedded_broker import free_port
+
+    def config(name: str, broker: int, http: int, state: Path) -> Path:
+        path = tmp_path / name
+        path.write_text(
+            f"[kafka]\nembedded_port = {broker}\n"
+            f'[state]\nsqlite_path = "{state}"\n'
+            f"[ops]\nhttp_port = {http}\n"
+            "[settlement]\ncut_offs = []\n"
+        )
+        return path
+
+    state = tmp_path / "state.sqlite3"
+    first_config = config("first.toml", free_port(), free_port(), state)
+    log = tmp_path / "first.log"
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    with open(log, "wb") as out:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--config", str(first_config), "run"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        for _ in range(450):  # a hang guard of ~90 s, not a speed goal
+            if b"gateway ready" in log.read_bytes():
+                break
+            assert first.poll() is None, log.read_text()
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the first instance never became ready\n" + log.read_text())
+
+        def refused(config_file: Path) -> str:
+            done = cli("--config", str(config_file), "run", env=env)
+            err = done.stderr.decode()
+            assert done.returncode == 1, (done.stdout, err)
+            assert err.count("\n") == 1 and "Traceback" not in err, err
+            assert b"embedded Kafka-compatible broker" not in done.stdout, done.stdout
+            return err
+
+        assert "in use" in refused(first_config)  # the very same configuration
+        other_ports = config("second.toml", free_port(), free_port(), state)
+        assert f"state file {state} is in use" in refused(other_ports)
+        with socket.socket() as squatter:  # not Kafka at all
+            squatter.bind(("127.0.0.1", 0))
+            squatter.listen()
+            taken = squatter.getsockname()[1]
+            elsewhere = config("third.toml", taken, free_port(), tmp_path / "other.sqlite3")
+            assert f"127.0.0.1:{taken} (kafka.embedded_port) is in use" in refused(elsewhere)
+        assert first.poll() is None  # the running instance never noticed
+    finally:
+        first.send_signal(signal.SIGTERM)
+        code = first.wait(120)
+    assert code == 0, log.read_text()[-3000:]
