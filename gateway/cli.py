@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from gateway import __version__
 from gateway.config import Config, ConfigError, load
@@ -126,6 +127,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_cycle(args: argparse.Namespace) -> int:
     """Settlement cycles in the configured state store: list, close now, report."""
     config = _config(args)
+    if config.state.backend == "sqlite" and not Path(config.state.sqlite_path).exists():
+        # Opening it would create an empty store and report nothing: say where we looked.
+        _fail(
+            f"no state store at {Path(config.state.sqlite_path).resolve()}: run the gateway "
+            "first, or give the configuration it runs with (--config, state.sqlite_path)"
+        )
     return asyncio.run(_cycle(config, args))
 
 
@@ -279,12 +286,15 @@ def parser() -> argparse.ArgumentParser:
         description="Shanghai-Hong Kong connect clearing and messaging gateway",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        help="TOML configuration (default: $CONNECT_GATEWAY_CONFIG, then built-in defaults)",
-    )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = "TOML configuration (default: $CONNECT_GATEWAY_CONFIG, then built-in defaults)"
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    # --config also after the command (`run --config x`): SUPPRESS, so a command that is not
+    # given it keeps what was given before the command.
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help)
+    # Not required by argparse, which would report a missing command before an unknown option
+    # (`--bogus` said "required: COMMAND"); main() says when it is missing.
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_parser_with(shared))
 
     t = sub.add_parser("translate", help="translate one message offline (no broker)")
     t.add_argument(
@@ -352,9 +362,9 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cycle", help="net settlement cycles: list, close now, report")
     actions = c.add_subparsers(dest="action", required=True, metavar="ACTION")
     close = actions.add_parser("close", help="close a currency's open cycle now")
-    close.add_argument("--currency", default="CNY")
+    close.add_argument("--currency", type=_currency, required=True, help="ISO 4217 code, e.g. CNY")
     listing = actions.add_parser("list", help="every cycle and its state")
-    listing.add_argument("--currency")
+    listing.add_argument("--currency", type=_currency, help="only this currency's cycles")
     report = actions.add_parser("report", help="a closed cycle's per-participant report")
     report.add_argument("cycle", metavar="CYCLE", help="e.g. CNY-000001")
     report.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -362,8 +372,29 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parser_with(shared: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """Subcommand parsers (and theirs) that take the shared options too."""
+
+    class WithShared(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("parents", [shared])
+            super().__init__(*args, **kwargs)
+
+    return WithShared
+
+
+def _currency(text: str) -> str:
+    code = text.upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 4217 currency code")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        p.error("a command is required (connect-gateway --help lists them)")
     code: int = args.func(args)
     return code
 

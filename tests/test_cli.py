@@ -187,12 +187,16 @@ def test_cycle_close_list_and_report_on_the_configured_store(tmp_path: Path) -> 
 
     asyncio.run(book())
     env = {**os.environ, "CONNECT_GATEWAY_CONFIG": str(config)}
-    nothing = cli("cycle", "close", "--currency", "HKD", env=env)
+    unsaid = cli("cycle", "close", env=env)  # never a silent default currency
+    assert unsaid.returncode == 2 and b"--currency" in unsaid.stderr
+    assert cli("cycle", "close", "--currency", "C1", env=env).returncode == 2
+    nothing = cli("cycle", "close", "--currency", "hkd", env=env)
     assert nothing.returncode == 2 and b"no HKD cycle" in nothing.stderr
     early = cli("cycle", "report", "CNY-000001", env=env)
     assert early.returncode == 2 and b"not closed yet" in early.stderr
 
     closed = cli("cycle", "close", "--currency", "CNY", env=env)
+    assert b"unrecognized arguments: --bogus" in cli("--bogus").stderr
     assert closed.returncode == 0, closed.stderr
     assert closed.stdout.decode().startswith("CNY-000001 instructed cut-off ")
     listing = cli("cycle", "list", env=env).stdout.decode().splitlines()
@@ -200,6 +204,17 @@ def test_cycle_close_list_and_report_on_the_configured_store(tmp_path: Path) -> 
         ["CNY-000001", "instructed"],
         ["CNY-000002", "open"],
     ]
+    # The option after the command, a currency in lower case: the same cycles.
+    after = cli("cycle", "list", "--currency", "cny", "--config", str(config))
+    assert after.stdout.decode().splitlines() == listing, after.stderr
+    # Elsewhere, with no store there: said, and no empty store created.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = elsewhere / "gateway.toml"
+    other.write_text(f'[state]\nsqlite_path = "{elsewhere / "missing.sqlite3"}"\n')
+    missing = cli("cycle", "list", "--config", str(other))
+    assert missing.returncode == 2 and b"no state store at" in missing.stderr
+    assert missing.stderr.count(b"\n") == 1 and list(elsewhere.iterdir()) == [other]
     report = cli("cycle", "report", "CNY-000001", env=env).stdout.decode().splitlines()
     assert report == [
         "cycle,currency,participant,received_count,received,paid_count,paid,position",
