@@ -27,7 +27,7 @@ def test_validate_bench_runs_and_reports_its_ratio(tmp_path: Path) -> None:
     stdout, result = run_bench("validate", tmp_path, "--rounds", "2", "--count", "50")
     assert "ratio gateway/bare" in stdout
     assert result["parse_validate_per_s_median"] > 0
-    assert 0 < result["ratio_median"] < 2
+    assert result["ratio_median"] > 0  # a timing ratio: its goal is on the page, not here
 
 
 def test_translate_bench_runs_both_workloads_and_scales_over_processes(tmp_path: Path) -> None:
