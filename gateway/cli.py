@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import re
 import signal
 import sys
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from gateway import __version__
 from gateway.config import Config, ConfigError, load
 from gateway.sides import SIDES, other_side
 
-EXIT_OK, EXIT_USAGE, EXIT_REJECTED = 0, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+T = TypeVar("T")
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -70,18 +73,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from gateway.publish import publish
 
     config = _config(args)
-    bootstrap = args.bootstrap or config.kafka.bootstrap_servers
-    if not bootstrap:
-        if not config.kafka.embedded_port:
-            _fail(
-                "no broker: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
-                "(`connect-gateway run` or `connect-gateway broker` start the embedded one)"
-            )
-        # Where `connect-gateway run` starts the embedded broker with the same configuration.
-        bootstrap = f"127.0.0.1:{config.kafka.embedded_port}"
+    bootstrap = _bootstrap(args, config)
     topic = args.topic or config.side(args.side).inbound_topic
     payloads = [_read_input(name) for name in args.files]
-    placed = asyncio.run(publish(bootstrap, topic, payloads, connection_options(config.kafka)))
+    placed = _with_broker(
+        bootstrap, publish(bootstrap, topic, payloads, connection_options(config.kafka))
+    )
     for name, (partition, offset) in zip(args.files, placed, strict=True):
         print(f"{name} -> {topic}[{partition}]@{offset}")
     return EXIT_OK
@@ -193,10 +190,29 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _bootstrap(args: argparse.Namespace, config: Config) -> str:
+    """--bootstrap, else the configured cluster, else where `connect-gateway run` with the
+    same configuration starts the embedded broker (publish, capture and replay alike)."""
     bootstrap = args.bootstrap or config.kafka.bootstrap_servers
-    if not bootstrap:
-        _fail("no broker: give --bootstrap HOST:PORT or configure kafka.bootstrap_servers")
-    return str(bootstrap)
+    if bootstrap:
+        return str(bootstrap)
+    if not config.kafka.embedded_port:
+        _fail(
+            "no broker: pass --bootstrap HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS "
+            "(`connect-gateway run` or `connect-gateway broker` start the embedded one)"
+        )
+    return f"127.0.0.1:{config.kafka.embedded_port}"
+
+
+def _with_broker(bootstrap: str, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`; a broker that cannot be reached is one line and exit 1, not a traceback."""
+    from aiokafka.errors import KafkaError
+
+    # The client logs each failed connection attempt; the one line below says it all.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(work)
+    except KafkaError as exc:
+        _fail(f"cannot use the Kafka broker at {bootstrap}: {exc}", EXIT_FAILED)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -218,6 +234,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
         if since.tzinfo is None:
             _fail("--since needs an offset (e.g. 2026-11-23T09:00:00+08:00)")
 
+    bootstrap = _bootstrap(args, config)
+
     async def run() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -225,7 +243,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)  # Ctrl-C: finish the batch, close the file
         with tqdm(desc="captured", unit=" records", file=sys.stderr, total=args.max) as bar:
             result = await capture(
-                _bootstrap(args, config),
+                bootstrap,
                 args.topics,
                 Path(args.out),
                 stop,
@@ -239,7 +257,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         print(f"captured {result.records} records to {result.path}", file=sys.stderr)
         return EXIT_OK
 
-    return asyncio.run(run())
+    return _with_broker(bootstrap, run())
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -258,10 +276,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ValueError, CaptureError, OSError) as exc:
         _fail(str(exc))
 
+    bootstrap = _bootstrap(args, config)
+
     async def run() -> int:
         with tqdm(desc="replayed", unit=" records", file=sys.stderr, total=len(records)) as bar:
             result = await replay(
-                _bootstrap(args, config),
+                bootstrap,
                 records,
                 topic_map,
                 speed,
@@ -277,7 +297,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
 
-    return asyncio.run(run())
+    return _with_broker(bootstrap, run())
 
 
 def parser() -> argparse.ArgumentParser:

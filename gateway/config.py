@@ -286,6 +286,18 @@ def _check(config: Config) -> None:
     for name, bic in bics:
         if not _BIC.fullmatch(bic):
             raise ConfigError(f"{name} must be a BIC (8 or 11 characters), got {bic!r}")
+    # The files a setting names must be there: said here, by `config check` as by `run`,
+    # not as a traceback once the service starts.
+    t = config.translation
+    for name, value, kind in (
+        ("translation.directory", t.directory, "file"),
+        ("translation.charset_policy", t.charset_policy, "file"),
+        ("translation.calendars", t.calendars, "folder"),
+        ("gateway.schemas_dir", config.gateway.schemas_dir, "folder"),
+    ):
+        where = Path(value) if value else None
+        if where is not None and not (where.is_file() if kind == "file" else where.is_dir()):
+            raise ConfigError(f"{name}: no such {kind}: {value}")
     if config.state.backend not in ("sqlite", "postgres"):
         raise ConfigError(f"state.backend must be sqlite or postgres, got {config.state.backend!r}")
     if config.state.backend == "postgres" and not config.state.postgres_dsn:

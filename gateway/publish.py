@@ -51,8 +51,8 @@ async def publish(
         max_request_size=64 << 20,  # hostile samples may be oversize: the gateway decides
         **(options or {}),
     )
-    await producer.start()
     try:
+        await producer.start()  # inside: a start that fails is stopped too
         placed = []
         for data in payloads:
             rec = record_for(data)

@@ -284,3 +284,45 @@ def test_a_second_run_on_the_same_ports_or_state_file_is_refused_in_one_line(
         first.send_signal(signal.SIGTERM)
         code = first.wait(120)
     assert code == 0, log.read_text()[-3000:]
+
+
+def test_no_broker_and_missing_files_are_one_line_each(tmp_path: Path) -> None:
+    """publish, capture and replay against no broker, and a configuration naming files that
+    are not there (config check says so as run would): one line on stderr, no traceback, no
+    'Unclosed' client, a non-zero exit."""
+    from gateway.embedded_broker import free_port
+
+    nobody = f"127.0.0.1:{free_port()}"
+    sample = str(SAMPLES / "onshore" / "pacs.008.001.08.xml")
+    capture_file = str(tmp_path / "c.jsonl")
+    captured = str(Path(__file__).parent / "captures" / "flows.jsonl")
+    for args in (
+        ("publish", "--side", "onshore", "--bootstrap", nobody, sample),
+        ("capture", "--topics", "x", "--out", capture_file, "--max", "1", "--bootstrap", nobody),
+        ("replay", captured, "--bootstrap", nobody),
+    ):
+        done = cli(*args)
+        lines = [
+            line
+            for line in done.stderr.decode().replace("\r", "\n").splitlines()
+            if line.strip() and not line.startswith(("replayed", "captured"))  # progress bars
+        ]
+        assert done.returncode == 1, (args, done.stderr)
+        assert lines == [lines[0]] and lines[0].startswith(
+            f"connect-gateway: cannot use the Kafka broker at {nobody}"
+        ), (args, lines)
+    for section, key, value in (
+        ("translation", "directory", tmp_path / "missing.toml"),
+        ("translation", "calendars", tmp_path / "no-calendars"),
+        ("gateway", "schemas_dir", tmp_path / "no-schemas"),
+    ):
+        config = tmp_path / f"{key}.toml"
+        config.write_text(f'[{section}]\n{key} = "{value}"\n')
+        for args in (
+            ("config", "check", str(config)),
+            ("--config", str(config), "translate", "--from", "onshore", sample),
+        ):
+            done = cli(*args)
+            err = done.stderr.decode()
+            assert done.returncode == 2 and err.count("\n") == 1, (args, err)
+            assert f"{section}.{key}: no such" in err, err

@@ -39,7 +39,11 @@ async def capture(
     options: dict[str, Any] | None = None,
 ) -> CaptureResult:
     consumer = assigned_reader(bootstrap, **(options or {}))
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a start that fails leaves nothing open
+        raise
     writer = CaptureWriter(out)
     try:
         partitions = await partitions_of(consumer, topics)

@@ -19,8 +19,8 @@ async def publish(bootstrap: str, topic: str, items: Iterable[tuple[bytes | None
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_request_size=8 << 20
     )
-    await producer.start()
     try:
+        await producer.start()  # inside: a start that fails is stopped too
         futures = [await producer.send(topic, value, key=key) for key, value in items]
         await asyncio.gather(*futures)
     finally:

@@ -72,9 +72,9 @@ async def replay(
         max_request_size=8 << 20,
         **(options or {}),
     )
-    await producer.start()
     result = ReplayResult(0, 0.0)
     try:
+        await producer.start()  # inside: a start that fails is stopped too
         counts: dict[str, int] = {}
         for topic in {topic_map.get(r.topic, r.topic) for r in records}:
             parts = await producer.partitions_for(topic)
