@@ -260,6 +260,45 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return _with_broker(bootstrap, run())
 
 
+def cmd_read(args: argparse.Namespace) -> int:
+    """Print a topic's records: where each is, its key and headers, then its value."""
+    from gateway.kafka_clients import connection_options
+    from gateway.replay.capture import follow
+
+    config = _config(args)
+    bootstrap = _bootstrap(args, config)
+
+    async def show(records: list[Any]) -> None:
+        for r in records:
+            key = r.key.decode("utf-8", "replace") if r.key is not None else "-"
+            headers = " ".join(
+                f"{k}={bytes(v).decode('utf-8', 'replace')}" for k, v in (r.headers or ())
+            )
+            value = (r.value or b"").decode("utf-8", "replace")
+            print(f"{r.topic}[{r.partition}]@{r.offset} key={key} {headers}".rstrip())
+            print(value if value.endswith("\n") else value + "\n", flush=True)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        count = await follow(
+            bootstrap,
+            [args.topic],
+            stop,
+            show,
+            from_beginning=args.from_beginning,
+            max_records=args.max,
+            idle=args.idle,
+            options=connection_options(config.kafka),
+        )
+        print(f"read {count} records from {args.topic}", file=sys.stderr)
+        return EXIT_OK
+
+    return _with_broker(bootstrap, run())
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Publish a capture back: per-partition order kept, timing per --speed."""
     from tqdm import tqdm
@@ -357,6 +396,16 @@ def parser() -> argparse.ArgumentParser:
     cap.add_argument("--bootstrap", metavar="HOST:PORT", help="default: configuration")
     cap.set_defaults(func=cmd_capture)
 
+    rd = sub.add_parser("read", help="print a topic's records: keys, headers, values")
+    rd.add_argument("topic", metavar="TOPIC")
+    rd.add_argument(
+        "--from-beginning", action="store_true", help="default: only what arrives from now on"
+    )
+    rd.add_argument("--max", type=int, metavar="N", help="stop after N records")
+    rd.add_argument("--idle", type=float, metavar="SECONDS", help="stop after this long quiet")
+    rd.add_argument("--bootstrap", metavar="HOST:PORT", help="default: configuration")
+    rd.set_defaults(func=cmd_read)
+
     rep = sub.add_parser("replay", help="publish a capture file back to Kafka")
     rep.add_argument("file", metavar="FILE")
     rep.add_argument(
@@ -368,7 +417,10 @@ def parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--speed", default="max", help="1x (as captured), 10x, ..., or max")
     rep.add_argument(
-        "--preserve-keys", action="store_true", help="keep the record keys (default: null)"
+        "--preserve-keys",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep the record keys, and so each key's partition and order (default: kept)",
     )
     rep.add_argument("--bootstrap", metavar="HOST:PORT", help="default: configuration")
     rep.set_defaults(func=cmd_replay)

@@ -94,8 +94,7 @@ def test_a_capture_from_a_running_gateway_replays_into_a_fresh_one_with_the_same
             "--bootstrap",
             connect_gateway_bootstrap,
             "--to-topic-map",
-            *mapping,
-            "--preserve-keys",
+            *mapping,  # keys kept by default
             "--speed",
             "max",
         )
@@ -133,3 +132,38 @@ def test_capture_and_replay_refuse_bad_arguments_clearly(tmp_path: Path) -> None
     record = json.loads((CAPTURES / "flows.jsonl").read_text().splitlines()[0])
     assert record["version"] == 1 and record["value"].startswith("<?xml")
     assert (SAMPLES / "offshore" / "pacs.002.001.10.xml").read_text() == record["value"]
+
+
+def test_read_prints_a_topics_records_with_keys_and_headers(
+    connect_gateway_bootstrap: str,
+) -> None:
+    import asyncio
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from gateway.topics import ensure_topics
+
+    topic = f"read-{uuid.uuid4().hex[:8]}"
+    payment = (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes()
+
+    async def put() -> None:
+        await ensure_topics(connect_gateway_bootstrap, [topic], partitions=1)
+        producer = AIOKafkaProducer(bootstrap_servers=connect_gateway_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topic, payment, key=b"msg:HPCB", headers=[("message-type", b"pacs.008.001.08")]
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(put())
+    done = cli(
+        "read", topic, "--from-beginning", "--max", "1", "--bootstrap", connect_gateway_bootstrap
+    )
+    assert done.returncode == 0, done.stderr
+    first, *rest = done.stdout.splitlines()
+    assert first == f"{topic}[0]@0 key=msg:HPCB message-type=pacs.008.001.08"
+    assert "\n".join(rest).strip() == payment.decode().strip()
+    assert "read 1 records" in done.stderr

@@ -1,4 +1,5 @@
-"""`connect-gateway capture`: record live traffic of some topics into a capture file.
+"""`connect-gateway capture`: record live traffic of some topics into a capture file (and
+`follow`, the reading it shares with `connect-gateway read`).
 
 Reads with a plain consumer that assigns the partitions itself (no consumer group: capturing
 never disturbs the gateway's group), from the end (default), the beginning, or a time. Stops
@@ -9,6 +10,7 @@ on Ctrl-C (the record in hand is written, the file completed), after `max` recor
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,14 +40,40 @@ async def capture(
     progress: Any = None,  # a tqdm-like object with update(n)
     options: dict[str, Any] | None = None,
 ) -> CaptureResult:
-    consumer = assigned_reader(bootstrap, **(options or {}))
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()  # a start that fails leaves nothing open
-        raise
     writer = CaptureWriter(out)
+
+    async def write(records: list[Any]) -> None:
+        await asyncio.to_thread(writer.write, [_captured(r) for r in records])
+        if progress is not None:
+            progress.update(len(records))
+
     try:
+        await follow(
+            bootstrap, topics, stop, write, from_beginning, since, max_records, idle, options
+        )
+    finally:
+        await asyncio.to_thread(writer.close)
+    return CaptureResult(writer.count, out)
+
+
+async def follow(
+    bootstrap: str,
+    topics: list[str],
+    stop: asyncio.Event,
+    sink: Callable[[list[Any]], Awaitable[None]],
+    from_beginning: bool = False,
+    since: datetime | None = None,
+    max_records: int | None = None,
+    idle: float | None = None,
+    options: dict[str, Any] | None = None,
+) -> int:
+    """The records of `topics`, handed to `sink` batch by batch (topic and partition order),
+    from the end (default), the beginning or a time, until `stop`, `max_records` or `idle`
+    seconds with nothing new. How many. (capture writes them to a file, read prints them.)"""
+    consumer = assigned_reader(bootstrap, **(options or {}))
+    count = 0
+    try:
+        await consumer.start()  # inside: a start that fails leaves nothing open
         partitions = await partitions_of(consumer, topics)
         consumer.assign(partitions)
         if since is not None:
@@ -71,16 +99,14 @@ async def capture(
                 continue
             quiet_since = loop.time()
             if max_records is not None:
-                records = records[: max_records - writer.count]
-            await asyncio.to_thread(writer.write, [_captured(r) for r in records])
-            if progress is not None:
-                progress.update(len(records))
-            if max_records is not None and writer.count >= max_records:
+                records = records[: max_records - count]
+            await sink(records)
+            count += len(records)
+            if max_records is not None and count >= max_records:
                 break
     finally:
-        await asyncio.to_thread(writer.close)
         await consumer.stop()
-    return CaptureResult(writer.count, out)
+    return count
 
 
 def _order(tp: TopicPartition) -> tuple[str, int]:
