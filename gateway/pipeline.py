@@ -345,7 +345,12 @@ class Pipeline:
             effects = [e for _, e in decided if e is not None]
             # One clock reading for the whole batch decides which cycle its obligations join.
             rules = rules_for(self.config, self.schedule, self.clock())
-            await self._retrying(lambda: self.store.commit_batch(effects, rules))
+            applied = await self._retrying(lambda: self.store.commit_batch(effects, rules))
+            # A record the store skipped was applied before (a replay, another instance): it
+            # is reported and logged as the copy it is, never a second time as what it was.
+            flags = iter(applied)
+            decided = [(p, e if e is None or next(flags) else None) for p, e in decided]
+            _log_rejects(decided)
             if self.config.settlement.cap_policy == "reject" and any(
                 e.cap is not None for e in effects
             ):
@@ -569,7 +574,9 @@ class Pipeline:
                 *extra,
             ),
         )
-        return Effects(claims, [reject, dlq], outcome="rejected", reason=error.code)
+        return Effects(
+            claims, [reject, dlq], outcome="rejected", reason=error.code, detail=str(error)
+        )
 
     def _retry_effects(self, p: Prepared, outcome: Outcome) -> Effects:
         """The record again, on the retry topic of its next attempt, due after its delay."""
@@ -744,6 +751,23 @@ async def _stop_client(client: Any, name: str, seconds: float) -> None:
         if task is not None and task.cancelling():
             raise
         log.warning("the %s stopped with its requests cancelled (broker unreachable)", name)
+
+
+def _log_rejects(decided: list[tuple[Prepared, Effects | None]]) -> None:
+    """One line for every reject the batch committed: which record, whose, why."""
+    for p, e in decided:
+        if e is None or e.outcome != "rejected":
+            continue
+        key = p.keys.message if p.keys else payload_ref(p.record.value or b"")
+        log.warning(
+            "rejected %s from %s (%s): %s; reject to the %s side, record to the DLQ",
+            key,
+            p.origin,
+            e.reason,
+            e.detail,
+            p.source,
+            extra={"idempotency_key": key, "reason": e.reason, "origin": p.origin},
+        )
 
 
 def broker_fault(exc: BaseException) -> bool:

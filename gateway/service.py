@@ -43,9 +43,10 @@ async def serve(config: Config) -> int:
         except BrokerStartError as exc:
             print(f"connect-gateway: cannot start the embedded broker: {exc}", file=sys.stderr)
             return 1
-        print(
-            f"embedded Kafka-compatible broker (memory storage) on bootstrap {bootstrap}",
-            flush=True,
+        log.info(
+            "embedded Kafka-compatible broker (memory storage) on bootstrap %s",
+            bootstrap,
+            extra={"bootstrap": bootstrap},
         )
     store = store_for(config.state)
     stop = asyncio.Event()
@@ -72,10 +73,13 @@ async def serve(config: Config) -> int:
             # Only once the group has given this instance its partitions: before that,
             # records published are not being consumed yet.
             await pipeline.joined.wait()
-            print(
-                f"gateway ready: consuming {', '.join(pipeline.side_of)} on {bootstrap}; "
-                f"metrics and probes on http://{config.ops.http_host}:{ops.http_port}",
-                flush=True,
+            probes = f"http://{config.ops.http_host}:{ops.http_port}"
+            log.info(
+                "gateway ready: consuming %s on %s; metrics and probes on %s",
+                ", ".join(pipeline.side_of),
+                bootstrap,
+                probes,
+                extra={"bootstrap": bootstrap, "probes": probes},
             )
 
         ready = asyncio.create_task(announce(), name="announce-ready")
@@ -90,6 +94,11 @@ async def serve(config: Config) -> int:
                 log.warning("the settlement tick did not end within 30 s; cancelled")
             await ops.stop()
         log.info("stopped after %d records", pipeline.processed)
+    except Exception:
+        # Logged like every other line (JSON when chosen), traceback included, and exit 1
+        # for the supervisor: never a plain-text traceback among the JSON lines.
+        log.exception("the service stopped on an error")
+        return 1
     finally:
         await store.close()
         if broker is not None:

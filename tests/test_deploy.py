@@ -167,6 +167,11 @@ async def test_the_service_runs_as_the_image_entrypoint_runs_it(
     text = log.read_text()
     assert code == 0, text
     # JSON logs, one object a line; no secret in any of them.
-    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in lines), [
+        line for line in lines if not line.startswith("{")
+    ]  # the ready and broker lines too: JSON chosen means every line
+    records = [json.loads(line) for line in lines]
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert any(r["message"].startswith("gateway ready") for r in records)
     assert "not-in-any-log" not in text

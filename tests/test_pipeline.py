@@ -189,3 +189,21 @@ async def test_a_status_that_overtook_its_original_waits_on_the_retry_topics(
     retried = await gateway.read(gateway.config.kafka.retry_topic(2), 2, settle=0.5)
     assert {r.value for r in retried} >= {never}
     assert all(float(dict(r.headers)["not-before"]) > 0 for r in retried)
+
+
+async def test_a_reject_is_logged_once_with_its_ids_and_reason(
+    gateway: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every committed reject is one log line (key, origin, reason); a copy of the rejected
+    record, delivered again, is neither logged nor dead-lettered a second time."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="gateway.pipeline")
+    broken = sample("onshore", "pacs.008.001.08").replace(b"</IntrBkSttlmAmt>", b"", 1)
+    await gateway.publish("onshore", broken, broken, key=b"same-partition")
+    dlq = await gateway.read(gateway.config.kafka.dlq_topic, 1, settle=2.5)
+    assert len(dlq) == 1
+    lines = [r for r in caplog.records if r.getMessage().startswith("rejected ")]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert getattr(lines[0], "reason", None) == "FF01"
+    assert "onshore.inbound:" in getattr(lines[0], "origin", "")

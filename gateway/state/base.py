@@ -59,6 +59,7 @@ class Effects:
     # reject's reason code: for metrics and events only.
     outcome: str = "translated"
     reason: str = ""
+    detail: str = ""  # a reject's reason in words, for its log line
     # Answers to the gateway's own settlement instructions:
     # (cycle, settled | failed | interim ISO status, reason, the instruction's MsgId).
     cycle_outcomes: list[tuple[str, str, str, str]] = field(default_factory=list)
