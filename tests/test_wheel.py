@@ -1,7 +1,8 @@
 """The package as a partner installs it: the wheel built from this checkout, installed with its
 dependencies into a fresh virtual environment outside the checkout, used from a directory that
 is not the checkout: the CLI translates a message, and a partner's own pytest run (the
-README's example) replays a capture against its golden outputs through the plugin."""
+README's example) replays a capture against its golden outputs through the plugin, rewrites
+them byte for byte the same, and explains a difference readably."""
 
 from __future__ import annotations
 
@@ -103,6 +104,27 @@ def test_a_partners_pytest_replays_a_capture_with_the_installed_plugin(
         '        outputs, HERE / "captures" / "payments.golden.jsonl"\n'
         "    )\n"
     )
-    done = run(bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
+    pytest_run = (bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    done = run(*pytest_run, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "1 passed" in done.stdout
+
+    # --update-golden on unchanged behaviour changes no byte of the golden file.
+    golden = captures / "payments.golden.jsonl"
+    before = golden.read_bytes()
+    updated = run(*pytest_run, "--update-golden", cwd=tmp_path)
+    assert updated.returncode == 0, updated.stdout[-4000:]
+    assert golden.read_bytes() == before
+
+    # A real difference fails with a readable account: the record, the element, both values.
+    golden.write_bytes(before.replace(b">1250000.00<", b">1250000.99<", 1))
+    differs = run(*pytest_run, cwd=tmp_path)
+    assert differs.returncode == 1, differs.stdout[-4000:]
+    lines = [line.strip() for line in differs.stdout.splitlines()]
+    assert any(
+        line.startswith("-BizMsg/Document/") and line.endswith("= 1250000.99") for line in lines
+    ), differs.stdout[-4000:]
+    assert any(
+        line.startswith("+BizMsg/Document/") and line.endswith("= 1250000.00") for line in lines
+    ), differs.stdout[-4000:]
+    assert max(len(line) for line in differs.stdout.splitlines()) < 500  # no 3,000-char lines
