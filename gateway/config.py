@@ -279,6 +279,12 @@ def _section(name: str, current: Any, values: dict[str, Any]) -> Any:
     return dataclasses.replace(current, **changes)
 
 
+def check(config: Config) -> Config:
+    """`config` validated as a loaded one is (ConfigError if not); the same config."""
+    _check(config)
+    return config
+
+
 def _check(config: Config) -> None:
     bics = [("gateway.bic", config.gateway.bic)] + [
         (f"{s}.system_bic", config.side(s).system_bic) for s in SIDES

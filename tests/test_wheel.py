@@ -128,3 +128,37 @@ def test_a_partners_pytest_replays_a_capture_with_the_installed_plugin(
         line.startswith("+BizMsg/Document/") and line.endswith("= 1250000.00") for line in lines
     ), differs.stdout[-4000:]
     assert max(len(line) for line in differs.stdout.splitlines()) < 500  # no 3,000-char lines
+
+
+def test_a_partner_configures_the_fixture_with_its_own_directory(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """pytest.ini names the partner's participant directory; the fixture's gateway uses it.
+    Here HPCB has another member id in it, so the sample payment (HPCB with its usual id) is
+    refused RC01 where the built-in directory accepts it."""
+    from gateway.replay.format import Captured
+
+    bin_dir, _ = installed
+    directory = (ROOT / "data" / "participants.toml").read_text()
+    assert 'cnaps = "313290012345"' in directory
+    (tmp_path / "my-participants.toml").write_text(
+        directory.replace('cnaps = "313290012345"', 'cnaps = "313290099999"')
+    )
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nconnect_gateway_directory = my-participants.toml\n"
+    )
+    payment = (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes()
+    record = Captured("onshore.inbound", 0, 0, 0, b"k", payment)
+    (tmp_path / "one.jsonl").write_text(record.to_json() + "\n")
+    (tmp_path / "test_directory.py").write_text(
+        "from pathlib import Path\n\n\n"
+        "def test_our_directory(connect_gateway):\n"
+        "    used = connect_gateway.config.translation.directory\n"
+        "    assert used == str(Path(__file__).parent / 'my-participants.toml')\n"
+        "    outputs = connect_gateway.run_capture(Path(__file__).parent / 'one.jsonl')\n"
+        "    rejects = [dict(r.headers).get('reject-reason') for r in outputs\n"
+        "               if r.topic == 'onshore.outbound']\n"
+        "    assert rejects == [b'RC01'], outputs\n"
+    )
+    done = run(bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

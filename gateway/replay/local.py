@@ -30,9 +30,16 @@ from gateway.topics import ensure_topics
 
 
 def local_config(
-    prefix: str, state: StateSection, settlement: SettlementSection | None = None, **kafka: Any
+    prefix: str,
+    state: StateSection,
+    settlement: SettlementSection | None = None,
+    base: Config | None = None,
+    **kafka: Any,
 ) -> Config:
-    base = Config()
+    """`base` (default: the built-in configuration) with this gateway's own topics, group,
+    state and ports; its translation settings and, unless `settlement` is given, its
+    settlement policies are kept, with no scheduled cut-off (a close happens on command)."""
+    base = base or Config()
     sides = {
         side: SideSection(
             base.side(side).system_bic,
@@ -62,7 +69,8 @@ def local_config(
         ),
         state=state,
         settlement=dataclasses.replace(
-            settlement or SettlementSection(cut_offs=()), reports_topic=f"{prefix}.reports"
+            settlement or dataclasses.replace(base.settlement, cut_offs=()),
+            reports_topic=f"{prefix}.reports",
         ),
         ops=OpsSection(http_port=0, log_format="text"),
     )

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import pytest
 from lxml import etree
 
-from gateway.config import Config, StateSection
+from gateway.config import Config, ConfigError, StateSection, check, load
 from gateway.embedded_broker import EmbeddedBroker
 from gateway.replay.capture import capture
 from gateway.replay.format import Captured, CaptureWriter, read_capture
@@ -266,6 +266,18 @@ class GatewayUnderTest:
             )
 
 
+# The partner's own settings for the fixture's gateway: ini keys (pytest.ini, pyproject's
+# [tool.pytest.ini_options]), paths relative to the ini file. Topics, group, state and ports
+# are always the fixture's own.
+SETTINGS = {
+    "connect_gateway_config": "TOML configuration whose translation and settlement settings "
+    "the connect_gateway fixture runs with",
+    "connect_gateway_directory": "participant directory (translation.directory)",
+    "connect_gateway_calendars": "holiday calendars folder (translation.calendars)",
+    "connect_gateway_charset_policy": "character-set policy (translation.charset_policy)",
+}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
@@ -273,6 +285,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite golden files and captures instead of comparing (review the diff)",
     )
+    parser.addoption(
+        "--connect-gateway-config",
+        metavar="FILE",
+        help="as the ini key connect_gateway_config (this option wins)",
+    )
+    for name, text in SETTINGS.items():
+        parser.addini(name, text, default="")
+
+
+def partner_config(pytest_config: pytest.Config) -> Config | None:
+    """The configuration the partner gave the fixture, or None for the built-in one. A bad
+    configuration fails the run with its one-line reason."""
+    root = Path(str(pytest_config.inipath.parent)) if pytest_config.inipath else Path.cwd()
+
+    def setting(name: str) -> str:
+        value = str(pytest_config.getini(name) or "")
+        return str(root / value) if value else ""
+
+    option = pytest_config.getoption("--connect-gateway-config")
+    path = str(Path(option).resolve()) if option else setting("connect_gateway_config")
+    overrides = {
+        key: value
+        for key, name in (
+            ("directory", "connect_gateway_directory"),
+            ("calendars", "connect_gateway_calendars"),
+            ("charset_policy", "connect_gateway_charset_policy"),
+        )
+        if (value := setting(name))
+    }
+    if not path and not overrides:
+        return None
+    try:
+        base = load(path or None, environ={})
+        if overrides:
+            translation = dataclasses.replace(base.translation, **overrides)
+            base = check(dataclasses.replace(base, translation=translation))
+    except ConfigError as exc:
+        pytest.fail(f"connect_gateway configuration: {exc}", pytrace=False)
+    return base
 
 
 @pytest.fixture(scope="session")
@@ -299,7 +350,13 @@ def connect_gateway_bootstrap() -> Iterator[str]:
 def connect_gateway(
     connect_gateway_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[GatewayUnderTest]:
-    gateway = GatewayUnderTest(connect_gateway_bootstrap, tmp_path)
+    base = partner_config(request.config)
+    config = None
+    if base is not None:
+        prefix = f"pt{uuid.uuid4().hex[:10]}"
+        state = StateSection(sqlite_path=str(tmp_path / "gateway-state.sqlite3"))
+        config = local_config(prefix, state, base=base)
+    gateway = GatewayUnderTest(connect_gateway_bootstrap, tmp_path, config)
     gateway.update_golden = bool(request.config.getoption("--update-golden"))
     gateway.start()
     try:
