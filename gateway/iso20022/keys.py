@@ -1,4 +1,4 @@
-"""Idempotency keys (DOMAIN.md, 'Idempotency keys').
+"""Idempotency keys (docs/domain.md, 'Idempotency keys').
 
 - message level: (Fr BIC, BizMsgIdr) from the AppHdr; for a bare Document, the group level
   (instructing agent, MsgId);

@@ -5,7 +5,7 @@ positions; the queues of held payments; the obligations it voids), the ledger de
 store writes what the ledger says. Both stores share this logic, so SQLite and PostgreSQL
 settle alike.
 
-Rules (DOMAIN.md, 'Net settlement cycles'):
+Rules (docs/domain.md, 'Net settlement cycles and caps'):
 - An obligation joins its currency's open cycle. A cycle whose recorded cut-off has passed
   (by the batch's clock) is frozen first and the next opened: the boundary is the recorded
   cut-off, compared once, under the head's lock.

@@ -1,4 +1,4 @@
-"""Multilateral netting of a cycle's obligations (DOMAIN.md, 'Net settlement cycles').
+"""Multilateral netting of a cycle's obligations (docs/domain.md, 'Net settlement cycles and caps').
 
 A participant's net position in a currency is what it receives minus what it pays; the
 positions of a cycle sum to exactly zero, or the cycle must not settle. Amounts are summed as
