@@ -102,7 +102,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(
-            f"publish with any Kafka client, e.g. kcat -b {bootstrap} -t onshore.inbound -P",
+            f"publish with connect-gateway publish --bootstrap {bootstrap}, aiokafka or "
+            "confluent-kafka (Debian's kcat 1.7 cannot talk to this broker)",
             flush=True,
         )
         while not stop.wait(0.5):
