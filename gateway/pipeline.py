@@ -33,6 +33,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -530,8 +531,12 @@ class Pipeline:
             ("source-partition", str(r.partition).encode()),
             ("source-offset", str(r.offset).encode()),
         )
+        # The input's type: as read, else as its header declared it (a message refused while
+        # being read still names its MsgDefIdr), else unknown (not XML at all).
+        recovered = outcome.error.ids if outcome.error is not None else None
+        declared = outcome.msg_def or (recovered.msg_def if recovered else None)
         headers = [
-            ("message-type", (outcome.msg_def or "unknown").encode()),
+            ("message-type", (declared or "unknown").encode()),
             ("idempotency-key", (keys.message if keys else payload_ref(r.value or b"")).encode()),
             *source,
             ("attempt", str(p.attempt).encode()),
@@ -548,11 +553,17 @@ class Pipeline:
         assert error is not None
         headers = self._headers(p, outcome, p.keys)
         reject_key = (p.keys.message if p.keys else payload_ref(p.record.value or b"")).encode()
+        # The reject is a message of its own: its type (admi.002, pacs.002, sese.024) is what
+        # its header names, not the input's. The DLQ copy below keeps the input's.
+        own_type = _msg_def_of(outcome.message).encode()
         reject = OutboxRow(
             self.config.side(p.source).outbound_topic,
             reject_key,
             outcome.message,
-            (*headers, ("reject-reason", error.code.encode())),
+            (
+                *((k, own_type if k == "message-type" else v) for k, v in headers),
+                ("reject-reason", error.code.encode()),
+            ),
         )
         value = p.record.value or b""
         limit = self.config.gateway.max_message_bytes
@@ -751,6 +762,16 @@ async def _stop_client(client: Any, name: str, seconds: float) -> None:
         if task is not None and task.cancelling():
             raise
         log.warning("the %s stopped with its requests cancelled (broker unreachable)", name)
+
+
+_MSG_DEF = re.compile(rb"<MsgDefIdr>([a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2})</MsgDefIdr>")
+
+
+def _msg_def_of(message: bytes) -> str:
+    """The definition a message the gateway built names in its AppHdr."""
+    found = _MSG_DEF.search(message)
+    assert found is not None, "every message the gateway issues has an AppHdr"
+    return found.group(1).decode()
 
 
 def _log_rejects(decided: list[tuple[Prepared, Effects | None]]) -> None:

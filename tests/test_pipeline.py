@@ -199,10 +199,17 @@ async def test_a_reject_is_logged_once_with_its_ids_and_reason(
     import logging
 
     caplog.set_level(logging.WARNING, logger="gateway.pipeline")
-    broken = sample("onshore", "pacs.008.001.08").replace(b"</IntrBkSttlmAmt>", b"", 1)
+    # Readable, but not valid in its profile: its type is known, its content refused.
+    broken = sample("onshore", "pacs.008.001.08").replace(b">SHAR<", b">NONE<", 1)
     await gateway.publish("onshore", broken, broken, key=b"same-partition")
     dlq = await gateway.read(gateway.config.kafka.dlq_topic, 1, settle=2.5)
     assert len(dlq) == 1
+    # The reject names its own type; the DLQ copy the input's.
+    (reject,) = await gateway.read(gateway.config.onshore.outbound_topic, 1, settle=0.5)
+    own = read_message(reject.value).msg_def
+    assert dict(reject.headers)["message-type"] == own.encode() != b"pacs.008.001.08"
+    assert dict(reject.headers)["reject-reason"] == b"FF01"
+    assert dict(dlq[0].headers)["message-type"] == b"pacs.008.001.08"
     lines = [r for r in caplog.records if r.getMessage().startswith("rejected ")]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert getattr(lines[0], "reason", None) == "FF01"
