@@ -46,12 +46,20 @@ connect-gateway publish --side onshore samples/onshore/pacs.008.001.08.xml
 printf '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>' \
   >"$out/hostile.xml"
 connect-gateway publish --side onshore "$out/hostile.xml" samples/offshore/pacs.009.001.08.xml
+echo "== one more payment, onshore to offshore only, so the cycle's net positions are not zero"
+sed -e 's/ON-BIZ-P8-0001/ON-BIZ-P8-0002/; s/ON-MSG-P8-0001/ON-MSG-P8-0002/' \
+    -e 's/0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01/6f1d2c3b-4a5e-4f60-8a71-92b3c4d5e6f7/' \
+    -e 's/>1250000.00</>250000.00</' samples/onshore/pacs.008.001.08.xml >"$out/one-way.xml"
+connect-gateway publish --side onshore "$out/one-way.xml"
 sleep 6  # the uncorrelated answers use their retries (0.5 s, 1 s), then are refused
 
 echo "== the operator closes the CNY settlement cycle (net positions -> pacs.029 to the RTGS)"
 connect-gateway cycle close --currency CNY
 connect-gateway cycle report CNY-000001 --format csv
 sleep 2  # the service's relay publishes what the close queued
+echo "== the RTGS confirms the pacs.029 (ACSC): the cycle is settled"
+connect-gateway publish --side offshore samples/offshore/rtgs/pacs.002.001.10-settles-CNY-000001.xml
+sleep 2
 
 echo "== what the gateway published (values saved under $out/<topic>/)"
 python scripts/show_topics.py "127.0.0.1:$port" "$out" \
@@ -81,4 +89,18 @@ print(f"state: {q('SELECT count(*) FROM claims')} claims, "
 for row in db.execute("SELECT id, status, cut_off FROM cycles ORDER BY id"):
     print("cycle %s: %s (cut-off %s)" % row)
 PY
-echo "done: outputs in $out/"
+cat <<EOF
+done: outputs in $out/ (each topic's values under $out/<topic>/, the service's log in
+$out/gateway.log). What the listing shows:
+  attempt 2, 3    an answer that came before its original waited on a retry topic
+  NARR            an answer to nothing the gateway sent: refused once its retries ran out
+  AG01, FF01      a message only the gateway may issue; one that is not valid ISO 20022
+Try next (. .venv/bin/activate first):
+  connect-gateway translate --from onshore samples/onshore/pacs.008.001.08.xml
+  connect-gateway translate --from offshore samples/onshore/pacs.008.001.08.xml   # exit 3
+  connect-gateway run                      # then, in another shell:
+  connect-gateway publish --side onshore samples/onshore/pacs.008.001.08.xml
+  connect-gateway read offshore.outbound --from-beginning --idle 3
+  connect-gateway cycle close --currency CNY && connect-gateway cycle list
+  connect-gateway publish --side offshore samples/offshore/rtgs/pacs.002.001.10-settles-CNY-000001.xml
+EOF

@@ -37,5 +37,19 @@ if sys.version_info < (3, 11):
     sys.exit(f"setup: Python 3.11 or newer is needed, found {sys.version.split()[0]}")
 PY
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+# The demo needs the package alone; the tests also need the test tools. Each is installed once
+# per version of pyproject.toml (the package is editable: code changes need no reinstall), and
+# an install for the tests serves the demo too.
+version=$(sha256sum pyproject.toml | cut -c1-16)
+if [[ "${1:-}" == "--with-test-servers" ]]; then
+  target='.[test]'; serves=(test)
+else
+  target='.'; serves=(run test)
+fi
+installed=false
+for kind in "${serves[@]}"; do [[ -f ".venv/.installed-$kind-$version" ]] && installed=true; done
+if ! $installed; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e "$target"
+  touch ".venv/.installed-${serves[0]}-$version"
+fi
