@@ -407,6 +407,16 @@ async def test_the_pacs029_goes_to_the_configured_rtgs_side(
         assert_officially_valid(request.value)
         offshore_out = await gw.read(config.offshore.outbound_topic, 2, settle=0.5)
         assert by_type(offshore_out, "pacs.029.001.01") == []
+        # Whatever the close emits carries the documented headers: its type, its key as
+        # idempotency key (the instruction: its correlation), the cycle as correlation id.
+        reports = await gw.read(config.settlement.reports_topic, 3)  # summary + HPCB, VHBK
+        emitted = [*out, *by_type(offshore_out, "camt.053.001.08"), *reports]
+        for record in emitted:
+            headers = dict(record.headers)
+            assert headers.get("correlation-id") == b"CNY-000001", headers
+            assert headers.get("message-type") and headers.get("idempotency-key"), headers
+        statements = [*by_type(out, "camt.053.001.08"), *reports]
+        assert all(dict(r.headers)["idempotency-key"] == r.key for r in statements)
         answer = (
             rtgs_answer(1, msg.doc_text("MulSttlmReq/GrpHdr/MsgId") or "", "ACSC")
             .replace(b"HKICHKHHXXX", onshore.system_bic.encode())

@@ -77,6 +77,21 @@ class Close:
     # transfers' common EndToEndId)
 
 
+def _emitted(
+    topic: str, key: str, value: bytes, message_type: str, cycle: str, **extra: str
+) -> OutboxRow:
+    """A record a close emits, with the headers every output carries: its type, its
+    idempotency key (the record key: the same on a close redone), the cycle as correlation id.
+    No source-* headers: no input record caused it."""
+    headers = (
+        ("message-type", message_type.encode()),
+        ("idempotency-key", key.encode()),
+        ("correlation-id", cycle.encode()),
+        *((name, text.encode()) for name, text in extra.items()),
+    )
+    return OutboxRow(topic, key.encode(), value, headers)
+
+
 def rules_for(config: Config, schedule: Schedule, now: datetime) -> Rules:
     s = config.settlement
     return Rules(now, schedule.next_cut_off, s.cap_currency, s.cap_policy)
@@ -229,12 +244,10 @@ class CycleManager:
             self.translator.charset,
             self.translator.profiles,
         ):
-            stmt_headers = (
-                ("message-type", b"camt.053.001.08"),
-                ("correlation-id", cycle.id.encode()),
-            )
             topic = self.config.side(side).outbound_topic
-            close.rows.append(OutboxRow(topic, f"{cycle.id}:{bic}".encode(), data, stmt_headers))
+            close.rows.append(
+                _emitted(topic, f"{cycle.id}:{bic}", data, "camt.053.001.08", cycle.id)
+            )
         return close
 
     def _instructions(self, cycle: str, netting: Netting, cut_off: datetime) -> list[Instruction]:
@@ -258,25 +271,14 @@ class CycleManager:
         """The cycle's summary, then one record per participant, on the reports topic."""
         topic = self.config.settlement.reports_topic
         cycle = str(report["cycle"])
-        rows = [
-            OutboxRow(
-                topic,
-                cycle.encode(),
-                to_json(report).encode(),
-                (("report", b"cycle-summary"), ("correlation-id", cycle.encode())),
-            )
-        ]
+        summary = to_json(report).encode()
+        rows = [_emitted(topic, cycle, summary, "cycle-summary", cycle, report="cycle-summary")]
         participants = report["participants"]
         assert isinstance(participants, list)
         for row in participants:
-            rows.append(
-                OutboxRow(
-                    topic,
-                    f"{cycle}:{row['participant']}".encode(),
-                    participant_record(report, row).encode(),
-                    (("report", b"participant"), ("correlation-id", cycle.encode())),
-                )
-            )
+            value = participant_record(report, row).encode()
+            key = f"{cycle}:{row['participant']}"
+            rows.append(_emitted(topic, key, value, "participant", cycle, report="participant"))
         return rows
 
     async def _tell(self, currency: str, closed: str) -> None:
