@@ -95,6 +95,13 @@ class KafkaSection:
     # Topics the gateway creates when they are missing (operators may create them instead).
     topic_partitions: int = 3
     topic_replication: int = 1  # 3 on a production cluster
+    # How often the gateway checks its topics exist (creating what is missing), while it
+    # runs: a broker that lost them (a memory broker restarted, an operator's mistake) would
+    # otherwise acknowledge writes to topics that no longer exist. 0: only at start.
+    topic_check_seconds: int = 30
+    # How often clients refresh cluster metadata: how soon partitions added to an inbound
+    # topic are consumed (the group rebalances onto them). aiokafka's default is 300 000.
+    metadata_max_age_ms: int = 30_000
 
     def retry_topic(self, attempt: int) -> str:
         """The topic a record waits on before its attempt number `attempt` (2, 3, ...)."""
@@ -338,6 +345,10 @@ def _check(config: Config) -> None:
             raise ConfigError(f"kafka.{name}: no such file {path}")
     if kafka.transactional_id and not kafka.idempotent_producer:
         raise ConfigError("kafka.transactional_id needs kafka.idempotent_producer = true")
+    if not 0 <= kafka.topic_check_seconds <= 86_400:
+        raise ConfigError("kafka.topic_check_seconds must be between 0 and 86400")
+    if not 500 <= kafka.metadata_max_age_ms <= 3_600_000:
+        raise ConfigError("kafka.metadata_max_age_ms must be between 500 and 3600000")
     if not 1 <= kafka.topic_partitions <= 1000 or not 1 <= kafka.topic_replication <= 10:
         raise ConfigError("kafka.topic_partitions must be 1-1000, kafka.topic_replication 1-10")
     if kafka.transient_retry_seconds < 1:

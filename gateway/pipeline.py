@@ -61,6 +61,7 @@ from gateway.settlement.cycles import rules_for
 from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.sides import SIDES, Side
 from gateway.state.base import ClaimState, Effects, OutboxRow, StateStore
+from gateway.topics import ensure_topics
 from gateway.translation import MemoryCorrelations, Outcome, Translator
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class Pipeline:
         self._relayed = asyncio.Condition()
         self._behind = 0  # batches committed that the relay may not have published yet
         self._relay_task: asyncio.Task[None] | None = None
+        self._topics_task: asyncio.Task[None] | None = None
         self._relay_stopped = False
         self._stopping = False
         self.consumer: AIOKafkaConsumer | None = None
@@ -171,6 +173,7 @@ class Pipeline:
             # fell 3-8% in interleaved runs: the sender wakes for every few rows.
             linger_ms=5,
             max_request_size=room,
+            metadata_max_age_ms=kafka.metadata_max_age_ms,
             **options,
         )
         await self.producer.start()
@@ -185,6 +188,9 @@ class Pipeline:
             max_partition_fetch_bytes=room,
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            # A refresh that shows more partitions of an inbound topic makes the group
+            # rebalance onto them (aiokafka's coordinator watches the partition counts).
+            metadata_max_age_ms=kafka.metadata_max_age_ms,
             **options,
         )
         self.consumer.subscribe(
@@ -194,6 +200,8 @@ class Pipeline:
         await self._refuse_over_cap()  # whatever a previous run left half-refused
         await self.relay()  # whatever a previous run left unsent
         self._relay_task = asyncio.create_task(self._relay_loop(), name="outbox-relay")
+        if kafka.topic_check_seconds:
+            self._topics_task = asyncio.create_task(self._check_topics(), name="topic-check")
 
     async def stop(self) -> None:
         # Let the batch in flight finish and commit, within a bound: a batch stuck on the
@@ -208,6 +216,10 @@ class Pipeline:
             self._lock.release()
         self._stopping = True
         self.joined.clear()
+        if self._topics_task is not None:
+            self._topics_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._topics_task
         # Not under the lock: leaving the group may run a rebalance, whose revocation
         # callback must not wait for a lock held by the stop that waits for it.
         if self.consumer is not None:
@@ -667,6 +679,27 @@ class Pipeline:
             self._relay_stopped = True
             async with self._relayed:
                 self._relayed.notify_all()
+
+    async def _check_topics(self) -> None:
+        """Every kafka.topic_check_seconds: the gateway's topics exist, what is missing created
+        (idempotent). A broker that lost its topics (a memory broker restarted) would accept
+        writes to them and drop the records; a partner's producer may have auto-created an
+        inbound topic with other partitions (followed through the metadata refresh)."""
+        kafka = self.config.kafka
+        while True:
+            await asyncio.sleep(kafka.topic_check_seconds)
+            try:
+                await ensure_topics(
+                    self.bootstrap,
+                    self.config.topics(),
+                    kafka.topic_partitions,
+                    kafka.topic_replication,
+                    options=connection_options(kafka),
+                )
+            except Exception as exc:  # the broker away: the next check tries again
+                log.warning(
+                    "topic check failed (%s); retried in %d s", exc, kafka.topic_check_seconds
+                )
 
     async def _relay_pass(self, chunk: int) -> int:
         return await self.store.relay(chunk, self._publish)

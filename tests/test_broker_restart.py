@@ -151,3 +151,39 @@ async def test_sigterm_during_a_broker_outage_exits_0_and_keeps_what_is_unsent(
             proc.kill()
             proc.wait(10)
         await asyncio.to_thread(broker.stop)
+
+
+async def test_after_a_restart_it_recreates_its_topics_and_consumes_new_partitions(
+    state: StateSection,
+) -> None:
+    """The memory broker restarts and has no topics. A partner's producer creates the inbound
+    topic again, with 4 partitions where the gateway made 3, and publishes on partition 3. The
+    gateway recreates its own topics (the outbound one included: the broker would have dropped
+    writes to it) and its group rebalances onto the new partition: the payment comes out."""
+    from aiokafka import AIOKafkaProducer
+
+    port = free_port()
+    broker = await start_broker(port)
+    config = gateway_config(
+        f"r{uuid.uuid4().hex[:10]}", state, topic_check_seconds=1, metadata_max_age_ms=1000
+    )
+    try:
+        async with running_gateway(config, broker.bootstrap) as gw:
+            await gw.publish("onshore", sample("onshore", "pacs.008.001.08"))
+            assert len(await gw.read(config.offshore.outbound_topic, 1, settle=0)) == 1
+            await asyncio.to_thread(broker.stop)
+            broker = await start_broker(port)  # memory storage: no topic left
+            await ensure_topics(broker.bootstrap, [config.onshore.inbound_topic], partitions=4)
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    config.onshore.inbound_topic, sample("onshore", "pacs.009.001.08"), partition=3
+                )
+            finally:
+                await producer.stop()
+            out = await gw.read(config.offshore.outbound_topic, 1, wait=90)
+            assert [dict(r.headers)["message-type"] for r in out] == [b"pacs.009.001.08"]
+            assert not gw.task.done()
+    finally:
+        await asyncio.to_thread(broker.stop)
