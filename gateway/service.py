@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -24,6 +25,12 @@ from gateway.state import store_for
 from gateway.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+# Once SIGTERM or SIGINT asks for a stop: how long the pipeline may take to finish its batch,
+# leave the group and relay what is left (its own steps are bounded below this), then how long
+# its cancellation may take.
+STOP_DEADLINE_SECONDS = 90
+CANCEL_WAIT_SECONDS = 10
 
 
 async def serve(config: Config) -> int:
@@ -49,6 +56,7 @@ async def serve(config: Config) -> int:
             extra={"bootstrap": bootstrap},
         )
     store = store_for(config.state)
+    stuck = False  # the pipeline ignored even its cancellation (see _until_stopped)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,7 +92,9 @@ async def serve(config: Config) -> int:
 
         ready = asyncio.create_task(announce(), name="announce-ready")
         try:
-            await pipeline.run(stop)
+            stuck = not await _until_stopped(
+                asyncio.create_task(pipeline.run(stop), name="pipeline"), stop
+            )
         finally:
             ready.cancel()
             stop.set()
@@ -105,4 +115,40 @@ async def serve(config: Config) -> int:
             await asyncio.to_thread(broker.stop)
         if held is not None:
             held.close()  # the state file is free for the next instance
+    if stuck:
+        # A task that ignores cancellation would keep asyncio.run from returning: the state is
+        # consistent (see _until_stopped), so the process ends here, as SIGTERM asked.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
+
+
+async def _until_stopped(run: asyncio.Task[None], stop: asyncio.Event) -> bool:
+    """The pipeline until it ends; once a stop is asked, at most STOP_DEADLINE_SECONDS more.
+    A stop stuck anywhere (an endless rebalance, a client that never returns) is cut short,
+    and nothing is lost: what the store committed stays, what it did not comes again (its
+    offsets were not committed) and the claims dedupe it. Whether the pipeline ended (False:
+    it ignored even its cancellation). A failure of the pipeline is raised."""
+    asked = asyncio.create_task(stop.wait(), name="stop-asked")
+    try:
+        await asyncio.wait({run, asked}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        asked.cancel()
+    if not run.done():
+        await asyncio.wait({run}, timeout=STOP_DEADLINE_SECONDS)
+    if not run.done():
+        log.warning(
+            "the stop did not finish within %d s: cut short (committed work is kept, the rest "
+            "is redelivered)",
+            STOP_DEADLINE_SECONDS,
+        )
+        run.cancel()
+        await asyncio.wait({run}, timeout=CANCEL_WAIT_SECONDS)
+        if not run.done():
+            log.error("the pipeline ignored its cancellation; the process exits")
+            return False
+    if not run.cancelled():
+        run.result()
+    return True

@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -187,3 +188,62 @@ async def test_after_a_restart_it_recreates_its_topics_and_consumes_new_partitio
             assert not gw.task.done()
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+@pytest.mark.parametrize("stuck", ["cancellable", "ignores-cancel"])
+def test_sigterm_ends_the_service_even_when_its_pipeline_never_stops(
+    kafka_bootstrap: str, tmp_path: Path, stuck: str
+) -> None:
+    """A pipeline stuck where no bound of its own applies (seen: an endless rebalance) still
+    ends with exit 0 after SIGTERM: cut short at the service's deadline (2 s here), or, if it
+    ignores even its cancellation, by ending the process."""
+    body = (
+        "    await asyncio.Event().wait()\n"
+        if stuck == "cancellable"
+        else "    while True:\n"
+        "        try:\n"
+        "            await asyncio.sleep(3600)\n"
+        "        except asyncio.CancelledError:\n"
+        "            pass\n"
+    )
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from gateway import service\n"
+        "from gateway.config import load\n"
+        "from gateway.pipeline import Pipeline\n\n"
+        "async def stuck(self, stop):\n" + body + "\n"
+        "Pipeline.run = stuck\n"
+        "service.STOP_DEADLINE_SECONDS = 2\n"
+        "service.CANCEL_WAIT_SECONDS = 1\n"
+        "sys.exit(asyncio.run(service.serve(load(sys.argv[1]))))\n"
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[state]\nsqlite_path = "{tmp_path / "state.sqlite3"}"\n'
+        f'[ops]\nhttp_port = 0\nlog_format = "text"\n'
+        f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\n'
+        f'group_id = "stuck-{uuid.uuid4().hex[:8]}"\n'
+    )
+    log = tmp_path / "service.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        for _ in range(300):  # a hang guard of ~60 s
+            if b"metrics and probes on" in log.read_bytes():
+                break
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "cut short" in text
+    if stuck == "ignores-cancel":
+        assert "ignored its cancellation" in text
