@@ -204,6 +204,15 @@ def _bootstrap(args: argparse.Namespace, config: Config) -> str:
     return f"127.0.0.1:{config.kafka.embedded_port}"
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """An event that Ctrl-C or SIGTERM sets, for a command that stops cleanly when asked."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 def _with_broker(bootstrap: str, work: Coroutine[Any, Any, T]) -> T:
     """Run `work`; a broker that cannot be reached is one line and exit 1, not a traceback."""
     from aiokafka.errors import KafkaError
@@ -238,10 +247,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     bootstrap = _bootstrap(args, config)
 
     async def run() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)  # Ctrl-C: finish the batch, close the file
+        stop = _stop_on_signals()  # Ctrl-C: finish the batch, close the file
         with tqdm(desc="captured", unit=" records", file=sys.stderr, total=args.max) as bar:
             result = await capture(
                 bootstrap,
@@ -280,10 +286,7 @@ def cmd_read(args: argparse.Namespace) -> int:
             print(value if value.endswith("\n") else value + "\n", flush=True)
 
     async def run() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
         count = await follow(
             bootstrap,
             [args.topic],

@@ -33,7 +33,6 @@ import functools
 import logging
 import multiprocessing
 import os
-import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -567,7 +566,8 @@ class Pipeline:
         reject_key = (p.keys.message if p.keys else payload_ref(p.record.value or b"")).encode()
         # The reject is a message of its own: its type (admi.002, pacs.002, sese.024) is what
         # its header names, not the input's. The DLQ copy below keeps the input's.
-        own_type = _msg_def_of(outcome.message).encode()
+        assert outcome.reject_def is not None, "a reject knows what it is"
+        own_type = outcome.reject_def.encode()
         reject = OutboxRow(
             self.config.side(p.source).outbound_topic,
             reject_key,
@@ -795,16 +795,6 @@ async def _stop_client(client: Any, name: str, seconds: float) -> None:
         if task is not None and task.cancelling():
             raise
         log.warning("the %s stopped with its requests cancelled (broker unreachable)", name)
-
-
-_MSG_DEF = re.compile(rb"<MsgDefIdr>([a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2})</MsgDefIdr>")
-
-
-def _msg_def_of(message: bytes) -> str:
-    """The definition a message the gateway built names in its AppHdr."""
-    found = _MSG_DEF.search(message)
-    assert found is not None, "every message the gateway issues has an AppHdr"
-    return found.group(1).decode()
 
 
 def _log_rejects(decided: list[tuple[Prepared, Effects | None]]) -> None:

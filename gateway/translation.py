@@ -55,6 +55,7 @@ from gateway.iso20022.builders import (
     Party,
     RejectContext,
     build_reject,
+    reject_definition,
 )
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
@@ -150,6 +151,8 @@ class Outcome:
     # the instruction's MsgId), status being settled, failed, or the interim ISO status.
     # Nothing is published for it.
     settlement: tuple[str, str, str, str] | None = None
+    # A reject's own definition (admi.002, pacs.002, sese.024); `msg_def` is the input's.
+    reject_def: str | None = None
 
 
 @dataclass
@@ -224,6 +227,7 @@ class Translator:
             msg.msg_def if msg else None,
             None,
             error,
+            reject_def=reject_definition(error, sese_tx_id=sese_tx),
         )
 
     def prime(self, originals: Iterable[bytes], source: Side) -> list[Outcome]:

@@ -236,15 +236,26 @@ def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: 
 _PAYMENT_INSTRUCTIONS = ("pacs.008", "pacs.009", "pacs.004")
 
 
+def reject_definition(error: errors.MessageError, *, sese_tx_id: str | None = None) -> str:
+    """Which reject answers an error: admi.002, pacs.002 or (securities) sese.024."""
+    msg_def = error.ids.msg_def if error.ids else None
+    if error.answer == "admi.002" or msg_def is None:
+        return "admi.002.001.01"
+    if family(msg_def) == "sese.023" and sese_tx_id:
+        return "sese.024.001.10"
+    if family(msg_def) in _PAYMENT_INSTRUCTIONS:
+        return "pacs.002.001.10"
+    return "admi.002.001.01"
+
+
 def build_reject(
     error: errors.MessageError, ctx: RejectContext, *, sese_tx_id: str | None = None
 ) -> bytes:
-    """The right reject for an error: admi.002, pacs.002 or (securities) sese.024."""
-    msg_def = error.ids.msg_def if error.ids else None
-    if error.answer == "admi.002" or msg_def is None:
-        return build_admi002(error, ctx)
-    if family(msg_def) == "sese.023" and sese_tx_id:
+    """The reject `reject_definition` chooses, built."""
+    kind = reject_definition(error, sese_tx_id=sese_tx_id)
+    if kind == "sese.024.001.10":
+        assert sese_tx_id is not None
         return build_sese024_reject(error, ctx, sese_tx_id)
-    if family(msg_def) in _PAYMENT_INSTRUCTIONS:
+    if kind == "pacs.002.001.10":
         return build_pacs002_reject(error, ctx)
     return build_admi002(error, ctx)

@@ -85,9 +85,14 @@ def blanked(record: Captured, rule: Variable = VARIES) -> Captured:
     )
 
 
+def stable(records: list[Captured], rule: Variable = VARIES) -> list[Captured]:
+    """The records blanked (`blanked`), in an order that depends on their content alone."""
+    return sorted((blanked(r, rule) for r in records), key=lambda r: r.to_json())
+
+
 def normalise(records: list[Captured], rule: Variable = VARIES) -> list[str]:
     """One JSON line per record with the variable parts blanked, in a stable order."""
-    return sorted(blanked(r, rule).to_json() for r in records)
+    return [r.to_json() for r in stable(records, rule)]
 
 
 def _flat(value: bytes | None) -> list[str]:
@@ -120,7 +125,7 @@ def explain(want: list[Captured], got: list[Captured], rule: Variable = VARIES) 
 
     def grouped(records: list[Captured]) -> dict[tuple[str, str, str], list[Captured]]:
         out: dict[tuple[str, str, str], list[Captured]] = {}
-        for r in sorted((blanked(r, rule) for r in records), key=lambda r: r.to_json()):
+        for r in stable(records, rule):
             out.setdefault(ident(r), []).append(r)
         return out
 
@@ -250,9 +255,8 @@ class GatewayUnderTest:
             # The variable parts as fixed stand-ins, in a stable order: unchanged behaviour
             # rewrites the file byte for byte.
             golden.parent.mkdir(parents=True, exist_ok=True)
-            stable = sorted((blanked(r, rule) for r in records), key=lambda r: r.to_json())
             writer = CaptureWriter(golden)
-            writer.write(stable)
+            writer.write(stable(records, rule))
             writer.close()
             return
         if not golden.exists():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from gateway.settlement.ledger import Ledger, QueuedPayment
+from gateway.settlement.ledger import Ledger, QueuedPayment, Recorded
 from gateway.settlement.netting import to_minor
 from gateway.state.base import Effects, OutboxRow, obligations_to_json, outbox_to_json
 
@@ -52,6 +52,23 @@ class Plan:
     results: dict[str, list[int]] = field(default_factory=dict)  # first claim -> outbox index
     held: list[NewHeld] = field(default_factory=list)
     released: list[int] = field(default_factory=list)  # held ids
+
+
+def references_touched(batch: list[Effects]) -> list[str]:
+    """Every obligation reference the batch books or voids: what the store loads, as stored,
+    into `Ledger.known`."""
+    return list(
+        {*(r for e in batch for r in e.voids), *(o.reference for e in batch for o in e.obligations)}
+    )
+
+
+def currencies_touched(batch: list[Effects], known: dict[str, Recorded]) -> tuple[set[str], bool]:
+    """The currencies whose open cycle, positions and held queues the ledger needs, and
+    whether a void names no stored obligation: it may cancel a held payment, so the store
+    adds every currency that has held payments."""
+    currencies = {o.amount.currency for e in batch for o in e.obligations}
+    currencies |= {r.obligation.amount.currency for r in known.values()}
+    return currencies, any(r not in known for e in batch for r in e.voids)
 
 
 def plan_batch(batch: list[Effects], ledger: Ledger, held_ids: Iterator[int]) -> Plan:

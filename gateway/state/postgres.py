@@ -46,7 +46,13 @@ from gateway.state.base import (
     parse_time,
     participant_totals,
 )
-from gateway.state.plan import Plan, plan_batch, release
+from gateway.state.plan import (
+    Plan,
+    currencies_touched,
+    plan_batch,
+    references_touched,
+    release,
+)
 from gateway.translation import Correlation
 
 SCHEMA = """
@@ -256,8 +262,7 @@ class PostgresStore:
         """The effects of the records whose claim this transaction won."""
         # The obligations the batch books or voids, as stored (Ledger.known).
         known: dict[str, Recorded] = {}
-        voids = [r for e in batch for r in e.voids]
-        refs = list({*voids, *(o.reference for e in batch for o in e.obligations)})
+        refs = references_touched(batch)
         if refs:
             for r in await conn.fetch(
                 "SELECT reference, payer, payee, currency, amount::text AS amount, units, "
@@ -268,11 +273,8 @@ class PostgresStore:
                     r["reference"], r["payer"], r["payee"], r["currency"], r["amount"]
                 )
                 known[o.reference] = Recorded(o, r["units"], r["cycle"], r["status"])
-        currencies = {o.amount.currency for e in batch for o in e.obligations} | {
-            r.obligation.amount.currency for r in known.values()
-        }
-        if any(r not in known for r in voids):
-            # A void that names no stored obligation may cancel a held payment.
+        currencies, unknown_voids = currencies_touched(batch, known)
+        if unknown_voids:
             currencies.update(
                 r["currency"]
                 for r in await conn.fetch(
@@ -298,14 +300,15 @@ class PostgresStore:
         results = {key: [ids[i] for i in idx] for key, idx in plan.results.items()}
         by_claim: dict[str, list[int]] = {}  # answers of the records before this one
         for e in batch:
-            replay_key = e.replay_key
             # A resend may name its original by any of the original's claims.
             by_claim.update((key, results[e.claims[0][0]]) for key, _ in e.claims)
-            if replay_key is None:
+            if e.replay_key is None:
                 continue
-            earlier = by_claim.get(replay_key)  # answered earlier in this very batch
+            earlier = by_claim.get(e.replay_key)  # answered earlier in this very batch
             if earlier is None:
-                found = await conn.fetchval("SELECT results FROM claims WHERE key = $1", replay_key)
+                found = await conn.fetchval(
+                    "SELECT results FROM claims WHERE key = $1", e.replay_key
+                )
                 earlier = list(found or ())
             if earlier:
                 await conn.execute(

@@ -41,7 +41,13 @@ from gateway.state.base import (
     parse_time,
     participant_totals,
 )
-from gateway.state.plan import Plan, plan_batch, release
+from gateway.state.plan import (
+    Plan,
+    currencies_touched,
+    plan_batch,
+    references_touched,
+    release,
+)
 from gateway.translation import Correlation
 
 T = TypeVar("T")
@@ -515,9 +521,7 @@ def _load_ledger(db: sqlite3.Connection, chosen: list[Effects], rules: Rules) ->
     payments held in those currencies (in every currency with held payments when a void names
     no stored obligation: it may cancel a held payment)."""
     known: dict[str, Recorded] = {}
-    voids = [r for e in chosen for r in e.voids]
-    refs = list({*voids, *(o.reference for e in chosen for o in e.obligations)})
-    for chunk in _chunks(refs, 500):
+    for chunk in _chunks(references_touched(chosen), 500):
         marks = ",".join("?" * len(chunk))
         for ref, payer, payee, ccy, amount, units, cycle, status in db.execute(
             "SELECT reference, payer, payee, currency, amount, units, cycle, status "
@@ -526,10 +530,8 @@ def _load_ledger(db: sqlite3.Connection, chosen: list[Effects], rules: Rules) ->
         ):
             o = obligation_from_row(ref, payer, payee, ccy, amount)
             known[ref] = Recorded(o, units, cycle, status)
-    currencies = {o.amount.currency for e in chosen for o in e.obligations} | {
-        r.obligation.amount.currency for r in known.values()
-    }
-    if any(r not in known for r in voids):
+    currencies, unknown_voids = currencies_touched(chosen, known)
+    if unknown_voids:
         currencies.update(
             c for (c,) in db.execute("SELECT DISTINCT currency FROM held WHERE status = 'queued'")
         )
