@@ -54,6 +54,9 @@ class TranslationSection:
     # A settlement date that is not a business day on both sides: "reject" (TM01) or "roll"
     # to the next common business day (recorded in the outcome's notes).
     settlement_date_policy: str = "reject"
+    # A postal address given only as address lines (no town, no country): "accept" (carried as
+    # it is) or "refuse" (pacs.002 RJCT). CBPR+ refuses them since November 2026.
+    unstructured_address: str = "accept"
 
 
 @dataclass(frozen=True)
@@ -361,6 +364,11 @@ def _check(config: Config) -> None:
         raise ConfigError(
             "translation.settlement_date_policy must be reject or roll, got "
             f"{config.translation.settlement_date_policy!r}"
+        )
+    if config.translation.unstructured_address not in ("accept", "refuse"):
+        raise ConfigError(
+            "translation.unstructured_address must be accept or refuse, got "
+            f"{config.translation.unstructured_address!r}"
         )
     if not 1024 <= config.gateway.max_message_bytes <= 64 * 1024 * 1024:
         raise ConfigError("gateway.max_message_bytes must be between 1 KiB and 64 MiB")

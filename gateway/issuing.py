@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from lxml import etree
+
 from gateway.adapters import dialect
 from gateway.canonical import Business
 from gateway.charset import CharsetPolicy
@@ -15,7 +17,15 @@ from gateway.codec import encode_text
 from gateway.codec.context import EncodeContext
 from gateway.config import Config
 from gateway.directory import Directory
-from gateway.iso20022.builders import Party, envelope_text, header_spec, iso_datetime
+from gateway.iso20022.builders import (
+    Party,
+    build_header,
+    envelope_element,
+    envelope_text,
+    header_spec,
+    iso_datetime,
+    serialise,
+)
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, read_message
 from gateway.sides import Side
@@ -64,3 +74,30 @@ def issue(
     else:
         profiles.validate(read_message(data))
     return Issued(msg_def, data, tuple(ctx.notes))
+
+
+def issue_document(
+    document: etree._Element,
+    msg_def: str,
+    *,
+    side: Side,
+    biz_msg_idr: str,
+    created: datetime,
+    config: Config,
+    to: str | None = None,
+    check: Callable[[str, etree._Element], None],
+) -> bytes:
+    """A Document the gateway carried (gateway/carry.py) as a message from the gateway to
+    `side`: the same AppHdr and envelope as `issue`, then `check` on the envelope element
+    (raises if the document does not hold to `side`'s profile)."""
+    header = build_header(
+        fr=Party(config.gateway.bic),
+        to=Party(to or config.side(side).system_bic),
+        biz_msg_idr=biz_msg_idr,
+        msg_def=msg_def,
+        created=created,
+        biz_svc=config.side(side).biz_svc,
+    )
+    root = envelope_element(header, document)
+    check(msg_def, root)
+    return serialise(root)

@@ -43,6 +43,7 @@ from gateway.canonical import (
     SettlementParty,
     StatusReport,
 )
+from gateway.carry import Rewrite, carry, unstructured_address
 from gateway.charset import CharsetPolicy
 from gateway.clock import Clock, now_utc8
 from gateway.codec import decode, decode_header
@@ -55,13 +56,14 @@ from gateway.iso20022.builders import (
     Party,
     RejectContext,
     build_reject,
+    iso_datetime,
     reject_definition,
 )
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, read_message, recover_ids, refusal
-from gateway.issuing import issue
+from gateway.issuing import issue, issue_document
 from gateway.sides import SIDES, Side, other_side
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,15 @@ log = logging.getLogger(__name__)
 SETTLEMENT_REQUEST = "pacs.029.001.01"
 # What the gateway sends the RTGS to settle a cycle (settlement.instruction).
 GATEWAY_INSTRUCTIONS = (SETTLEMENT_REQUEST, "pacs.009.001.08")
+
+
+# ExternalPaymentTransactionStatus1Code and ExternalPaymentGroupStatus1Code (ISO external
+# code lists): the profiles take any 4 letters, as the standard does; the gateway acts on a
+# status only if it knows what it means.
+PAYMENT_STATUS_CODES = frozenset(
+    "ACCC ACCP ACFC ACIS ACPD ACSC ACSP ACTC ACWC ACWP BLCK CANC PART PATC PDNG PRES RCVD "
+    "RJCT".split()
+)
 
 
 def _original_def(s: StatusReport) -> str | None:
@@ -163,6 +174,9 @@ class _Result:
     correlation: Correlation | None = None
     cancels: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Payments and their answers are carried whole (gateway/carry.py): the input document
+    # with these rewrites. None: the body is encoded (the gateway's own messages, sese, admi).
+    rewrite: Rewrite | None = None
 
 
 class Translator:
@@ -249,23 +263,45 @@ class Translator:
 
         msg_id = derive_id("GWM", keys.message)
         biz_id = derive_id("GW", keys.message)
-        issued = issue(
-            result.body,
-            side=target,
-            to=result.to,
-            msg_id=msg_id,
-            biz_msg_idr=biz_id,
-            created=now,
-            config=self.config,
-            directory=directory,
-            charset=self.charset,
-            profiles=self.profiles[target],
-            source=msg,
-            check=lambda msg_def, data: self._check_output(
-                msg, msg_def, etree.fromstring(data), target
-            ),
-        )
-        data = issued.data
+        if result.rewrite is not None:
+            carried = carry(
+                msg,
+                dataclasses.replace(result.rewrite, msg_id=msg_id, created=iso_datetime(now)),
+                source=dialect(source),
+                target=dialect(target),
+                directory=directory,
+                charset=self.charset,
+                text_limits=self.profiles[target].text_limits(msg.msg_def),
+            )
+            data = issue_document(
+                carried.document,
+                msg.msg_def,
+                side=target,
+                biz_msg_idr=biz_id,
+                created=now,
+                config=self.config,
+                to=result.to,
+                check=lambda msg_def, root: self._check_output(msg, msg_def, root, target),
+            )
+            issued_notes: tuple[str, ...] = tuple(carried.notes)
+        else:
+            issued = issue(
+                result.body,
+                side=target,
+                to=result.to,
+                msg_id=msg_id,
+                biz_msg_idr=biz_id,
+                created=now,
+                config=self.config,
+                directory=directory,
+                charset=self.charset,
+                profiles=self.profiles[target],
+                source=msg,
+                check=lambda msg_def, data: self._check_output(
+                    msg, msg_def, etree.fromstring(data), target
+                ),
+            )
+            data, issued_notes = issued.data, issued.notes
         correlation = result.correlation
         if correlation is not None:
             correlation = dataclasses.replace(
@@ -279,7 +315,7 @@ class Translator:
             msg.msg_def,
             keys,
             None,
-            (*result.notes, *issued.notes),
+            (*result.notes, *issued_notes),
             tuple(result.obligations),
             correlation,
             tuple(result.cancels),
@@ -438,6 +474,7 @@ class Translator:
         directory: Directory,
     ) -> _Result:
         self._sides(ctx, directory, source, target, p.instructing.bic, p.instructed.bic)
+        self._settles_in_the_scheme(ctx, p)
         settlement_date, notes = self._settlement_date(ctx, p.settlement_date)
         if settlement_date != p.settlement_date:  # rolled (settlement_date_policy = "roll")
             p = dataclasses.replace(p, settlement_date=settlement_date)
@@ -452,8 +489,40 @@ class Translator:
             outbound_biz_msg_idr="",
             outbound_msg_id="",
         )
-        obligation = Obligation(p.instructing.bic, p.instructed.bic, p.amount, p.uetr)
-        return _Result(p, obligations=[obligation], correlation=correlation, notes=notes)
+        obligations = [Obligation(p.instructing.bic, p.instructed.bic, p.amount, p.uetr)]
+        if p.kind == "institution" and p.settlement_method == "COVE":
+            # A pacs.009 ADV: the advice of a transfer settled by cover outside the scheme.
+            obligations = []
+            notes.append(
+                "pacs.009 with SttlmMtd COVE: an advice of a transfer settled by cover outside "
+                "the scheme; carried, no obligation booked"
+            )
+        return _Result(
+            p,
+            obligations=obligations,
+            correlation=correlation,
+            notes=notes,
+            rewrite=Rewrite("", "", settlement_date=settlement_date),
+        )
+
+    def _settles_in_the_scheme(self, ctx: DecodeContext, p: Payment) -> None:
+        """Business refusals of a payment the profiles accept (pacs.002 RJCT, not FF01)."""
+        if p.kind == "customer" and p.settlement_method == "COVE":
+            raise ctx.refuse(
+                "NARR",
+                "SttlmMtd COVE: the connect scheme settles each payment between its instructing "
+                "and instructed agents in net cycles; it does not carry a customer transfer "
+                "whose cover goes elsewhere (settle it in the scheme: CLRG, INDA or INGA)",
+            )
+        if self.config.translation.unstructured_address == "refuse":
+            where = unstructured_address(ctx.msg.document)
+            if where is not None:
+                raise ctx.refuse(
+                    "NARR",
+                    f"{where}: an unstructured-only postal address (AdrLine without TwnNm and "
+                    "Ctry) is not accepted (translation.unstructured_address = refuse); send a "
+                    "structured or hybrid address",
+                )
 
     def _original(
         self, msg: BusinessMessage, uetr: str | None, orgnl_msg_id: str | None, target: Side
@@ -472,6 +541,15 @@ class Translator:
     def _status(self, ctx: DecodeContext, s: StatusReport, target: Side) -> _Result:
         t = s.transaction
         group = s.group
+        if t is None and group is None:
+            raise ctx.refuse("NARR", "a pacs.002 needs a group or a transaction status")
+        if t is not None and not t.status:
+            raise ctx.refuse("NARR", "TxInfAndSts without TxSts: the status is the answer")
+        for status in (t.status if t else None, group.status if group else None):
+            if status is not None and status not in PAYMENT_STATUS_CODES:
+                raise ctx.refuse(
+                    "NARR", f"TxSts/GrpSts {status} is not an ISO 20022 payment status code"
+                )
         uetr = t.original_uetr if t else None
         orgnl_msg = (t.original_group.msg_id if t else None) or (
             group.original_group.msg_id if group else None
@@ -487,7 +565,10 @@ class Translator:
         )
         cancels = [_reference(entry)] if rejected else []
         return _Result(
-            dataclasses.replace(s, transaction=t, group=group), to=entry.sender_bic, cancels=cancels
+            dataclasses.replace(s, transaction=t, group=group),
+            to=entry.sender_bic,
+            cancels=cancels,
+            rewrite=Rewrite("", "", original=original),
         )
 
     def _return(
@@ -496,15 +577,18 @@ class Translator:
         entry = self._original(ctx.msg, r.original_uetr, r.original_group.msg_id, target)
         self._sides(ctx, directory, source, target, r.instructing.bic, r.instructed.bic)
         settlement_date, notes = self._settlement_date(ctx, r.settlement_date)
-        r = dataclasses.replace(
-            r,
-            settlement_date=settlement_date,
-            original_group=OriginalGroup(entry.msg_id, entry.msg_def, entry.created),
-        )
+        original = OriginalGroup(entry.msg_id, entry.msg_def, entry.created)
+        r = dataclasses.replace(r, settlement_date=settlement_date, original_group=original)
         obligation = Obligation(
             r.instructing.bic, r.instructed.bic, r.returned_amount, f"return:{r.original_uetr}"
         )
-        return _Result(r, to=entry.sender_bic, obligations=[obligation], notes=notes)
+        return _Result(
+            r,
+            to=entry.sender_bic,
+            obligations=[obligation],
+            notes=notes,
+            rewrite=Rewrite("", "", settlement_date=settlement_date, original=original),
+        )
 
     # -- Bond Connect -------------------------------------------------------------------------
     def _securities(

@@ -35,6 +35,8 @@ HEAD_NS = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
 # What the gateway carries today between the sides (the sese and admin families are not in
 # the CBPR+ corpus; pacs.002 and pacs.004 need their original and are adapted with it later).
 FAMILIES = ("pacs.008", "pacs.009")
+# Answers, adapted with an original to answer (`adapt_answer`).
+ANSWERS = ("pacs.002", "pacs.004")
 SETTLEMENT_DAY = date(2026, 12, 1)  # adapted to the next business day of both sides
 
 
@@ -49,14 +51,14 @@ class Example:
         return self.name.split(".", 2)[0] + "." + self.name.split(".", 2)[1].split("_")[0]
 
 
-def examples() -> list[Example]:
-    """The corpus's payment examples, both years, in a stable order."""
+def examples(families: tuple[str, ...] = FAMILIES) -> list[Example]:
+    """The corpus's payment examples (or answers), both years, in a stable order."""
     root = Path(str(resources.files("cbpr_rules").joinpath("examples")))
     found = []
     for year in sorted(p.name for p in root.iterdir() if p.is_dir()):
         for path in sorted((root / year).glob("*.xml")):
             example = Example(year, path.stem, path)
-            if example.family in FAMILIES:
+            if example.family in families:
                 found.append(example)
     return found
 
@@ -103,6 +105,23 @@ def adapt(raw: bytes, source: Side, config: Config, directory: Directory) -> byt
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
 
+def adapt_answer(
+    raw: bytes, source: Side, config: Config, directory: Directory, original_uetr: str
+) -> bytes:
+    """An answer (pacs.002, pacs.004) adapted as `adapt` does, answering the payment with
+    `original_uetr`. The corpus's status codes are placeholders ("EXTx"): they become ACSP, a
+    status the gateway knows (it acts on statuses; the profiles take any code)."""
+    from gateway.translation import PAYMENT_STATUS_CODES
+
+    root = etree.fromstring(adapt(raw, source, config, directory))
+    for el in root.iter("{*}OrgnlUETR"):
+        el.text = original_uetr
+    for el in (*root.iter("{*}TxSts"), *root.iter("{*}GrpSts")):
+        if el.text not in PAYMENT_STATUS_CODES:
+            el.text = "ACSP"
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
 def _adapt_header(header: etree._Element, sender: str, config: Config, source: Side) -> None:
     def party(name: str, bic: str) -> None:
         old = header.find(_q(HEAD_NS, name))
@@ -141,6 +160,20 @@ def main() -> int:
             passed += outcome.accepted
             verdict = "translated" if outcome.accepted else f"refused {outcome.error}"
             print(f"{example.year}/{example.name} from {source}: {verdict}"[:300])
+    original = next(e for e in examples() if e.name == "pacs.008.min")
+    for example in examples(ANSWERS):
+        for source in ("onshore", "offshore"):
+            total += 1
+            payment = adapt(original.path.read_bytes(), other_side(source), config, directory)
+            first = translator.process(payment, other_side(source))
+            uetr = etree.fromstring(payment).findtext(".//{*}UETR") or ""
+            data = adapt_answer(example.path.read_bytes(), source, config, directory, uetr)  # type: ignore[arg-type]
+            outcome = translator.process(data, source)  # type: ignore[arg-type]
+            passed += outcome.accepted
+            verdict = "translated" if outcome.accepted else f"refused {outcome.error}"
+            print(
+                f"{example.year}/{example.name} from {source} ({first.accepted}): {verdict}"[:300]
+            )
     print(f"{passed} of {total} translate")
     return 0
 

@@ -5,6 +5,7 @@ agents (BIC + the dialect's clearing member id), customers, accounts, amounts, f
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ from lxml import etree
 
 from gateway.canonical import Account, Address, Agent, Customer, Money, Reason, Supplementary
 from gateway.charset import CharsetPolicy, CharsetRefusal, is_latin
-from gateway.directory import Directory
+from gateway.directory import Directory, Participant
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, refusal
 from gateway.iso20022.tree import (
@@ -50,20 +51,59 @@ class DecodeContext:
         return refusal(self.msg, reason, detail)
 
     def agent(self, m: Map | None, role: str) -> Agent:
+        """A scheme agent (InstgAgt, InstdAgt): a participant, by BIC, member id or both."""
         fin = one(m, "FinInstnId")
-        bic = txt(fin, "BICFI") or ""
-        participant = self.directory.participant(bic)
-        if participant is None:
-            raise self.refuse("RC01", f"{role} {bic} is not a participant of the connect scheme")
-        member = txt(fin, "ClrSysMmbId", "MmbId")
-        expected = participant.member_id(self.dialect.clearing_system)
-        if member is not None and member != expected:
-            raise self.refuse(
+        participant = scheme_participant(
+            self.directory,
+            self.dialect.clearing_system,
+            txt(fin, "BICFI"),
+            txt(fin, "ClrSysMmbId", "MmbId"),
+            role,
+            self.refuse,
+        )
+        return Agent(participant.bic, txt(fin, "LEI"), txt(fin, "Nm"))
+
+    def other_agent(self, m: Map | None) -> Agent | None:
+        """An agent outside the scheme (debtor's or creditor's agent, a correspondent): carried
+        as it came, whoever it is; its BIC, if any, is kept for the canonical model."""
+        if m is None:
+            return None
+        fin = one(m, "FinInstnId")
+        return Agent(txt(fin, "BICFI") or "", txt(fin, "LEI"), txt(fin, "Nm"))
+
+
+def scheme_participant(
+    directory: Directory,
+    clearing_system: str,
+    bic: str | None,
+    member: str | None,
+    role: str,
+    refuse: Callable[[str, str], errors.Refusal],
+) -> Participant:
+    """The participant a scheme agent names: by BIC, by member id in the dialect's clearing
+    system, or both (then they must agree). RC01 otherwise."""
+    by_bic = directory.participant(bic) if bic else None
+    by_member = directory.by_member_id(clearing_system, member) if member else None
+    if bic and by_bic is None:
+        raise refuse("RC01", f"{role} {bic} is not a participant of the connect scheme")
+    if member and by_member is None:
+        if by_bic is not None:
+            raise refuse(
                 "RC01",
-                f"{role} {bic}: {self.dialect.clearing_system} member id {member} "
-                f"does not belong to it (directory: {expected})",
+                f"{role} {bic}: {clearing_system} member id {member} does not belong to it "
+                f"(directory: {by_bic.member_id(clearing_system)})",
             )
-        return Agent(bic, txt(fin, "LEI"), txt(fin, "Nm"))
+        raise refuse("RC01", f"{role}: {clearing_system} member id {member} is not a participant")
+    if by_bic is not None and by_member is not None and by_bic is not by_member:
+        raise refuse(
+            "RC01",
+            f"{role} {bic}: {clearing_system} member id {member} does not belong to it "
+            f"(directory: {by_bic.member_id(clearing_system)})",
+        )
+    found = by_bic or by_member
+    if found is None:
+        raise refuse("RC01", f"{role} names no participant: a BIC or a member id is required")
+    return found
 
 
 def decode_amount(value: Leaf | None) -> Money:

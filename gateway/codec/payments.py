@@ -26,11 +26,14 @@ def decode(ctx: DecodeContext, kind: str) -> Payment:
 
     def party(name: str) -> Customer | Agent:
         m = one(tx, name)
-        return decode_customer(m) if customer else ctx.agent(m, name)
+        if customer:
+            return decode_customer(m)
+        agent = ctx.other_agent(m)
+        assert agent is not None  # Dbtr and Cdtr are mandatory in pacs.009
+        return agent
 
     def optional_agent(name: str) -> Agent | None:
-        m = one(tx, name)
-        return ctx.agent(m, name) if m is not None else None
+        return ctx.other_agent(one(tx, name))
 
     return Payment(
         kind="customer" if customer else "institution",

@@ -53,6 +53,7 @@ class ProfileSet:
             except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
                 raise RuntimeError(f"cannot load profile {path}: {exc}") from exc
         self._enveloped = {m: self._envelope_schema(m, parser) for m in DOCUMENT_MESSAGES}
+        self._limits: dict[str, dict[str, int]] = {}
 
     def _envelope_schema(self, msg_def: str, parser: etree.XMLParser) -> etree.XMLSchema:
         head_xsd = (self.directory / f"{HEAD}.xsd").as_uri()
@@ -67,6 +68,10 @@ class ProfileSet:
           </xs:sequence></xs:complexType></xs:element>
         </xs:schema>"""
         return etree.XMLSchema(etree.fromstring(text.encode(), parser))
+
+    def enveloped(self, msg_def: str) -> etree.XMLSchema:
+        """The schema of `msg_def` in the gateway's envelope (AppHdr + Document)."""
+        return self._enveloped[msg_def]
 
     def schema(self, msg_def: str) -> etree.XMLSchema:
         return self._schemas[msg_def]
@@ -91,6 +96,14 @@ class ProfileSet:
         self._validate_part(msg, header, HEAD)
         self._validate_part(msg, document, msg_def)
 
+    def text_limits(self, msg_def: str) -> dict[str, int]:
+        """Element name -> the shortest maximum length the profile gives text elements of that
+        name (what a rewritten text must fit wherever it is). Read from the profile file once."""
+        limits = self._limits.get(msg_def)
+        if limits is None:
+            limits = self._limits[msg_def] = _text_limits(self.directory / f"{msg_def}.xsd")
+        return limits
+
     def is_valid(self, msg_def: str, element: etree._Element) -> bool:
         return bool(self._schemas[msg_def].validate(element))
 
@@ -108,6 +121,24 @@ class ProfileSet:
             location=location,
             ids=recover_ids(msg.raw, element.getroottree().getroot()),
         )
+
+
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
+def _text_limits(path: Path) -> dict[str, int]:
+    root = etree.parse(str(path), etree.XMLParser(no_network=True, resolve_entities=False))
+    lengths: dict[str, int] = {}
+    for simple in root.iterfind(f"{_XS}simpleType"):
+        facet = simple.find(f"{_XS}restriction/{_XS}maxLength")
+        if facet is not None:
+            lengths[simple.get("name", "")] = int(facet.get("value", "0"))
+    limits: dict[str, int] = {}
+    for element in root.iter(f"{_XS}element"):
+        name, length = element.get("name"), lengths.get(element.get("type", ""))
+        if name and length is not None:
+            limits[name] = min(length, limits.get(name, length))
+    return limits
 
 
 _ELEMENT_NAME = re.compile(r"Element '(?:\{[^}]*\})?([^']+)'")

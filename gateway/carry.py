@@ -1,0 +1,299 @@
+"""A payment message carried whole into the other dialect: the document is copied, the parts
+the dialects differ in are rewritten, and everything else goes through as it came.
+
+Rewritten, and nothing else:
+- the scheme agents (InstgAgt, InstdAgt of the group and the transaction): BIC and member id
+  in the target's clearing system, from the directory; their LEI, name, address, branch and
+  other identifications are carried;
+- a participant's member id anywhere else (a debtor's or creditor's agent that is also a
+  participant): the target's clearing system and member id; another bank's member id in a
+  real clearing system is carried as it is;
+- the group header's MsgId and CreDtTm: the gateway issues the message;
+- in an answer (pacs.002, pacs.004), its references to the original (OrgnlGrpInf): the ids
+  the original's sender knows, not the ones the gateway gave the other side;
+- the interbank settlement date, when the settlement-date policy rolled it;
+- text the target's character set cannot carry: fitted by the charset policy
+  (data/charset-policy.toml), each change noted, the original kept in SplmtryData where the
+  policy says so; text it cannot fit refuses the message, naming the field.
+
+Agents outside the scheme, parties, addresses, accounts, remittance, regulatory reporting,
+charges, the underlying customer transfer of a cover payment: carried unchanged. The caller
+validates the result against the target profile (`issuing.issue_document`); a document that
+fails is refused with the profile's error, never sent, and never trimmed to fit.
+
+Pure: no I/O, the input message untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from gateway.canonical import OriginalGroup
+from gateway.charset import CharsetPolicy, CharsetRefusal, is_latin
+from gateway.codec.context import SUPPLEMENTARY_NS, Dialect, scheme_participant
+from gateway.directory import Directory
+from gateway.iso20022.reader import BusinessMessage, refusal
+
+# The elements under the message root that hold the one transaction, by message family.
+TRANSACTION = ("CdtTrfTxInf", "TxInfAndSts", "TxInf")
+SCHEME_AGENTS = ("InstgAgt", "InstdAgt")
+ORIGINAL_GROUPS = ("OrgnlGrpInfAndSts", "OrgnlGrpInf")
+
+# Which charset-policy field a text element belongs to: the first (path fragment, field)
+# whose fragment the element's path contains. Anything else: the policy's default.
+_FIELDS: tuple[tuple[str, str], ...] = (
+    ("FinInstnId/Nm", "agent.name"),
+    ("FinInstnId/PstlAdr/", "agent.address"),
+    ("/Dbtr/Nm", "debtor.name"),
+    ("/UltmtDbtr/Nm", "debtor.name"),
+    ("/InitgPty/Nm", "debtor.name"),
+    ("/Dbtr/PstlAdr/", "debtor.address"),
+    ("/UltmtDbtr/PstlAdr/", "debtor.address"),
+    ("/Cdtr/Nm", "creditor.name"),
+    ("/UltmtCdtr/Nm", "creditor.name"),
+    ("/Cdtr/PstlAdr/", "creditor.address"),
+    ("/UltmtCdtr/PstlAdr/", "creditor.address"),
+    ("/RmtInf/", "remittance"),
+    ("/RltdRmtInf/", "remittance"),
+    ("/StsRsnInf/AddtlInf", "status.info"),
+    ("/RtrRsnInf/AddtlInf", "return.info"),
+)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """What the gateway sets in the carried document."""
+
+    msg_id: str
+    created: str
+    settlement_date: str | None = None  # rolled by policy; None: unchanged
+    original: OriginalGroup | None = None  # answers: the original, as its sender knows it
+
+
+@dataclass
+class Carried:
+    document: etree._Element
+    notes: list[str] = field(default_factory=list)
+
+
+def _local(el: etree._Element) -> str:
+    return etree.QName(el).localname
+
+
+def _child(parent: etree._Element, name: str) -> etree._Element | None:
+    return next((c for c in parent if isinstance(c.tag, str) and _local(c) == name), None)
+
+
+def _children(parent: etree._Element, name: str) -> list[etree._Element]:
+    return [c for c in parent if isinstance(c.tag, str) and _local(c) == name]
+
+
+def _path(el: etree._Element, top: etree._Element) -> str:
+    steps = []
+    node: etree._Element | None = el
+    while node is not None:
+        steps.append(_local(node))
+        if node is top:
+            break
+        node = node.getparent()
+    return "/".join(reversed(steps))
+
+
+def charset_field(path: str) -> str:
+    """The charset-policy field of the text element at `path` (Document/.../Nm)."""
+    for fragment, name in _FIELDS:
+        if fragment in path:
+            return name
+    return "default"
+
+
+def carry(
+    msg: BusinessMessage,
+    rewrite: Rewrite,
+    *,
+    source: Dialect,
+    target: Dialect,
+    directory: Directory,
+    charset: CharsetPolicy,
+    text_limits: Mapping[str, int],
+) -> Carried:
+    """`msg`'s Document for the `target` dialect (see the module's text); raises a `Refusal`."""
+    document = copy.deepcopy(msg.document)
+    for el in document.iter():
+        # Indentation is not content: the output is written compact, as the gateway's own.
+        if el.tail is not None and not el.tail.strip():
+            el.tail = None
+        if len(el) and el.text is not None and not el.text.strip():
+            el.text = None
+    root = document[0]
+    ns = etree.QName(document).namespace
+    out = Carried(document)
+    group = _child(root, "GrpHdr")
+    assert group is not None, "every carried family has a group header (profile)"
+    _set(group, "MsgId", rewrite.msg_id)
+    _set(group, "CreDtTm", rewrite.created)
+    transactions = [t for name in TRANSACTION for t in _children(root, name)]
+    for holder in (group, *transactions):
+        for role in SCHEME_AGENTS:
+            agent = _child(holder, role)
+            if agent is not None:
+                _scheme_agent(msg, agent, role, source, target, directory, ns)
+        if rewrite.settlement_date is not None and holder is not group:
+            _set(holder, "IntrBkSttlmDt", rewrite.settlement_date)
+    _other_members(document, source, target, directory)
+    if rewrite.original is not None:
+        for holder in (root, *transactions):
+            for name in ORIGINAL_GROUPS:
+                for original in _children(holder, name):
+                    _original(original, rewrite.original, ns)
+    if target.latin_only:
+        kept = _fit_text(msg, document, charset, text_limits, out.notes)
+        if kept:
+            _keep_originals(transactions[0] if transactions else root, kept, ns)
+    return out
+
+
+def _set(parent: etree._Element, name: str, value: str) -> None:
+    el = _child(parent, name)
+    assert el is not None, f"{name} is mandatory where it is rewritten (profile)"
+    el.text = value
+
+
+def _scheme_agent(
+    msg: BusinessMessage,
+    agent: etree._Element,
+    role: str,
+    source: Dialect,
+    target: Dialect,
+    directory: Directory,
+    ns: str | None,
+) -> None:
+    """BICFI and ClrSysMmbId in the target dialect, in the schema's order (first, second)."""
+    fin = _child(agent, "FinInstnId")
+    assert fin is not None
+    bic, member = _child(fin, "BICFI"), _child(fin, "ClrSysMmbId")
+    member_id = _child(member, "MmbId") if member is not None else None
+    participant = scheme_participant(
+        directory,
+        source.clearing_system,
+        bic.text if bic is not None else None,
+        member_id.text if member_id is not None else None,
+        role,
+        lambda reason, detail: refusal(msg, reason, detail),
+    )
+    for old in (bic, member):
+        if old is not None:
+            fin.remove(old)
+    new_bic = etree.Element(etree.QName(ns, "BICFI"))
+    new_bic.text = participant.bic
+    new_member = etree.Element(etree.QName(ns, "ClrSysMmbId"))
+    system = etree.SubElement(new_member, etree.QName(ns, "ClrSysId"))
+    etree.SubElement(system, etree.QName(ns, "Cd")).text = target.clearing_system
+    etree.SubElement(new_member, etree.QName(ns, "MmbId")).text = participant.member_id(
+        target.clearing_system
+    )
+    fin.insert(0, new_member)
+    fin.insert(0, new_bic)
+
+
+def _other_members(
+    document: etree._Element, source: Dialect, target: Dialect, directory: Directory
+) -> None:
+    """Member ids in the source's clearing system elsewhere (a participant named as debtor's
+    or creditor's agent, say): a dialect's identifier, so a participant's is mapped to the
+    target's; any other bank's is carried as it is (it is a real clearing system's id)."""
+    for member in document.iter("{*}ClrSysMmbId"):
+        code, member_id = member.find("{*}ClrSysId/{*}Cd"), member.find("{*}MmbId")
+        if code is None or member_id is None or code.text != source.clearing_system:
+            continue
+        participant = directory.by_member_id(source.clearing_system, member_id.text or "")
+        if participant is not None:
+            code.text = target.clearing_system
+            member_id.text = participant.member_id(target.clearing_system)
+
+
+def _original(el: etree._Element, original: OriginalGroup, ns: str | None) -> None:
+    _set(el, "OrgnlMsgId", original.msg_id)
+    _set(el, "OrgnlMsgNmId", original.msg_def)
+    created = _child(el, "OrgnlCreDtTm")
+    if original.created is None:
+        if created is not None:
+            el.remove(created)
+        return
+    if created is None:
+        created = etree.Element(etree.QName(ns, "OrgnlCreDtTm"))
+        name_id = _child(el, "OrgnlMsgNmId")
+        assert name_id is not None
+        name_id.addnext(created)
+    created.text = original.created
+
+
+def _fit_text(
+    msg: BusinessMessage,
+    document: etree._Element,
+    charset: CharsetPolicy,
+    limits: Mapping[str, int],
+    notes: list[str],
+) -> list[tuple[str, str, str]]:
+    """Non-Latin text made Latin by the policy; (field, path, original) of what is kept."""
+    kept: list[tuple[str, str, str]] = []
+    stack = [document]
+    while stack:
+        el = stack.pop()
+        if _local(el) == "SplmtryData":
+            continue  # the partner's own supplement, carried as it is (lax in every profile)
+        children = [c for c in el if isinstance(c.tag, str)]
+        if children:
+            stack.extend(reversed(children))
+            continue
+        text = el.text
+        if not text or is_latin(text):
+            continue
+        path = _path(el, document)
+        name = charset_field(path)
+        limit = limits.get(_local(el), len(text) * 8)
+        try:
+            fitted = charset.fit(name, text, limit)
+        except CharsetRefusal as exc:
+            raise refusal(msg, "NARR", f"cannot carry {exc} offshore (at {path})") from None
+        el.text = fitted.text
+        notes.append(f"{name}: transliterated to Latin (at {path})")
+        if fitted.truncated_from is not None:
+            notes.append(
+                f"{path}: truncated from {fitted.truncated_from} to {len(fitted.text)} "
+                "characters (policy allows it)"
+            )
+        if charset.policy(name).keep_original:
+            kept.append((name, path, text))
+    return kept
+
+
+def _keep_originals(
+    holder: etree._Element, kept: list[tuple[str, str, str]], ns: str | None
+) -> None:
+    """One SplmtryData per replaced text, after the holder's own (last in its sequence)."""
+    for name, path, original in kept:
+        block = etree.SubElement(holder, etree.QName(ns, "SplmtryData"))
+        etree.SubElement(block, etree.QName(ns, "PlcAndNm")).text = f"connect-gateway:{name}"
+        envelope = etree.SubElement(block, etree.QName(ns, "Envlp"))
+        text = etree.SubElement(
+            envelope,
+            etree.QName(SUPPLEMENTARY_NS, "OrgnlTxt"),
+            nsmap={None: SUPPLEMENTARY_NS},  # type: ignore[dict-item]  # lxml-stubs: default ns
+        )
+        text.set("path", path)
+        text.text = original
+
+
+def unstructured_address(document: etree._Element) -> str | None:
+    """The path of the first unstructured-only postal address (address lines, and neither a
+    town nor a country), or None. CBPR+ refuses them since November 2026."""
+    for address in document.iter("{*}PstlAdr"):
+        names = {_local(c) for c in address if isinstance(c.tag, str)}
+        if "AdrLine" in names and not names & {"TwnNm", "Ctry"}:
+            return _path(address, document)
+    return None
