@@ -13,6 +13,13 @@ validate against the offshore profile, serialise. Two workloads:
 in 1, 2, 4 ... and N processes at once, each pinned to its own CPU, and reports their combined
 rate: how translation scales with cores (`gateway.workers` and instances add cores).
 Goal (issue 3): at least 5,000/s on one core.
+
+Each workload is also reported as a ratio to the libxml2 floor, measured in the same run on
+the same messages: parse and validate the input against its profile, then serialise, parse
+and validate the output against the target's (what any translation must at least do, with
+nothing in between). A third workload, rich, is the CBPR+ "max" pacs.008 of the public corpus
+(cbpr-usage-rules, adapted to this directory by tests/corpus.py): 765 element paths, carried
+whole. Goal (issue 15): at least 0.5 of the floor for the sample and the rich message.
 """
 
 from __future__ import annotations
@@ -29,8 +36,11 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from bench.common import line, pin_to_one_core, spread, usable_cpus, write_json
 from gateway.config import Config
+from gateway.iso20022.reader import read_message
 from gateway.translation import Translator
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "onshore" / "pacs.008.001.08.xml"
@@ -61,6 +71,41 @@ def messages(count: int, distinct: bool, seed: int = 7) -> list[bytes]:
             text = text.replace("货款 INV-2026-0042", f"货款 INV-{rng.getrandbits(32):08X}")
         out.append(text.encode("utf-8"))
     return out
+
+
+def rich_messages(count: int, seed: int = 11) -> list[bytes]:
+    """The adapted CBPR+ max pacs.008 (onshore), a fresh UETR and BizMsgIdr each time."""
+    from tests.corpus import adapt, examples
+
+    example = next(e for e in examples() if e.year == "y2026" and e.name == "pacs.008.max")
+    config = Config()
+    template = adapt(
+        example.path.read_bytes(), "onshore", config, Translator(config).directory.current()
+    ).decode("utf-8")
+    uetr = template.split("<UETR>", 1)[1].split("<", 1)[0]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        text = template.replace(uetr, str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+        text = text.replace("<BizMsgIdr>", f"<BizMsgIdr>R{rng.getrandbits(48):012X}", 1)
+        out.append(text.encode("utf-8"))
+    return out
+
+
+def floor_rate(translator: Translator, batch: list[bytes]) -> float:
+    """The libxml2 floor: per message, parse + validate the input (source profile), then
+    serialise + parse + validate its output (target profile). Outputs are made beforehand."""
+    onshore, offshore = translator.profiles["onshore"], translator.profiles["offshore"]
+    outputs = [etree.fromstring(translator.process(data, "onshore").message) for data in batch]
+    msg_def = read_message(batch[0]).msg_def
+    source, target = onshore.enveloped(msg_def), offshore.enveloped(msg_def)
+    start = time.perf_counter()
+    for data, output in zip(batch, outputs, strict=True):
+        if not source.validate(etree.fromstring(data)):
+            raise SystemExit(f"floor: input invalid: {source.error_log}")
+        if not target.validate(etree.fromstring(etree.tostring(output))):
+            raise SystemExit(f"floor: output invalid: {target.error_log}")
+    return len(batch) / (time.perf_counter() - start)
 
 
 def run(translator: Translator, batch: list[bytes]) -> float:
@@ -135,16 +180,41 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     pin_to_one_core()
 
     translator = Translator(Config())
-    repeated, distinct = [], []
+    repeated, distinct, rich = [], [], []
+    floors: dict[str, list[float]] = {"sample": [], "rich": []}
+    ratios: dict[str, list[float]] = {"sample": [], "rich": []}
     for r in range(args.rounds):
         batch_rep = messages(args.count, False, seed=r)
         batch_dis = messages(args.count, True, seed=1000 + r)
+        batch_rich = rich_messages(args.count // 4, seed=3000 + r)  # ~10x the bytes each
         repeated.append(run(translator, batch_rep))
         distinct.append(run(translator, batch_dis))
-    result = spread("repeated_names_per_s", repeated) | spread("distinct_names_per_s", distinct)
+        rich.append(run(translator, batch_rich))
+        # The floor right after the translation of the same messages: one run, one ratio.
+        floors["sample"].append(floor_rate(translator, batch_rep))
+        floors["rich"].append(floor_rate(translator, batch_rich))
+        ratios["sample"].append(repeated[-1] / floors["sample"][-1])
+        ratios["rich"].append(rich[-1] / floors["rich"][-1])
+    result = (
+        spread("repeated_names_per_s", repeated)
+        | spread("distinct_names_per_s", distinct)
+        | spread("rich_per_s", rich)
+        | spread("floor_sample_per_s", floors["sample"])
+        | spread("floor_rich_per_s", floors["rich"])
+        | spread("ratio_sample_to_floor", ratios["sample"])
+        | spread("ratio_rich_to_floor", ratios["rich"])
+    )
     print(f"pacs.008 onshore -> offshore, one core, {args.rounds} rounds x {args.count} messages")
     for label, values in (("repeated names", repeated), ("distinct names", distinct)):
         print(line(label, values, "translations/s", goal="  goal >= 5,000/s"))
+    print(line("rich (CBPR+ max)", rich, "translations/s"))
+    print(line("floor, sample", floors["sample"], "messages/s"))
+    print(line("floor, rich", floors["rich"], "messages/s"))
+    for name in ("sample", "rich"):
+        print(
+            f"{'ratio to the floor, ' + name:<26} {statistics.median(ratios[name]):.2f}"
+            f"  (rounds: {', '.join(f'{v:.2f}' for v in ratios[name])})  goal >= 0.5"
+        )
     if args.processes > 1:
         print("repeated names, processes at once (each pinned to a CPU), combined:")
         one = statistics.median(scaling[1])
