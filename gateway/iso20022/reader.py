@@ -49,6 +49,9 @@ def _parser() -> etree.XMLParser:
             huge_tree=False,
             remove_pis=True,
             collect_ids=False,
+            # Indentation between elements is not content (ISO 20022 has no mixed content):
+            # dropped while parsing, in C, so nothing after it walks or carries it.
+            remove_blank_text=True,
         )
         _local.parser = parser
     return parser
