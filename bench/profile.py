@@ -31,13 +31,14 @@ from lxml import etree
 from bench.common import pin_to_one_core, write_json
 from bench.translate import messages
 from gateway.adapters import dialect
-from gateway.codec import decode, decode_header, encode_text
+from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext, EncodeContext
 from gateway.config import Config
 from gateway.iso20022.builders import Party, envelope_text, header_spec, iso_datetime
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import extract_keys, fingerprint
 from gateway.iso20022.reader import read_message
+from gateway.messages.registry import decode, encode_text
 from gateway.translation import Translator
 
 ROOT = Path(__file__).resolve().parents[1]

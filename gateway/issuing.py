@@ -13,7 +13,6 @@ from lxml import etree
 from gateway.adapters import dialect
 from gateway.canonical import Business
 from gateway.charset import CharsetPolicy
-from gateway.codec import encode_text
 from gateway.codec.context import EncodeContext
 from gateway.config import Config
 from gateway.directory import Directory
@@ -28,6 +27,7 @@ from gateway.iso20022.builders import (
 )
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, read_message
+from gateway.messages.registry import encode_text
 from gateway.sides import Side
 
 

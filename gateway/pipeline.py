@@ -55,6 +55,7 @@ from gateway.iso20022 import errors
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
 from gateway.kafka_clients import connection_options
+from gateway.messages.registry import CAPPED
 from gateway.reading import Reading, init_worker, read_in_worker, read_records, warm_up
 from gateway.settlement.cycles import rules_for
 from gateway.settlement.schedule import Schedule, parse_cut_offs
@@ -75,7 +76,6 @@ STOP_WAIT_SECONDS = 45
 STOP_RELAY_SECONDS = 15
 PRODUCER_STOP_SECONDS = 10
 # New payment instructions, held to their payer's net debit cap.
-CAPPED = frozenset({"pacs.008.001.08", "pacs.009.001.08", "sese.023.001.09"})
 
 
 @dataclass

@@ -21,18 +21,11 @@ from gateway.config import Config
 from gateway.iso20022 import errors
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
 from gateway.iso20022.reader import BusinessMessage
+from gateway.messages.registry import ANSWER_REFERENCES
 from gateway.sides import Side
 from gateway.translation import MemoryCorrelations, Outcome, Translator
 
 log = logging.getLogger(__name__)
-
-# Where an answer names the gateway's own message (admi.002, a group-level status report).
-_ANSWER_REFERENCES = (
-    "admi.002.001.01/RltdRef/Ref",
-    "FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId",
-    "FIToFIPmtStsRpt/OrgnlGrpInfAndSts/OrgnlMsgId",
-    "PmtRtr/TxInf/OrgnlGrpInf/OrgnlMsgId",
-)
 
 
 @dataclass(frozen=True)
@@ -78,7 +71,7 @@ def correlation_refs(msg: BusinessMessage, keys: IdempotencyKeys) -> tuple[str, 
     c = keys.correlation
     if c:
         refs += [c, f"uetr:{c}", f"sese:{c}"]
-    for path in _ANSWER_REFERENCES:
+    for path in ANSWER_REFERENCES:
         value = msg.doc_text(path)
         if value:
             refs.append(value)

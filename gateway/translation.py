@@ -27,10 +27,8 @@ from gateway.calendars import Calendars
 from gateway.canonical import (
     Business,
     CashLeg,
-    CycleStatement,
     Header,
     MessageReject,
-    NetSettlement,
     Obligation,
     OriginalGroup,
     Payment,
@@ -46,7 +44,7 @@ from gateway.canonical import (
 from gateway.carry import Rewrite, carry, unstructured_address
 from gateway.charset import CharsetPolicy
 from gateway.clock import Clock, now_utc8
-from gateway.codec import decode, decode_header
+from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
 from gateway.config import Config
 from gateway.directory import Directory, ReloadingDirectory
@@ -64,6 +62,7 @@ from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, read_message, recover_ids, refusal
 from gateway.issuing import issue, issue_document
+from gateway.messages.registry import ISSUED_BY_GATEWAY, decode, message_type
 from gateway.sides import SIDES, Side, other_side
 
 log = logging.getLogger(__name__)
@@ -346,6 +345,13 @@ class Translator:
         directory: Directory,
     ) -> _Result:
         ctx = DecodeContext(dialect(source), directory, msg)
+        if msg.msg_def in ISSUED_BY_GATEWAY:
+            kind = message_type(msg.msg_def)
+            raise ctx.refuse(
+                "AG01",
+                f"{kind.title}s ({kind.family}) are issued by the gateway only, never accepted "
+                "from a side",
+            )
         if isinstance(body, Payment):
             return self._payment(ctx, body, header, source, target, directory)
         if isinstance(body, PaymentReturn):
@@ -364,13 +370,7 @@ class Translator:
                 )
             fixed = dataclasses.replace(body, reference=entry.biz_msg_idr or entry.msg_id)
             return _Result(fixed, to=entry.sender_bic)
-        assert isinstance(body, NetSettlement | CycleStatement)
-        what = "net settlement requests (pacs.029)"
-        if isinstance(body, CycleStatement):
-            what = "cycle statements (camt.053)"
-        raise ctx.refuse(
-            "AG01", f"{what} are issued by the gateway only, never accepted from a side"
-        )
+        raise AssertionError(f"{msg.msg_def} is registered but not routed")
 
     def _cycle_entry(self, s: StatusReport) -> Correlation | None:
         """The correlation of the gateway's settlement instruction `s` answers, if it does."""
@@ -600,7 +600,7 @@ class Translator:
         target: Side,
         directory: Directory,
     ) -> _Result:
-        flow = "northbound" if source == "offshore" else "southbound"
+        flow = dialect(source).securities_flow
         owner = directory.participant(s.owner_bic)
         if owner is None or owner.side != source:
             raise ctx.refuse("RC01", f"account owner {s.owner_bic} is not a {source} participant")
@@ -618,7 +618,7 @@ class Translator:
             ),
             None,
         )
-        nominee = directory.nominee(flow, market) if market else None  # type: ignore[arg-type]
+        nominee = directory.nominee(flow, market) if market else None
         if nominee is None or market is None:
             raise ctx.refuse(
                 "RC01",

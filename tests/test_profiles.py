@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.iso20022 import errors
-from gateway.iso20022.namespaces import ALL_MESSAGES, DOCUMENT_MESSAGES
+from gateway.messages.registry import ALL_MESSAGES, DOCUMENT_MESSAGES
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
 from tests.conformance import official_verdicts

@@ -10,4 +10,6 @@
 
 from gateway.codec.context import Dialect
 
-DIALECT = Dialect(side="offshore", clearing_system="HKNCC", latin_only=True)
+DIALECT = Dialect(
+    side="offshore", clearing_system="HKNCC", latin_only=True, securities_flow="northbound"
+)

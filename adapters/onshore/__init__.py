@@ -9,4 +9,6 @@
 
 from gateway.codec.context import Dialect
 
-DIALECT = Dialect(side="onshore", clearing_system="CNAPS", latin_only=False)
+DIALECT = Dialect(
+    side="onshore", clearing_system="CNAPS", latin_only=False, securities_flow="southbound"
+)

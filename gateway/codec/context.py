@@ -13,7 +13,7 @@ from lxml import etree
 
 from gateway.canonical import Account, Address, Agent, Customer, Money, Reason, Supplementary
 from gateway.charset import CharsetPolicy, CharsetRefusal, is_latin
-from gateway.directory import Directory, Participant
+from gateway.directory import Directory, Flow, Participant
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, refusal
 from gateway.iso20022.tree import (
@@ -39,6 +39,9 @@ class Dialect:
     side: Side
     clearing_system: str  # ClrSysId/Cd of agents: CNAPS onshore, HKNCC offshore
     latin_only: bool  # free text restricted to printable Latin
+    # Bond Connect: the flow of the securities instructions this side sends (its investors
+    # hold the other side's bonds through the other side's nominee accounts).
+    securities_flow: Flow
 
 
 @dataclass

@@ -18,10 +18,12 @@ from typing import Any
 from lxml import etree
 from lxml.builder import ElementMaker
 
+from gateway.adapters import dialect
 from gateway.iso20022 import errors
 from gateway.iso20022.ids import derive_id
-from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, family, ns
+from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, ns
 from gateway.iso20022.tree import Spec, render, render_text
+from gateway.messages.registry import BY_DEF
 from gateway.sides import Side
 
 
@@ -33,8 +35,9 @@ class Party:
 
 
 def fit_text(text: str, max_len: int, side: Side) -> str:
-    """Free text written by the gateway, made to fit a field: Latin-only offshore, bounded."""
-    if side == "offshore":
+    """Free text written by the gateway, made to fit a field: Latin-only where the side's
+    dialect says so, bounded."""
+    if dialect(side).latin_only:
         text = text.encode("ascii", "backslashreplace").decode("ascii")
         text = "".join(ch if " " <= ch <= "~" else " " for ch in text)
     else:
@@ -231,21 +234,17 @@ def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: 
     return envelope(_reject_header(ctx, ids, "sese.024.001.10"), doc)
 
 
-# Refused instructions are answered in their own business language; anything else refused (a
-# status report, a confirmation, a reject) gets an admi.002 naming the reason.
-_PAYMENT_INSTRUCTIONS = ("pacs.008", "pacs.009", "pacs.004")
-
-
 def reject_definition(error: errors.MessageError, *, sese_tx_id: str | None = None) -> str:
     """Which reject answers an error: admi.002, pacs.002 or (securities) sese.024."""
     msg_def = error.ids.msg_def if error.ids else None
+    # Refused instructions are answered in their own business language (each type declares
+    # which); anything else refused, and whatever could not be read, gets an admi.002.
     if error.answer == "admi.002" or msg_def is None:
         return "admi.002.001.01"
-    if family(msg_def) == "sese.023" and sese_tx_id:
-        return "sese.024.001.10"
-    if family(msg_def) in _PAYMENT_INSTRUCTIONS:
-        return "pacs.002.001.10"
-    return "admi.002.001.01"
+    refusal = BY_DEF[msg_def].refusal if msg_def in BY_DEF else "admi.002.001.01"
+    if refusal == "sese.024.001.10" and not sese_tx_id:
+        return "admi.002.001.01"  # a sese.024 names the instruction's TxId: none, no sese.024
+    return refusal
 
 
 def build_reject(

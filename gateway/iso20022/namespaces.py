@@ -10,20 +10,7 @@ HEAD = "head.001.001.02"
 # The envelope the gateway writes around AppHdr + Document. Readers accept any root element.
 ENVELOPE_NS = "urn:connect-gateway:envelope:1"
 
-# Document messages the gateway reads and writes (AppHdr is validated alongside each).
-DOCUMENT_MESSAGES: tuple[str, ...] = (
-    "pacs.008.001.08",
-    "pacs.009.001.08",
-    "pacs.002.001.10",
-    "pacs.004.001.09",
-    "pacs.029.001.01",
-    "admi.002.001.01",
-    "sese.023.001.09",
-    "sese.024.001.10",
-    "sese.025.001.09",
-    "camt.053.001.08",
-)
-ALL_MESSAGES: tuple[str, ...] = (HEAD, *DOCUMENT_MESSAGES)
+# The message definitions the gateway knows are registered in gateway/messages/.
 
 _MSG_ID = re.compile(r"[a-z]{4}\.[0-9]{3}\.[0-9]{3}\.[0-9]{2}")
 

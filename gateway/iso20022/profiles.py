@@ -19,8 +19,9 @@ from pathlib import Path
 from lxml import etree
 
 from gateway.iso20022 import errors
-from gateway.iso20022.namespaces import ALL_MESSAGES, DOCUMENT_MESSAGES, ENVELOPE_NS, HEAD, ns
+from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, ns
 from gateway.iso20022.reader import BusinessMessage, recover_ids
+from gateway.messages.registry import ALL_MESSAGES, DOCUMENT_MESSAGES
 from gateway.packaged import packaged
 from gateway.sides import Side
 

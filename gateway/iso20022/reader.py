@@ -23,7 +23,7 @@ from functools import cached_property
 from lxml import etree
 
 from gateway.iso20022 import errors
-from gateway.iso20022.namespaces import DOCUMENT_MESSAGES, HEAD, msg_def_of, ns
+from gateway.iso20022.namespaces import HEAD, msg_def_of, ns
 from gateway.iso20022.tree import Map, to_map, txt
 
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
@@ -55,6 +55,14 @@ def _parser() -> etree.XMLParser:
         )
         _local.parser = parser
     return parser
+
+
+def _known() -> frozenset[str]:
+    """The registered definitions. Imported when first needed: the registry's message modules
+    import the codecs, which import this module."""
+    from gateway.messages.registry import DOCUMENT_MESSAGES
+
+    return frozenset(DOCUMENT_MESSAGES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,7 +234,7 @@ def _structure(data: bytes, root: etree._Element) -> BusinessMessage:
         header, document = children
     doc_def = _split(document.tag)[0]
     assert doc_def is not None
-    if doc_def not in DOCUMENT_MESSAGES:
+    if doc_def not in _known():
         raise errors.UnknownMessage(
             f"unsupported message definition {doc_def}", ids=recover_ids(data, root)
         )
@@ -290,7 +298,7 @@ def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds
     candidates = [*documents, root] if isinstance(documents, list) else [root]
     for el in candidates:
         if isinstance(el, etree._Element) and (doc_def := msg_def_of(etree.QName(el).namespace)):
-            if doc_def in DOCUMENT_MESSAGES:  # the reject can only name a message it knows
+            if doc_def in _known():  # the reject can only name a message it knows
                 found["msg_def"] = doc_def
             break
     return errors.RecoveredIds(payload_ref(data), **found)

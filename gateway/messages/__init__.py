@@ -1,0 +1,63 @@
+"""Message types as plug-ins: each family is one module here that declares everything about its
+types, and `registry.py` lists them. Every per-type table of the gateway is derived from the
+registry: the definitions the reader accepts and the profiles loaded (`iso20022.profiles`), the
+idempotency keys (`iso20022.keys`), the references an answer names (`reading`), which reject
+answers a refusal (`iso20022.builders`), which messages are capped (`pipeline`), decoding and
+encoding (`registry.decode`, `registry.encode_text`), and which are carried as documents
+(`translation`). Adding a type is one module here, its profiles in `schemas/` and its samples
+in `samples/`; `tests/test_registry.py` checks each registered type has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from gateway.canonical import Business
+from gateway.codec.context import DecodeContext, EncodeContext
+from gateway.iso20022.tree import Spec
+
+Get = Callable[[str], "str | None"]  # the text at one of the type's named paths
+ADMI002 = "admi.002.001.01"
+PACS002 = "pacs.002.001.10"
+SESE024 = "sese.024.001.10"
+
+
+def _no_transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
+    return (), None
+
+
+@dataclass(frozen=True)
+class MessageType:
+    msg_def: str  # e.g. pacs.008.001.08
+    title: str  # what a partner calls it, in errors: "net settlement request"
+    root: str  # the Document's one child, e.g. FIToFICstmrCdtTrf
+    decode: Callable[[DecodeContext], Business]
+    # (context, body, new MsgId, new CreDtTm) -> (root, spec); None: never encoded by us
+    encode: Callable[[EncodeContext, Business, str, str], tuple[str, Spec]] | None
+    # Does this type encode `body`? (pacs.008 and pacs.009 share the Payment model.)
+    matches: Callable[[Business], bool]
+    # Named paths below the root: msg_id, agent (the instructing party), and what the
+    # transaction keys and correlation read (docs/domain.md, "Idempotency keys").
+    paths: Mapping[str, str] = field(default_factory=dict)
+    # (transaction keys, correlation) from the named paths.
+    transactions: Callable[[Get], tuple[tuple[str, ...], str | None]] = _no_transactions
+    # Paths (below the root) where an answer of this type names the gateway's own message.
+    answer_refs: tuple[str, ...] = ()
+    # Translated as a document, whole (gateway/carry.py), rather than encoded from the model.
+    carried: bool = False
+    # Its obligation is held or refused against the payer's net debit cap.
+    capped: bool = False
+    # The reject that answers a business refusal of it (a reading failure: always admi.002).
+    refusal: str = ADMI002
+    # Issued by the gateway only: a side that sends one is refused (AG01).
+    issued_by_gateway: bool = False
+
+    @property
+    def family(self) -> str:
+        return self.msg_def[:8]
+
+    def path(self, name: str) -> str | None:
+        """The full path below Document of a named path, or None."""
+        relative = self.paths.get(name)
+        return f"{self.root}/{relative}" if relative else None

@@ -1,0 +1,32 @@
+"""pacs.004: payment return, carried whole back to the original's sender; books the return."""
+
+from __future__ import annotations
+
+from gateway.canonical import PaymentReturn
+from gateway.codec import status
+from gateway.messages import PACS002, Get, MessageType
+
+
+def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
+    correlation = get("orgnl_uetr")
+    return ((f"return:{correlation}",) if correlation else ()), correlation
+
+
+TYPE = MessageType(
+    msg_def="pacs.004.001.09",
+    title="payment return",
+    root="PmtRtr",
+    decode=status.decode_return,
+    encode=status.encode_return,  # type: ignore[arg-type]
+    matches=lambda body: isinstance(body, PaymentReturn),
+    paths={
+        "msg_id": "GrpHdr/MsgId",
+        "agent": "TxInf/InstgAgt/FinInstnId/BICFI",
+        "orgnl_uetr": "TxInf/OrgnlUETR",
+        "rtr_id": "TxInf/RtrId",
+    },
+    transactions=_transactions,
+    answer_refs=("TxInf/OrgnlGrpInf/OrgnlMsgId",),
+    carried=True,
+    refusal=PACS002,
+)
