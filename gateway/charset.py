@@ -14,8 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pypinyin import Style, lazy_pinyin
-
 from gateway.packaged import packaged
 
 Policy = Literal["transliterate", "reject"]
@@ -55,6 +53,11 @@ def transliterate(text: str) -> str:
     Cached: pypinyin's phrase-aware conversion (right readings for polyphones in names) costs
     ~90 us a field, and payment traffic repeats its customers' names heavily.
     """
+    # Imported on first use: pypinyin's dictionaries take ~0.4 s to load, which a command
+    # translating one Latin message, or checking a configuration, should not pay. The service
+    # loads them at start (`prepare`).
+    from pypinyin import Style, lazy_pinyin
+
     text = unicodedata.normalize("NFKC", text)  # full-width letters, digits, punctuation
     out: list[str] = []
     run: list[str] = []
@@ -85,6 +88,11 @@ def transliterate(text: str) -> str:
         out.append(stripped)
     flush()
     return " ".join("".join(out).split())
+
+
+def prepare() -> None:
+    """Load the transliteration dictionaries now (the service, before its first batch)."""
+    transliterate("中")
 
 
 class CharsetPolicy:

@@ -146,6 +146,9 @@ class Pipeline:
     async def start(self) -> None:
         kafka = self.config.kafka
         count = self.config.gateway.workers
+        # Every profile compiled and the transliteration loaded before the first record: a
+        # broken profile stops the start, and the first batch waits for nothing.
+        await asyncio.to_thread(self.translator.prepare)
         if count:
             # forkserver: never fork this process, whose threads may hold locks.
             self.workers = ProcessPoolExecutor(

@@ -84,7 +84,7 @@ _worker_translator: Translator | None = None
 
 def init_worker(config: Config, service_pid: int) -> None:
     global _worker_translator
-    _worker_translator = Translator(config)
+    _worker_translator = Translator(config).prepare()
     threading.Thread(
         target=_exit_with_service, args=(service_pid,), name="service-watch", daemon=True
     ).start()

@@ -43,6 +43,7 @@ from gateway.canonical import (
 )
 from gateway.carry import Rewrite, carry, unstructured_address
 from gateway.charset import CharsetPolicy
+from gateway.charset import prepare as prepare_charset
 from gateway.clock import Clock, now_utc8
 from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
@@ -197,6 +198,14 @@ class Translator:
         self.calendars = Calendars.load(Path(tr.calendars) if tr.calendars else None)
         self.charset = CharsetPolicy.load(Path(tr.charset_policy) if tr.charset_policy else None)
         self.correlations: Correlations = correlations or MemoryCorrelations()
+
+    def prepare(self) -> Translator:
+        """Compile every profile and load the transliteration now (a service, at start);
+        otherwise each is done when first needed."""
+        for profiles in self.profiles.values():
+            profiles.compile_all()
+        prepare_charset()
+        return self
 
     # -- the one entry point -------------------------------------------------------------
     def process(self, data: bytes, source: Side) -> Outcome:

@@ -45,16 +45,31 @@ class ProfileSet:
         self.side = side
         self.directory = (schemas_dir or default_schemas_dir()) / side
         # Schema documents are project files, but parse them as strictly as messages anyway.
-        parser = etree.XMLParser(no_network=True, resolve_entities=False)
+        self._parser = etree.XMLParser(no_network=True, resolve_entities=False)
+        # Compiled when first needed (a command translating one message compiles what it
+        # needs, ~10 ms a schema); `compile_all` at a service's start, which also proves every
+        # profile loads before any traffic.
         self._schemas: dict[str, etree.XMLSchema] = {}
-        for msg_def in ALL_MESSAGES:
-            path = self.directory / f"{msg_def}.xsd"
-            try:
-                self._schemas[msg_def] = etree.XMLSchema(etree.parse(str(path), parser))
-            except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
-                raise RuntimeError(f"cannot load profile {path}: {exc}") from exc
-        self._enveloped = {m: self._envelope_schema(m, parser) for m in DOCUMENT_MESSAGES}
+        self._envelopes: dict[str, etree.XMLSchema] = {}
         self._limits: dict[str, dict[str, int]] = {}
+
+    def compile_all(self) -> ProfileSet:
+        for msg_def in ALL_MESSAGES:
+            self.schema(msg_def)
+        for msg_def in DOCUMENT_MESSAGES:
+            self.enveloped(msg_def)
+        return self
+
+    def _compile(self, msg_def: str) -> etree.XMLSchema:
+        if msg_def not in ALL_MESSAGES:
+            raise KeyError(msg_def)
+        path = self.directory / f"{msg_def}.xsd"
+        try:
+            schema = etree.XMLSchema(etree.parse(str(path), self._parser))
+        except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+            raise RuntimeError(f"cannot load profile {path}: {exc}") from exc
+        self._schemas[msg_def] = schema
+        return schema
 
     def _envelope_schema(self, msg_def: str, parser: etree.XMLParser) -> etree.XMLSchema:
         head_xsd = (self.directory / f"{HEAD}.xsd").as_uri()
@@ -72,17 +87,23 @@ class ProfileSet:
 
     def enveloped(self, msg_def: str) -> etree.XMLSchema:
         """The schema of `msg_def` in the gateway's envelope (AppHdr + Document)."""
-        return self._enveloped[msg_def]
+        schema = self._envelopes.get(msg_def)
+        if schema is None:
+            if msg_def not in DOCUMENT_MESSAGES:
+                raise KeyError(msg_def)
+            self.schema(msg_def)  # its own file first: a broken profile names itself
+            schema = self._envelopes[msg_def] = self._envelope_schema(msg_def, self._parser)
+        return schema
 
     def schema(self, msg_def: str) -> etree.XMLSchema:
-        return self._schemas[msg_def]
+        return self._schemas.get(msg_def) or self._compile(msg_def)
 
     def validate(self, msg: BusinessMessage) -> None:
         """Raise `SchemaViolation` with the first error and its location, or return."""
         if msg.header is not None:
             root = msg.header.getparent()
             if root is not None and root.tag == _ENVELOPE_TAG and root.getparent() is None:
-                if self._enveloped[msg.msg_def].validate(root):
+                if self.enveloped(msg.msg_def).validate(root):
                     return
         if msg.header is not None:
             self._validate_part(msg, msg.header, HEAD)
@@ -90,7 +111,7 @@ class ProfileSet:
 
     def validate_built(self, msg_def: str, root: etree._Element) -> None:
         """Validate a message the gateway built (envelope element), without serialising it."""
-        if self._enveloped[msg_def].validate(root):
+        if self.enveloped(msg_def).validate(root):
             return
         header, document = root[0], root[1]
         msg = BusinessMessage(msg_def, document, header, b"")
@@ -106,10 +127,10 @@ class ProfileSet:
         return limits
 
     def is_valid(self, msg_def: str, element: etree._Element) -> bool:
-        return bool(self._schemas[msg_def].validate(element))
+        return bool(self.schema(msg_def).validate(element))
 
     def _validate_part(self, msg: BusinessMessage, element: etree._Element, msg_def: str) -> None:
-        schema = self._schemas[msg_def]
+        schema = self.schema(msg_def)
         if schema.validate(element):
             return
         # The first error is the root cause; later ones are often its consequences.
