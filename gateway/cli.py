@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import signal
 import sys
@@ -183,11 +184,28 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         config = load(args.file)
     except ConfigError as exc:
         _fail(f"configuration: {exc}")
-    print(f"configuration OK: {args.file}")
+    print(f"# configuration OK: {args.file} (with the environment), as run will use it")
     for f in dataclasses.fields(config):
-        # repr hides the secret fields (passwords, the DSN)
-        print(f"  [{f.name}] {getattr(config, f.name)!r}")
+        section = getattr(config, f.name)
+        print(f"\n[{f.name}]")
+        for item in dataclasses.fields(section):
+            value = getattr(section, item.name)
+            if not item.repr:  # a secret (passwords, the DSN): whether it is set, never what
+                state = "set" if value else "not set"
+                print(f"# {item.name}: {state} (a secret: from the environment, never shown)")
+            else:
+                print(f"{item.name} = {_toml_value(value)}")
     return EXIT_OK
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _bootstrap(args: argparse.Namespace, config: Config) -> str:
@@ -375,22 +393,30 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_translate)
 
     pub = sub.add_parser("publish", help="publish message files to a side's inbound topic")
-    pub.add_argument("--side", choices=SIDES, required=True)
+    pub.add_argument(
+        "--side", choices=SIDES, required=True, help="the side whose participants send them"
+    )
     pub.add_argument("--bootstrap", metavar="HOST:PORT", help="default: configuration")
     pub.add_argument("--topic", help="default: the side's inbound topic")
-    pub.add_argument("files", nargs="+", metavar="FILE")
+    pub.add_argument("files", nargs="+", metavar="FILE", help="message files (XML), in order")
     pub.set_defaults(func=cmd_publish)
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker in the foreground")
-    b.add_argument("--host", default="127.0.0.1")
-    b.add_argument("--port", type=int, default=9092)
+    b.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    b.add_argument(
+        "--port", type=int, default=9092, help="port to listen on (default: %(default)s)"
+    )
     b.set_defaults(func=cmd_broker)
 
     r = sub.add_parser("run", help="run the gateway service (embedded broker if none configured)")
     r.set_defaults(func=cmd_run)
 
     cap = sub.add_parser("capture", help="record live traffic of topics into a capture file")
-    cap.add_argument("--topics", nargs="+", required=True, metavar="TOPIC")
+    cap.add_argument(
+        "--topics", nargs="+", required=True, metavar="TOPIC", help="the topics to record"
+    )
     cap.add_argument("--out", required=True, metavar="FILE", help="JSON Lines capture file")
     where = cap.add_mutually_exclusive_group()
     where.add_argument("--from-beginning", action="store_true", help="default: from now on")
@@ -401,7 +427,7 @@ def parser() -> argparse.ArgumentParser:
     cap.set_defaults(func=cmd_capture)
 
     rd = sub.add_parser("read", help="print a topic's records: keys, headers, values")
-    rd.add_argument("topic", metavar="TOPIC")
+    rd.add_argument("topic", metavar="TOPIC", help="the topic to print")
     rd.add_argument(
         "--from-beginning", action="store_true", help="default: only what arrives from now on"
     )
@@ -411,7 +437,7 @@ def parser() -> argparse.ArgumentParser:
     rd.set_defaults(func=cmd_read)
 
     rep = sub.add_parser("replay", help="publish a capture file back to Kafka")
-    rep.add_argument("file", metavar="FILE")
+    rep.add_argument("file", metavar="FILE", help="a capture file (JSON Lines)")
     rep.add_argument(
         "--to-topic-map",
         nargs="*",
@@ -432,7 +458,9 @@ def parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration")
     cfg_actions = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = cfg_actions.add_parser("check", help="validate a configuration file as run would")
-    check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "file", metavar="FILE", help="the TOML file (the environment applies, as for run)"
+    )
     check.set_defaults(func=cmd_config_check)
 
     c = sub.add_parser("cycle", help="net settlement cycles: list, close now, report")
@@ -443,7 +471,9 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--currency", type=_currency, help="only this currency's cycles")
     report = actions.add_parser("report", help="a closed cycle's per-participant report")
     report.add_argument("cycle", metavar="CYCLE", help="e.g. CNY-000001")
-    report.add_argument("--format", choices=("csv", "json"), default="csv")
+    report.add_argument(
+        "--format", choices=("csv", "json"), default="csv", help="default: %(default)s"
+    )
     c.set_defaults(func=cmd_cycle)
     return p
 
@@ -471,7 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if getattr(args, "func", None) is None:
         p.error("a command is required (connect-gateway --help lists them)")
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return code
 
 

