@@ -266,6 +266,13 @@ def _goals(runs: dict[str, Any]) -> list[str]:
             f"{_spread(t, 'repeated_names_per_s', unit='/s')} | "
             f"{_met(t['repeated_names_per_s_median'] >= 5000)} |"
         )
+        for name, what in (("sample", "the sample pacs.008"), ("rich", "a CBPR+ max pacs.008")):
+            key = f"ratio_{name}_to_floor"
+            if f"{key}_median" in t:
+                rows.append(
+                    f"| translate {what} ≥ 0.5 x the libxml2 floor | #15 | "
+                    f"{_spread(t, key, 2)} | {_met(t[f'{key}_median'] >= 0.5)} |"
+                )
     if "pipeline" in runs:
         p = runs["pipeline"]
         rows.append(
@@ -454,6 +461,14 @@ def _sections(runs: dict[str, Any], out: Path, rel: Path) -> list[str]:
                 f"repeated names {_spread(r, 'repeated_names_per_s', unit='/s')}; distinct "
                 f"names (every transliteration new) {_spread(r, 'distinct_names_per_s', unit='/s')}"
             )
+            if "rich_per_s_median" in r:
+                text += (
+                    f"; rich (the adapted CBPR+ max pacs.008, carried whole) "
+                    f"{_spread(r, 'rich_per_s', unit='/s')}; the libxml2 floor (parse + validate "
+                    f"in, serialise + parse + validate out): sample "
+                    f"{_spread(r, 'floor_sample_per_s', unit='/s')}, rich "
+                    f"{_spread(r, 'floor_rich_per_s', unit='/s')}"
+                )
             scaled = _numbers_in_keys(r, "processes_", "_per_s_median")
             if 1 in scaled:
                 text += "; processes at once, combined: " + ", ".join(

@@ -16,6 +16,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,10 +96,16 @@ class Directory:
         return found
 
     def by_member_id(self, clearing_system: str, member_id: str) -> Participant | None:
-        for p in self.participants.values():
-            if p.member_id(clearing_system) == member_id:
-                return p
-        return None
+        return self._members.get((clearing_system, member_id))
+
+    @cached_property
+    def _members(self) -> dict[tuple[str, str], Participant]:
+        """(clearing system, member id) -> participant, built once per directory version."""
+        return {
+            (system, p.member_id(system)): p
+            for p in self.participants.values()
+            for system in ("CNAPS", "HKNCC")
+        }
 
     def nominee(self, flow: Flow, depository_bic: str) -> Nominee | None:
         return next(
