@@ -266,6 +266,11 @@ def _goals(runs: dict[str, Any]) -> list[str]:
             f"{_spread(t, 'repeated_names_per_s', unit='/s')} | "
             f"{_met(t['repeated_names_per_s_median'] >= 5000)} |"
         )
+        if "signature_cost_median" in t:
+            rows.append(
+                "| verify + sign ≤ 1.25 x the unsigned translation | #19 | "
+                f"{_spread(t, 'signature_cost', 2)} | {_met(t['signature_cost_median'] <= 1.25)} |"
+            )
         for name, what in (("sample", "the sample pacs.008"), ("rich", "a CBPR+ max pacs.008")):
             key = f"ratio_{name}_to_floor"
             if f"{key}_median" in t:

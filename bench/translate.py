@@ -20,6 +20,11 @@ and validate the output against the target's (what any translation must at least
 nothing in between). A third workload, rich, is the CBPR+ "max" pacs.008 of the public corpus
 (cbpr-usage-rules, adapted to this directory by tests/corpus.py): 765 element paths, carried
 whole. Goal (issue 15): at least 0.5 of the floor for the sample and the rich message.
+
+Signatures (issue 19): the sample again, each message signed by its sender (ECDSA P-256),
+through a translator that verifies it against the directory and signs its output with the
+gateway's key; reported as the cost of the signed path over the unsigned one, same messages,
+same run. Goal: at most 1.25.
 """
 
 from __future__ import annotations
@@ -106,6 +111,30 @@ def floor_rate(translator: Translator, batch: list[bytes]) -> float:
         if not target.validate(etree.fromstring(etree.tostring(output))):
             raise SystemExit(f"floor: output invalid: {target.error_log}")
     return len(batch) / (time.perf_counter() - start)
+
+
+def signed_translator(folder: Path) -> tuple[Translator, Any]:
+    """A translator that requires signatures and signs its outputs, and the sender's identity
+    (throw-away keys, made here)."""
+    import dataclasses
+
+    from gateway.config import SecuritySection, TranslationSection
+    from tests.signing import directory_with, identity
+
+    sender, gateway = identity("HPCBCNSHXXX"), identity("SHHKCNSHGWY")
+    directory = directory_with(folder, {"HPCBCNSHXXX": [sender]})
+    (folder / "gw.key").write_bytes(gateway.key_pem)
+    (folder / "gw.pem").write_bytes(gateway.cert_pem)
+    config = dataclasses.replace(
+        Config(),
+        translation=TranslationSection(directory=str(directory)),
+        security=SecuritySection(
+            require_signatures=True,
+            signing_key_file=str(folder / "gw.key"),
+            signing_certificate_file=str(folder / "gw.pem"),
+        ),
+    )
+    return Translator(config), sender
 
 
 def run(translator: Translator, batch: list[bytes]) -> float:
@@ -195,8 +224,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         floors["rich"].append(floor_rate(translator, batch_rich))
         ratios["sample"].append(repeated[-1] / floors["sample"][-1])
         ratios["rich"].append(rich[-1] / floors["rich"][-1])
+    import tempfile
+
+    from tests.signing import signed
+
+    with tempfile.TemporaryDirectory() as folder:
+        signing, sender = signed_translator(Path(folder))
+        unsigned_rates, signed_rates, costs = [], [], []
+        for r in range(args.rounds):
+            batch = messages(args.count // 2, False, seed=5000 + r)
+            signed_batch = [signed(data, sender) for data in batch]
+            unsigned_rates.append(run(translator, batch))
+            signed_rates.append(run(signing, signed_batch))
+            costs.append(unsigned_rates[-1] / signed_rates[-1])
     result = (
-        spread("repeated_names_per_s", repeated)
+        spread("signed_per_s", signed_rates)
+        | spread("unsigned_per_s", unsigned_rates)
+        | spread("signature_cost", costs)
+        | spread("repeated_names_per_s", repeated)
         | spread("distinct_names_per_s", distinct)
         | spread("rich_per_s", rich)
         | spread("floor_sample_per_s", floors["sample"])
@@ -210,6 +255,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(line("rich (CBPR+ max)", rich, "translations/s"))
     print(line("floor, sample", floors["sample"], "messages/s"))
     print(line("floor, rich", floors["rich"], "messages/s"))
+    print(line("signed (verify + sign)", signed_rates, "translations/s"))
+    print(
+        f"{'cost of signatures':<26} {statistics.median(costs):.2f} x the unsigned path  "
+        f"(rounds: {', '.join(f'{v:.2f}' for v in costs)})  goal <= 1.25"
+    )
     for name in ("sample", "rich"):
         print(
             f"{'ratio to the floor, ' + name:<26} {statistics.median(ratios[name]):.2f}"

@@ -69,6 +69,58 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return EXIT_REJECTED
 
 
+def cmd_sign(args: argparse.Namespace) -> int:
+    """A partner's message signed as the gateway verifies it (AppHdr Sgntr, enveloped)."""
+    from lxml import etree
+
+    from gateway.certificates import CertificateError
+    from gateway.signatures import Signer
+
+    try:
+        signer = Signer.from_pem(Path(args.key).read_bytes(), Path(args.cert).read_bytes())
+    except (OSError, CertificateError, ValueError) as exc:
+        _fail(f"cannot load the key or certificate: {exc}")
+    except Exception as exc:  # xmlsec.Error: a key it cannot read
+        _fail(f"cannot load the key: {exc}")
+    try:
+        root = etree.fromstring(_read_input(args.file), etree.XMLParser(resolve_entities=False))
+        signer.sign(root)
+    except Exception as exc:  # not XML, or no AppHdr to sign
+        _fail(f"cannot sign {args.file}: {exc}")
+    sys.stdout.buffer.write(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    sys.stdout.buffer.flush()
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check a message's signature against the participant directory, as the gateway does."""
+    from gateway.clock import now_utc8
+    from gateway.directory import DirectoryError, load_directory
+    from gateway.directory import default_path as default_directory
+    from gateway.iso20022 import errors
+    from gateway.iso20022.reader import read_message
+    from gateway.signatures import verify
+
+    config = _config(args)
+    path = Path(args.directory or config.translation.directory or default_directory())
+    try:
+        directory = load_directory(path)
+    except DirectoryError as exc:
+        _fail(str(exc))
+    try:
+        msg = read_message(_read_input(args.file))
+        cert = verify(msg, directory, now_utc8(), required=True)
+    except errors.MessageError as exc:
+        print(f"refused ({exc.code}): {exc.detail}", file=sys.stderr)
+        return EXIT_REJECTED
+    assert cert is not None
+    print(
+        f"signed by {msg.header_text('Fr/FIId/FinInstnId/BICFI')} ({cert.subject}, "
+        f"certificate {cert.fingerprint[:16]}..., valid to {cert.not_after.isoformat()})"
+    )
+    return EXIT_OK
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from gateway.kafka_clients import connection_options
     from gateway.publish import publish
@@ -391,6 +443,23 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("file", metavar="FILE|-", help="the message, or - for standard input")
     t.set_defaults(func=cmd_translate)
+
+    sg = sub.add_parser("sign", help="sign a message as a participant (AppHdr Sgntr)")
+    sg.add_argument("file", metavar="FILE|-", help="the message, or - for standard input")
+    sg.add_argument("--key", required=True, metavar="PEM", help="the signer's private key")
+    sg.add_argument(
+        "--cert", required=True, metavar="PEM", help="its certificate (listed in the directory)"
+    )
+    sg.set_defaults(func=cmd_sign)
+
+    vf = sub.add_parser("verify", help="check a message's signature against the directory")
+    vf.add_argument("file", metavar="FILE|-", help="the message, or - for standard input")
+    vf.add_argument(
+        "--directory",
+        metavar="TOML",
+        help="participant directory (default: the configuration's, else the sample)",
+    )
+    vf.set_defaults(func=cmd_verify)
 
     pub = sub.add_parser("publish", help="publish message files to a side's inbound topic")
     pub.add_argument(

@@ -177,6 +177,21 @@ class OpsSection:
     log_format: str = "json"  # or "text"
 
 
+@dataclass(frozen=True)
+class SecuritySection:
+    """Signed business messages (gateway/signatures.py)."""
+
+    # Every inbound business message must carry its sender's signature (AppHdr Sgntr),
+    # checked against the participant directory's certificates. Off: a signature, when
+    # present, is still checked.
+    require_signatures: bool = False
+    # The gateway's own key (PEM) signs everything it emits: from this file, or from the
+    # environment (CONNECT_GATEWAY__SECURITY__SIGNING_KEY, a secret: never logged).
+    signing_key_file: str = ""
+    signing_key: str = field(default="", repr=False)
+    signing_certificate_file: str = ""  # its certificate (PEM), published to the sides
+
+
 def _side(side: Side, system_bic: str, biz_svc: str) -> SideSection:
     return SideSection(system_bic, biz_svc, f"{side}.inbound", f"{side}.outbound")
 
@@ -196,6 +211,7 @@ class Config:
     settlement: SettlementSection = field(default_factory=SettlementSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
     ops: OpsSection = field(default_factory=OpsSection)
+    security: SecuritySection = field(default_factory=SecuritySection)
 
     def side(self, side: Side) -> SideSection:
         return self.onshore if side == "onshore" else self.offshore
@@ -365,6 +381,15 @@ def _check(config: Config) -> None:
             "translation.settlement_date_policy must be reject or roll, got "
             f"{config.translation.settlement_date_policy!r}"
         )
+    security = config.security
+    if (security.signing_key_file or security.signing_key) != "" and not (
+        security.signing_certificate_file
+    ):
+        raise ConfigError("security.signing_key needs security.signing_certificate_file")
+    for name in ("signing_key_file", "signing_certificate_file"):
+        value = getattr(security, name)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"security.{name}: no such file {value}")
     if config.translation.unstructured_address not in ("accept", "refuse"):
         raise ConfigError(
             "translation.unstructured_address must be accept or refuse, got "

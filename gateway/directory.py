@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from gateway.certificates import Certificate, CertificateError, load_certificate
 from gateway.packaged import packaged
 from gateway.sides import Side
 
@@ -58,6 +59,10 @@ class Participant:
     lei: str
     settlement_account: str
     net_debit_cap: Decimal
+    # Signing certificates (several at once while a key is rotated), and the participants
+    # whose messages it may sign as AppHdr Fr besides its own (a service bureau, say).
+    certificates: tuple[Certificate, ...] = ()
+    sends_for: tuple[str, ...] = ()
 
     def member_id(self, clearing_system: str) -> str:
         return self.cnaps if clearing_system == "CNAPS" else self.hk_code
@@ -68,6 +73,22 @@ class Depository:
     bic: str
     name: str
     side: Side
+    certificates: tuple[Certificate, ...] = ()
+    sends_for: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class System:
+    """A side's own system that sends messages (the RTGS confirming a cycle's settlement)."""
+
+    bic: str
+    name: str
+    certificates: tuple[Certificate, ...] = ()
+    sends_for: tuple[str, ...] = ()
+
+
+# Whoever may sign a message as AppHdr Fr.
+Signatory = Participant | Depository | System
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,7 @@ class Directory:
     participants: dict[str, Participant]
     depositories: dict[str, Depository]
     nominees: tuple[Nominee, ...]
+    systems: dict[str, System] = field(default_factory=dict)
     # Agents as the codecs render them, per dialect: a function of this version only.
     encoded_agents: dict[tuple[str | None, ...], str] = field(
         default_factory=dict, compare=False, repr=False
@@ -97,6 +119,23 @@ class Directory:
 
     def by_member_id(self, clearing_system: str, member_id: str) -> Participant | None:
         return self._members.get((clearing_system, member_id))
+
+    def signatory(self, bic: str) -> Signatory | None:
+        """A participant, depository or system that may sign as AppHdr Fr."""
+        return self.participant(bic) or self.depositories.get(bic) or self.systems.get(bic)
+
+    def certificate(self, fingerprint: str) -> tuple[Signatory, Certificate] | None:
+        """Whose certificate this is (SHA-256 fingerprint of its DER form), if anyone's."""
+        return self._certificates.get(fingerprint)
+
+    @cached_property
+    def _certificates(self) -> dict[str, tuple[Signatory, Certificate]]:
+        everyone: list[Signatory] = [
+            *self.participants.values(),
+            *self.depositories.values(),
+            *self.systems.values(),
+        ]
+        return {c.fingerprint: (s, c) for s in everyone for c in s.certificates}
 
     @cached_property
     def _members(self) -> dict[tuple[str, str], Participant]:
@@ -122,10 +161,13 @@ def load_directory(path: Path) -> Directory:
         raise DirectoryError(f"cannot read participant directory {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise DirectoryError(f"participant directory {path} is not valid TOML: {exc}") from None
-    return parse_directory(raw, str(path))
+    return parse_directory(raw, str(path), base=path.parent)
 
 
-def parse_directory(raw: dict[str, Any], source: str = "directory") -> Directory:
+def parse_directory(
+    raw: dict[str, Any], source: str = "directory", base: Path | None = None
+) -> Directory:
+    """`base`: where certificate files named relative to the directory file are."""
     problems: list[str] = []
     version = raw.get("version")
     if not isinstance(version, str) or not version:
@@ -134,7 +176,7 @@ def parse_directory(raw: dict[str, Any], source: str = "directory") -> Directory
     seen: dict[tuple[str, str], str] = {}
     for i, entry in enumerate(raw.get("participant", [])):
         where = f"participant[{i}]"
-        p = _participant(entry, where, problems)
+        p = _participant(entry, where, problems, base or Path("."))
         if p is None:
             continue
         for label, value in (
@@ -159,7 +201,16 @@ def parse_directory(raw: dict[str, Any], source: str = "directory") -> Directory
         if side not in ("onshore", "offshore"):
             problems.append(f"{where}: side must be onshore or offshore")
             continue
-        depositories[bic] = Depository(bic, str(name), side)
+        certificates, sends_for = _signing(entry, where, problems, base or Path("."))
+        depositories[bic] = Depository(bic, str(name), side, certificates, sends_for)
+    systems: dict[str, System] = {}
+    for i, entry in enumerate(raw.get("system", [])):
+        where = f"system[{i}]"
+        bic = str(entry.get("bic", ""))
+        if not BIC.fullmatch(bic):
+            problems.append(f"{where}: bic {bic!r} is not a BIC")
+        certificates, sends_for = _signing(entry, where, problems, base or Path("."))
+        systems[bic] = System(bic, str(entry.get("name", "")), certificates, sends_for)
     nominees: list[Nominee] = []
     for i, entry in enumerate(raw.get("nominee", [])):
         where = f"nominee[{i}]"
@@ -178,10 +229,10 @@ def parse_directory(raw: dict[str, Any], source: str = "directory") -> Directory
     if problems:
         raise DirectoryError(f"{source} refused: " + "; ".join(problems))
     assert isinstance(version, str)
-    return Directory(version, participants, depositories, tuple(nominees))
+    return Directory(version, participants, depositories, tuple(nominees), systems)
 
 
-def _participant(entry: Any, where: str, problems: list[str]) -> Participant | None:
+def _participant(entry: Any, where: str, problems: list[str], base: Path) -> Participant | None:
     if not isinstance(entry, dict):
         problems.append(f"{where}: must be a table")
         return None
@@ -220,6 +271,7 @@ def _participant(entry: Any, where: str, problems: list[str]) -> Participant | N
             f"{where}: net_debit_cap {values['net_debit_cap']!r} must be a non-negative decimal"
         )
         cap = Decimal(0)
+    certificates, sends_for = _signing(entry, where, problems, base)
     if len(problems) > before:
         return None
     return Participant(
@@ -231,7 +283,25 @@ def _participant(entry: Any, where: str, problems: list[str]) -> Participant | N
         values["lei"],
         values["settlement_account"],
         cap,
+        tuple(certificates),
+        sends_for,
     )
+
+
+def _signing(
+    entry: dict[str, Any], where: str, problems: list[str], base: Path
+) -> tuple[tuple[Certificate, ...], tuple[str, ...]]:
+    """An entry's signing certificates (files relative to the directory) and `sends_for`."""
+    certificates = []
+    for name in entry.get("certificates", []):
+        try:
+            certificates.append(load_certificate(base / str(name)))
+        except CertificateError as exc:
+            problems.append(f"{where}: {exc}")
+    sends_for = tuple(str(b) for b in entry.get("sends_for", []))
+    if any(not BIC.fullmatch(b) for b in sends_for):
+        problems.append(f"{where}: sends_for must list BICs")
+    return tuple(certificates), sends_for
 
 
 class ReloadingDirectory:

@@ -29,6 +29,7 @@ from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, read_message
 from gateway.messages.registry import encode_text
 from gateway.sides import Side
+from gateway.signatures import signer_for
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def issue(
         check(msg_def, data)
     else:
         profiles.validate(read_message(data))
+    signer = signer_for(config.security)
+    if signer is not None:
+        root = etree.fromstring(data)
+        signer.sign(root)
+        data = serialise(root)
     return Issued(msg_def, data, tuple(ctx.notes))
 
 
@@ -100,4 +106,7 @@ def issue_document(
     )
     root = envelope_element(header, document)
     check(msg_def, root)
+    signer = signer_for(config.security)
+    if signer is not None:
+        signer.sign(root)
     return serialise(root)

@@ -65,6 +65,7 @@ from gateway.iso20022.reader import BusinessMessage, read_message, recover_ids, 
 from gateway.issuing import issue, issue_document
 from gateway.messages.registry import ISSUED_BY_GATEWAY, decode, message_type
 from gateway.sides import SIDES, Side, other_side
+from gateway.signatures import signer_for, verify
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ class Translator:
         self.calendars = Calendars.load(Path(tr.calendars) if tr.calendars else None)
         self.charset = CharsetPolicy.load(Path(tr.charset_policy) if tr.charset_policy else None)
         self.correlations: Correlations = correlations or MemoryCorrelations()
+        self.signer = signer_for(config.security)
 
     def prepare(self) -> Translator:
         """Compile every profile and load the transliteration now (a service, at start);
@@ -220,6 +222,14 @@ class Translator:
         """Read and validate against the source profile; raises `MessageError`."""
         msg = read_message(data, max_bytes=self.config.gateway.max_message_bytes)
         self.profiles[source].validate(msg)
+        # Who sent it, before anything else is looked at (a refusal here claims only the
+        # payload's hash: an unsigned copy cannot take a genuine message's ids).
+        verify(
+            msg,
+            self.directory.current(),
+            self.clock(),
+            required=self.config.security.require_signatures,
+        )
         return msg
 
     def process_message(self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side) -> Outcome:
@@ -240,6 +250,7 @@ class Translator:
             fallback_to=Party(side.system_bic),
             created=self.clock(),
             biz_svc=side.biz_svc,
+            sign=self.signer.sign if self.signer is not None else None,
         )
         sese_tx = msg.doc_text("SctiesSttlmTxInstr/TxId") if msg is not None else None
         return Outcome(

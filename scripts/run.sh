@@ -22,6 +22,41 @@ export CONNECT_GATEWAY__KAFKA__RETRY_DELAYS_MS=500,1000
 export CONNECT_GATEWAY__SETTLEMENT__CUT_OFFS=
 unset KAFKA_BOOTSTRAP_SERVERS
 
+echo "== throw-away signing keys: one per sender, one for the gateway (signatures required)"
+keys=$out/keys
+mkdir -p "$keys"
+cp data/participants.toml "$keys/participants.toml"
+for bic in HPCBCNSHXXX JADBCNBJXXX VHBKHKHHXXX KLBKHKHHXXX CCDCCNBJXXX SHCHCNSHXXX HKICHKHHXXX \
+           SHHKCNSHGWY; do
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj "/CN=$bic" -keyout "$keys/$bic.key" -out "$keys/$bic.pem" 2>/dev/null
+  sed -i "s/^bic = \"$bic\"\$/bic = \"$bic\"\ncertificates = [\"$bic.pem\"]/" \
+    "$keys/participants.toml"
+done
+export CONNECT_GATEWAY__TRANSLATION__DIRECTORY=$keys/participants.toml
+export CONNECT_GATEWAY__SECURITY__REQUIRE_SIGNATURES=true
+export CONNECT_GATEWAY__SECURITY__SIGNING_KEY_FILE=$keys/SHHKCNSHGWY.key
+export CONNECT_GATEWAY__SECURITY__SIGNING_CERTIFICATE_FILE=$keys/SHHKCNSHGWY.pem
+# A partner signs each message with its own key (AppHdr Fr) before publishing it.
+publish() {
+  local side=$2; shift 2
+  local files=()
+  for f in "$@"; do
+    local sender
+    sender=$(grep -m1 -A3 '<Fr>' "$f" | grep -o 'BICFI>[A-Z0-9]*' | head -1 | cut -d'>' -f2 || true)
+    if [[ -n "$sender" && "$sender" != SHHKCNSHGWY && -f "$keys/$sender.key" ]]; then
+      connect-gateway sign "$f" --key "$keys/$sender.key" --cert "$keys/$sender.pem" \
+        >"$keys/signed-$(basename "$f")"
+      files+=("$keys/signed-$(basename "$f")")
+    else
+      # Not XML, or in the gateway's own name (only the gateway holds its key): published as
+      # it is, and refused.
+      files+=("$f")
+    fi
+  done
+  connect-gateway publish --side "$side" "${files[@]}"
+}
+
 echo "== connect-gateway run (embedded broker on 127.0.0.1:$port, state in $out/state.sqlite3)"
 connect-gateway run >"$out/gateway.log" 2>&1 &
 gateway=$!
@@ -34,23 +69,23 @@ done
 grep -E "embedded|gateway ready" "$out/gateway.log"
 
 echo "== partners publish: instructions from both sides"
-connect-gateway publish --side onshore samples/onshore/{pacs.008,pacs.009,sese.023}*.xml
-connect-gateway publish --side offshore samples/offshore/{pacs.008,pacs.009,sese.023}*.xml
+publish --side onshore samples/onshore/{pacs.008,pacs.009,sese.023}*.xml
+publish --side offshore samples/offshore/{pacs.008,pacs.009,sese.023}*.xml
 sleep 2
 echo "== answers to those, from the other side; answers to nothing; a pacs.029 (gateway-only)"
-connect-gateway publish --side offshore samples/offshore/{pacs.002,pacs.004,sese.024,sese.025}*.xml
-connect-gateway publish --side onshore samples/onshore/{pacs.002,pacs.004,sese.024,sese.025}*.xml
-connect-gateway publish --side onshore samples/onshore/{admi.002,pacs.029}*.xml
+publish --side offshore samples/offshore/{pacs.002,pacs.004,sese.024,sese.025}*.xml
+publish --side onshore samples/onshore/{pacs.002,pacs.004,sese.024,sese.025}*.xml
+publish --side onshore samples/onshore/{admi.002,pacs.029}*.xml
 echo "== a copy of a processed message (no second effect), a hostile one, one for the wrong side"
-connect-gateway publish --side onshore samples/onshore/pacs.008.001.08.xml
+publish --side onshore samples/onshore/pacs.008.001.08.xml
 printf '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document>&x;</Document>' \
   >"$out/hostile.xml"
-connect-gateway publish --side onshore "$out/hostile.xml" samples/offshore/pacs.009.001.08.xml
+publish --side onshore "$out/hostile.xml" samples/offshore/pacs.009.001.08.xml
 echo "== one more payment, onshore to offshore only, so the cycle's net positions are not zero"
 sed -e 's/ON-BIZ-P8-0001/ON-BIZ-P8-0002/; s/ON-MSG-P8-0001/ON-MSG-P8-0002/' \
     -e 's/0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01/6f1d2c3b-4a5e-4f60-8a71-92b3c4d5e6f7/' \
     -e 's/>1250000.00</>250000.00</' samples/onshore/pacs.008.001.08.xml >"$out/one-way.xml"
-connect-gateway publish --side onshore "$out/one-way.xml"
+publish --side onshore "$out/one-way.xml"
 sleep 6  # the uncorrelated answers use their retries (0.5 s, 1 s), then are refused
 
 echo "== the operator closes the CNY settlement cycle (net positions -> pacs.029 to the RTGS)"
@@ -58,7 +93,7 @@ connect-gateway cycle close --currency CNY
 connect-gateway cycle report CNY-000001 --format csv
 sleep 2  # the service's relay publishes what the close queued
 echo "== the RTGS confirms the pacs.029 (ACSC): the cycle is settled"
-connect-gateway publish --side offshore samples/offshore/rtgs/pacs.002.001.10-settles-CNY-000001.xml
+publish --side offshore samples/offshore/rtgs/pacs.002.001.10-settles-CNY-000001.xml
 sleep 2
 
 echo "== what the gateway published (values saved under $out/<topic>/)"
@@ -94,8 +129,13 @@ done: outputs in $out/ (each topic's values under $out/<topic>/, the service's l
 $out/gateway.log). What the listing shows:
   attempt 2, 3    an answer that came before its original waited on a retry topic
   NARR            an answer to nothing the gateway sent: refused once its retries ran out
-  AG01, FF01      a message only the gateway may issue; one that is not valid ISO 20022
+  FF01            a message that is not valid ISO 20022 (or not of this side's dialect)
+  DS21            an unsigned message (the pacs.029 in the gateway's own name: no sender holds
+                  its key); every partner message here is signed by its sender (keys in
+                  $out/keys, made above), and everything the gateway published carries its own
+                  signature (AppHdr Sgntr)
 Try next (. .venv/bin/activate first):
+  connect-gateway verify $out/keys/signed-pacs.008.001.08.xml --directory $out/keys/participants.toml
   connect-gateway translate --from onshore samples/onshore/pacs.008.001.08.xml
   connect-gateway translate --from offshore samples/onshore/pacs.008.001.08.xml   # exit 3
   connect-gateway run                      # then, in another shell:

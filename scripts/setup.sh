@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The demo makes throw-away signing keys with openssl.
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [[ "${1:-}" == "--with-test-servers" ]]; then
   command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || need_apt+=(mosquitto)
   # The PostgreSQL state-store tests start their own cluster with initdb/pg_ctl.

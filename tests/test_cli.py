@@ -376,3 +376,40 @@ def test_config_check_prints_the_configuration_as_toml_with_secrets_hidden(
     assert shown["mqtt"]["host"] == "mq" and shown["mqtt"]["username"] == "gateway"
     assert "password" not in shown["mqtt"]
     assert shown["state"]["backend"] == "sqlite" and shown["kafka"]["topic_check_seconds"] == 30
+
+
+def test_sign_then_verify_from_the_command_line(tmp_path: Path) -> None:
+    from tests.signing import directory_with, identity
+
+    hpcb, other = identity("HPCBCNSHXXX"), identity("HPCBCNSHXXX")
+    directory = directory_with(tmp_path, {"HPCBCNSHXXX": [hpcb]})
+    (tmp_path / "k.pem").write_bytes(hpcb.key_pem)
+    (tmp_path / "c.pem").write_bytes(hpcb.cert_pem)
+    (tmp_path / "k2.pem").write_bytes(other.key_pem)
+    (tmp_path / "c2.pem").write_bytes(other.cert_pem)
+    payment = str(SAMPLES / "onshore" / "pacs.008.001.08.xml")
+
+    def cli_run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *args], capture_output=True, timeout=60
+        )
+
+    made = cli_run(
+        "sign", payment, "--key", str(tmp_path / "k.pem"), "--cert", str(tmp_path / "c.pem")
+    )
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "signed.xml").write_bytes(made.stdout)
+    ok = cli_run("verify", str(tmp_path / "signed.xml"), "--directory", str(directory))
+    assert ok.returncode == 0 and ok.stdout.startswith(b"signed by HPCBCNSHXXX"), ok.stderr
+    unknown = cli_run(
+        "sign", payment, "--key", str(tmp_path / "k2.pem"), "--cert", str(tmp_path / "c2.pem")
+    )
+    (tmp_path / "unknown.xml").write_bytes(unknown.stdout)
+    refused = cli_run("verify", str(tmp_path / "unknown.xml"), "--directory", str(directory))
+    assert refused.returncode == 3 and refused.stderr.startswith(b"refused (DS0E)")
+    unsigned = cli_run("verify", payment, "--directory", str(directory))
+    assert unsigned.returncode == 3 and unsigned.stderr.startswith(b"refused (DS21)")
+    broken = cli_run(
+        "sign", payment, "--key", str(tmp_path / "c.pem"), "--cert", str(tmp_path / "c.pem")
+    )
+    assert broken.returncode == 2 and broken.stderr.count(b"\n") == 1, broken.stderr

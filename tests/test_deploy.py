@@ -108,10 +108,17 @@ async def test_the_service_runs_as_the_image_entrypoint_runs_it(
     port = free_port()
     work = tmp_path / "var-lib"
     work.mkdir()
+    # The operator's directory, with the sending participant's certificate enrolled: the
+    # image requires signatures.
+    from tests.signing import directory_with, identity, signed
+
+    sender = identity("HPCBCNSHXXX")
+    (tmp_path / "directory").mkdir()
+    directory = directory_with(tmp_path / "directory", {"HPCBCNSHXXX": [sender]})
     # The image's paths, onto this checkout (the image copies these same files there).
     places = {
         "/etc/connect-gateway/gateway.toml": str(DEPLOY / "gateway.toml"),
-        "/etc/connect-gateway/participants.toml": str(ROOT / "data" / "participants.toml"),
+        "/etc/connect-gateway/participants.toml": str(directory),
         "/app": str(ROOT),
         "/var/lib/connect-gateway": str(work),
     }
@@ -133,6 +140,7 @@ async def test_the_service_runs_as_the_image_entrypoint_runs_it(
         # This test's own topics and group, so it never meets another test's records.
         "CONNECT_GATEWAY__ONSHORE__INBOUND_TOPIC": f"{prefix}.onshore.inbound",
         "CONNECT_GATEWAY__OFFSHORE__OUTBOUND_TOPIC": f"{prefix}.offshore.outbound",
+        "CONNECT_GATEWAY__ONSHORE__OUTBOUND_TOPIC": f"{prefix}.onshore.outbound",
         "CONNECT_GATEWAY__KAFKA__GROUP_ID": prefix,
         "CONNECT_GATEWAY__KAFKA__DLQ_TOPIC": f"{prefix}.dlq",
         "CONNECT_GATEWAY__KAFKA__RETRY_TOPIC_PREFIX": f"{prefix}.retry",
@@ -160,9 +168,16 @@ async def test_the_service_runs_as_the_image_entrypoint_runs_it(
         healthy = await asyncio.to_thread(run, *probe, env=env)
         assert healthy.returncode == 0, healthy.stderr  # the image's HEALTHCHECK
         payment = (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes()
-        await publish(kafka_bootstrap, f"{prefix}.onshore.inbound", [(b"k", payment)])
+        await publish(
+            kafka_bootstrap,
+            f"{prefix}.onshore.inbound",
+            [(b"k", signed(payment, sender)), (b"u", payment)],
+        )
         out = await read_topic(kafka_bootstrap, f"{prefix}.offshore.outbound", 1, settle=0.5)
         assert len(out) == 1
+        # The unsigned copy is refused: the image requires signatures.
+        rejects = await read_topic(kafka_bootstrap, f"{prefix}.onshore.outbound", 1, settle=0.5)
+        assert [dict(r.headers)["reject-reason"] for r in rejects] == [b"DS21"]
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 60)

@@ -11,6 +11,7 @@ non-Latin characters become \\uXXXX escapes rather than disappearing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -129,6 +130,8 @@ class RejectContext:
     fallback_to: Party  # that side's system, when the original sender is unknown
     created: datetime
     biz_svc: str | None = None
+    # Signs the reject in place (the gateway's key, gateway/signatures.py), when configured.
+    sign: Callable[[etree._Element], None] | None = None
 
 
 def _reject_header(ctx: RejectContext, ids: errors.RecoveredIds, msg_def: str) -> etree._Element:
@@ -145,6 +148,13 @@ def _reject_header(ctx: RejectContext, ids: errors.RecoveredIds, msg_def: str) -
     )
 
 
+def _sealed(ctx: RejectContext, header: etree._Element, document: etree._Element) -> bytes:
+    root = envelope_element(header, document)
+    if ctx.sign is not None:
+        ctx.sign(root)
+    return serialise(root)
+
+
 def build_admi002(error: errors.MessageError, ctx: RejectContext) -> bytes:
     """admi.002 for a message that could not be read or validated."""
     ids = error.ids or errors.RecoveredIds("SHA256:UNKNOWN")
@@ -154,7 +164,7 @@ def build_admi002(error: errors.MessageError, ctx: RejectContext) -> bytes:
         reason.append(a.ErrLctn(fit_text(error.location, 350, ctx.side)))
     reason.append(a.RsnDesc(fit_text(f"{error.kind}: {error.detail}", 350, ctx.side)))
     doc.append(a("admi.002.001.01", a.RltdRef(a.Ref(ids.reference)), a.Rsn(*reason)))
-    return envelope(_reject_header(ctx, ids, "admi.002.001.01"), doc)
+    return _sealed(ctx, _reject_header(ctx, ids, "admi.002.001.01"), doc)
 
 
 def build_pacs002_reject(error: errors.MessageError, ctx: RejectContext) -> bytes:
@@ -197,7 +207,7 @@ def build_pacs002_reject(error: errors.MessageError, ctx: RejectContext) -> byte
         tx += [p.TxSts("RJCT"), reason()]
         report.append(p.TxInfAndSts(*tx))
     doc.append(report)
-    return envelope(_reject_header(ctx, ids, "pacs.002.001.10"), doc)
+    return _sealed(ctx, _reject_header(ctx, ids, "pacs.002.001.10"), doc)
 
 
 # ExternalStatusReason1Code -> the closest securities RejectionReason code.
@@ -231,7 +241,7 @@ def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: 
             ),
         )
     )
-    return envelope(_reject_header(ctx, ids, "sese.024.001.10"), doc)
+    return _sealed(ctx, _reject_header(ctx, ids, "sese.024.001.10"), doc)
 
 
 def reject_definition(error: errors.MessageError, *, sese_tx_id: str | None = None) -> str:

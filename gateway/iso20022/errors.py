@@ -118,6 +118,13 @@ class Refusal(MessageError):
 
 
 @dataclass
+class SignatureRefused(Refusal):
+    """A message whose signature does not prove who sent it (ISO reason codes DS..)."""
+
+    kind: str = field(default="signature", init=False)
+
+
+@dataclass
 class Uncorrelated(Refusal):
     """A status, return or answer whose original the gateway does not know (yet: it may have
     overtaken the original, so the pipeline retries it before giving up)."""

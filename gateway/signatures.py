@@ -1,0 +1,264 @@
+"""Who sent it: the XML signature in AppHdr Sgntr, checked against the participant directory;
+and the gateway's own signature on everything it emits.
+
+The one signature form accepted and written (as in the ISO 20022 business application header
+guidelines, enveloped): one ds:Signature, in AppHdr/Sgntr, with one ds:Reference, URI="" (the
+whole message: AppHdr and Document, the signature itself left out by the enveloped-signature
+transform), exclusive C14N, SHA-256, and RSA-SHA256 or ECDSA-P256-SHA256. Since the reference
+is the whole document, what is verified is exactly what the gateway processes: a signature over
+one element while another is processed (wrapping) cannot pass, nor can a reference to anything
+outside the message (refused before the library sees it; the library's I/O callbacks are
+removed too).
+
+Refusals use the ISO external status reason codes for signatures:
+  DS21 unsigned where signatures are required
+  DS0B a form not accepted: several signatures, misplaced, a reference other than URI="",
+       other transforms or algorithms
+  DS0E the signer's certificate is unknown, or another participant's than AppHdr Fr's
+  DS0D the signer's certificate is not valid at the time of receipt (expired, not yet valid)
+  DS0A the signature does not match the message (altered after signing)
+  DS19 Fr may not sign for the instructing agent (not itself, not in its `sends_for`)
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import xmlsec
+from lxml import etree
+
+from gateway.certificates import Certificate, fingerprint_of_der, read_certificate
+from gateway.config import SecuritySection
+from gateway.directory import Directory
+from gateway.iso20022 import errors
+from gateway.iso20022.namespaces import HEAD, ns
+from gateway.iso20022.reader import BusinessMessage, recover_ids
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+_HEAD = ns(HEAD)
+ALGORITHMS = frozenset(
+    {
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    }
+)
+_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+_DIGEST = "http://www.w3.org/2001/04/xmlenc#sha256"
+_ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+_TRANSFORMS = (_ENVELOPED, _C14N)
+
+# No I/O for the library, ever: a reference can only be to this message.
+xmlsec.cleanup_callbacks()
+
+# Verification parses the bytes as they were signed: the reader drops indentation, which the
+# signature's digest covers. Same hardening as the reader otherwise.
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False
+)
+
+
+def _refuse(msg: BusinessMessage, code: str, detail: str) -> errors.SignatureRefused:
+    root = msg.document.getroottree().getroot()
+    return errors.SignatureRefused(detail, reason=code, ids=recover_ids(msg.raw, root))
+
+
+@lru_cache(maxsize=1024)
+def _public_key(pem: bytes) -> xmlsec.Key:
+    return xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatCertPem)
+
+
+def verify(
+    msg: BusinessMessage, directory: Directory, now: datetime, *, required: bool
+) -> Certificate | None:
+    """The certificate that signed `msg`, after every check above; None when unsigned and
+    not required. Raises `errors.SignatureRefused`."""
+    if msg.header is None:
+        if required:
+            raise _refuse(msg, "DS21", "unsigned: a business message needs an AppHdr and its Sgntr")
+        return None
+    sender = msg.header_text("Fr/FIId/FinInstnId/BICFI") or ""
+    root = etree.fromstring(msg.raw, _PARSER)
+    signatures = root.findall(f".//{{{DS}}}Signature")
+    if not signatures:
+        if required:
+            raise _refuse(msg, "DS21", "unsigned: AppHdr/Sgntr must hold the sender's signature")
+        return None
+    if len(signatures) > 1:
+        raise _refuse(msg, "DS0B", f"{len(signatures)} signatures: exactly one is accepted")
+    signature = signatures[0]
+    place = signature.getparent()
+    header = place.getparent() if place is not None else None
+    if (
+        place is None
+        or place.tag != f"{{{_HEAD}}}Sgntr"
+        or header is None
+        or header.tag != f"{{{_HEAD}}}AppHdr"
+        or header.getparent() is not root
+    ):
+        raise _refuse(msg, "DS0B", "the signature must be in AppHdr/Sgntr")
+    _check_form(msg, signature)
+
+    sender_participant = directory.signatory(sender)
+    embedded = signature.findtext(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
+    if embedded:
+        try:
+            fingerprint = fingerprint_of_der(base64.b64decode(embedded, validate=False))
+        except ValueError:
+            raise _refuse(msg, "DS0E", "the signer's certificate is unreadable") from None
+        found = directory.certificate(fingerprint)
+        if found is None:
+            raise _refuse(msg, "DS0E", "the signer's certificate is not in the directory")
+        owner, cert = found
+        if sender_participant is None or owner.bic != sender_participant.bic:
+            raise _refuse(
+                msg, "DS0E", f"signed with {owner.bic}'s certificate, not the sender {sender}'s"
+            )
+        if not cert.valid_at(now):
+            raise _refuse(msg, "DS0D", _validity(cert, now))
+        candidates = [cert]
+    else:
+        if sender_participant is None or not sender_participant.certificates:
+            raise _refuse(msg, "DS0E", f"no certificate of the sender {sender} in the directory")
+        candidates = [c for c in sender_participant.certificates if c.valid_at(now)]
+        if not candidates:
+            raise _refuse(
+                msg, "DS0D", f"none of {sender}'s certificates is valid at {now.isoformat()}"
+            )
+
+    for cert in candidates:
+        ctx = xmlsec.SignatureContext()
+        ctx.key = _public_key(cert.pem)
+        try:
+            ctx.verify(signature)
+        except xmlsec.Error:
+            continue
+        _check_signatory(msg, sender_participant, directory)
+        return cert
+    raise _refuse(msg, "DS0A", "the signature does not match the message (altered after signing)")
+
+
+def _check_form(msg: BusinessMessage, signature: etree._Element) -> None:
+    info = signature.find(f"{{{DS}}}SignedInfo")
+    if info is None:
+        raise _refuse(msg, "DS0B", "a signature without SignedInfo")
+    c14n = info.find(f"{{{DS}}}CanonicalizationMethod")
+    method = info.find(f"{{{DS}}}SignatureMethod")
+    if c14n is None or c14n.get("Algorithm") != _C14N:
+        raise _refuse(msg, "DS0B", "canonicalization must be exclusive C14N")
+    if method is None or method.get("Algorithm") not in ALGORITHMS:
+        got = method.get("Algorithm") if method is not None else "none"
+        raise _refuse(
+            msg, "DS0B", f"signature algorithm {got} is not accepted (RSA-SHA256, ECDSA-SHA256)"
+        )
+    references = info.findall(f"{{{DS}}}Reference")
+    if len(references) != 1:
+        raise _refuse(msg, "DS0B", f"{len(references)} references: exactly one is accepted")
+    reference = references[0]
+    uri = reference.get("URI")
+    if uri != "":
+        raise _refuse(msg, "DS0B", f'the reference must be URI="" (the whole message), not {uri!r}')
+    transforms = tuple(
+        t.get("Algorithm") for t in reference.findall(f"{{{DS}}}Transforms/{{{DS}}}Transform")
+    )
+    if transforms != _TRANSFORMS:
+        raise _refuse(msg, "DS0B", "the transforms must be enveloped-signature, exclusive C14N")
+    digest = reference.find(f"{{{DS}}}DigestMethod")
+    if digest is None or digest.get("Algorithm") != _DIGEST:
+        raise _refuse(msg, "DS0B", "the digest must be SHA-256")
+
+
+def _check_signatory(msg: BusinessMessage, sender: object, directory: Directory) -> None:
+    """Fr signs for the instructing agent: itself, or one its directory entry names."""
+    from gateway.directory import Depository, Participant, System
+    from gateway.messages.registry import message_type
+
+    assert isinstance(sender, Participant | Depository | System)
+    path = message_type(msg.msg_def).path("agent")
+    instructing = msg.doc_text(path) if path else None
+    if not instructing:
+        return  # the message names no instructing agent by BIC (answers, member-id only)
+    agent = directory.participant(instructing)
+    if agent is None or agent.bic == sender.bic or agent.bic in sender.sends_for:
+        return
+    raise _refuse(
+        msg,
+        "DS19",
+        f"{sender.bic} may not sign for the instructing agent {agent.bic} (not in its sends_for)",
+    )
+
+
+def _validity(cert: Certificate, now: datetime) -> str:
+    if now < cert.not_before:
+        return f"the signer's certificate is not valid before {cert.not_before.isoformat()}"
+    return f"the signer's certificate expired at {cert.not_after.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The gateway's signing key and certificate."""
+
+    key: xmlsec.Key
+    certificate: Certificate
+    algorithm: Any  # xmlsec.constants.TransformEcdsaSha256 or TransformRsaSha256
+
+    @classmethod
+    def from_pem(cls, key_pem: bytes, cert_pem: bytes) -> Signer:
+        certificate = read_certificate(cert_pem, "gateway certificate")
+        key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem)
+        key.load_cert_from_memory(certificate.pem, xmlsec.constants.KeyDataFormatCertPem)
+        algorithm = (
+            xmlsec.constants.TransformEcdsaSha256
+            if b"BEGIN EC" in key_pem or _is_ec(key_pem)
+            else xmlsec.constants.TransformRsaSha256
+        )
+        return cls(key, certificate, algorithm)
+
+    def sign(self, root: etree._Element) -> None:
+        """Sign the message `root` (AppHdr + Document) in place: AppHdr/Sgntr, enveloped."""
+        header = next(iter(root), None)
+        assert header is not None and header.tag == f"{{{_HEAD}}}AppHdr", "no AppHdr to sign"
+        place = etree.Element(f"{{{_HEAD}}}Sgntr")
+        # Sgntr's place in the header's sequence: after Prty, before Rltd.
+        rltd = header.find(f"{{{_HEAD}}}Rltd")
+        if rltd is not None:
+            rltd.addprevious(place)
+        else:
+            header.append(place)
+        signature = xmlsec.template.create(root, xmlsec.constants.TransformExclC14N, self.algorithm)
+        place.append(signature)
+        reference = xmlsec.template.add_reference(
+            signature, xmlsec.constants.TransformSha256, uri=""
+        )
+        xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
+        xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+        key_info = xmlsec.template.ensure_key_info(signature)
+        xmlsec.template.add_x509_data(key_info)
+        ctx = xmlsec.SignatureContext()
+        ctx.key = self.key
+        ctx.sign(signature)
+
+
+def _is_ec(key_pem: bytes) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return isinstance(load_pem_private_key(key_pem, password=None), ec.EllipticCurvePrivateKey)
+
+
+@lru_cache(maxsize=4)
+def signer_for(security: SecuritySection) -> Signer | None:
+    """The gateway's signer from its configuration (the key from a file or the environment),
+    or None when none is configured. Loaded once per process and configuration."""
+    if not (security.signing_key_file or security.signing_key):
+        return None
+    key = (
+        security.signing_key.encode()
+        if security.signing_key
+        else Path(security.signing_key_file).read_bytes()
+    )
+    return Signer.from_pem(key, Path(security.signing_certificate_file).read_bytes())
