@@ -83,7 +83,7 @@ def verify(
         return None
     sender = msg.header_text("Fr/FIId/FinInstnId/BICFI") or ""
     root = etree.fromstring(msg.raw, _PARSER)
-    signatures = root.findall(f".//{{{DS}}}Signature")
+    signatures = list(root.iter(f"{{{DS}}}Signature"))  # in C, not ElementPath
     if not signatures:
         if required:
             raise _refuse(msg, "DS21", "unsigned: AppHdr/Sgntr must hold the sender's signature")
