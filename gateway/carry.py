@@ -319,6 +319,52 @@ def _keep_originals(
         holder.append(block)
 
 
+def set_aside(document: etree._Element, schema: etree.XMLSchema, notes: list[str]) -> None:
+    """Move what `schema` refuses into SplmtryData, element by element, each with its path and
+    a note, until the document holds to it (translation.uncarried = "supplementary"). What
+    cannot be moved (a missing mandatory element, the supplement itself) is left for the
+    caller's check to refuse."""
+    tree = document.getroottree()
+    root = document[0]
+    transactions = [t for name in TRANSACTION for t in _children(root, name)]
+    holder = transactions[0] if transactions else root
+    for _ in range(20):  # bounded: a profile that refuses more than this is not a dialect's
+        if schema.validate(document):
+            return
+        entry = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
+        if entry is None or not entry.path:
+            return
+        found = tree.xpath(entry.path)
+        element = found[0] if isinstance(found, list) and found else None
+        if (
+            not isinstance(element, etree._Element)
+            or element is document
+            or "Missing child element" in entry.message
+            or any(_local(a) == "SplmtryData" for a in element.iterancestors())
+            or _local(element) == "SplmtryData"
+        ):
+            return
+        path = _path(element, document)
+        parent = element.getparent()
+        assert parent is not None
+        parent.remove(element)
+        element.tail = None
+        ns = etree.QName(document).namespace
+        block = etree.SubElement(holder, etree.QName(ns, "SplmtryData"))
+        etree.SubElement(block, etree.QName(ns, "PlcAndNm")).text = "connect-gateway:uncarried"
+        wrapper = etree.SubElement(
+            etree.SubElement(block, etree.QName(ns, "Envlp")),
+            etree.QName(SUPPLEMENTARY_NS, "Uncarried"),
+            nsmap={None: SUPPLEMENTARY_NS},  # type: ignore[dict-item]  # lxml-stubs: default ns
+        )
+        wrapper.set("path", path)
+        wrapper.append(element)
+        notes.append(
+            f"{path}: not carried by the target dialect's profile; kept in SplmtryData "
+            "(translation.uncarried = supplementary)"
+        )
+
+
 def unstructured_address(document: etree._Element) -> str | None:
     """The path of the first unstructured-only postal address (address lines, and neither a
     town nor a country), or None. CBPR+ refuses them since November 2026."""

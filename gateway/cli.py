@@ -208,6 +208,9 @@ async def _cycle(config: Config, args: argparse.Namespace) -> int:
             return EXIT_OK
         cycles = await store.cycles(getattr(args, "currency", None))
         if args.action == "list":
+            if not cycles:
+                what = f" in {args.currency}" if getattr(args, "currency", None) else ""
+                print(f"no cycles{what} yet", file=sys.stderr)
             for c in cycles:
                 print(
                     f"{c.id}\t{c.status}\tdue {c.due_at or '-'}\tcut-off {c.cut_off or '-'}"

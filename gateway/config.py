@@ -57,6 +57,10 @@ class TranslationSection:
     # A postal address given only as address lines (no town, no country): "accept" (carried as
     # it is) or "refuse" (pacs.002 RJCT). CBPR+ refuses them since November 2026.
     unstructured_address: str = "accept"
+    # An element the target dialect's profile cannot carry (the shipped profiles carry the
+    # same elements on both sides; an operator's own may not): "refuse" (pacs.002 RJCT naming
+    # it) or "supplementary" (moved into SplmtryData, with its path, and noted).
+    uncarried: str = "refuse"
 
 
 @dataclass(frozen=True)
@@ -390,6 +394,11 @@ def _check(config: Config) -> None:
         value = getattr(security, name)
         if value and not Path(value).is_file():
             raise ConfigError(f"security.{name}: no such file {value}")
+    if config.translation.uncarried not in ("refuse", "supplementary"):
+        raise ConfigError(
+            "translation.uncarried must be refuse or supplementary, got "
+            f"{config.translation.uncarried!r}"
+        )
     if config.translation.unstructured_address not in ("accept", "refuse"):
         raise ConfigError(
             "translation.unstructured_address must be accept or refuse, got "

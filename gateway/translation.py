@@ -41,7 +41,7 @@ from gateway.canonical import (
     SettlementParty,
     StatusReport,
 )
-from gateway.carry import Rewrite, carry, unstructured_address
+from gateway.carry import Rewrite, carry, set_aside, unstructured_address
 from gateway.charset import CharsetPolicy
 from gateway.charset import prepare as prepare_charset
 from gateway.clock import Clock, now_utc8
@@ -292,6 +292,10 @@ class Translator:
                 charset=self.charset,
                 text_limits=self.profiles[target].text_limits(msg.msg_def),
             )
+            if self.config.translation.uncarried == "supplementary":
+                set_aside(
+                    carried.document, self.profiles[target].schema(msg.msg_def), carried.notes
+                )
             data = issue_document(
                 carried.document,
                 msg.msg_def,

@@ -5,6 +5,8 @@ how scheme participants may be named, which agents pass through, the business re
 from __future__ import annotations
 
 import dataclasses
+import shutil
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -12,7 +14,7 @@ from lxml import etree
 from gateway.config import Config, TranslationSection
 from gateway.iso20022.reader import read_message
 from gateway.translation import Translator
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 
 AGENT = (
     b"<InstgAgt>\n          <FinInstnId>\n            <BICFI>HPCBCNSHXXX</BICFI>\n"
@@ -164,3 +166,43 @@ def test_a_hybrid_address_is_accepted_under_the_refuse_policy(config: Config) ->
     )
     out = Translator(config).process(onshore_payment(), "onshore")  # TwnNm + Ctry + AdrLine
     assert out.accepted, out.error
+
+
+def _narrower_offshore_profile(tmp_path: Path) -> Path:
+    """The shipped profiles, with an offshore pacs.008 that does not carry RgltryRptg (an
+    operator's own, narrower dialect)."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(ROOT / "schemas", schemas)
+    profile = schemas / "offshore" / "pacs.008.001.08.xsd"
+    text = profile.read_text()
+    line = (
+        '<xs:element maxOccurs="10" minOccurs="0" name="RgltryRptg" type="RegulatoryReporting3"/>'
+    )
+    assert text.count(line) == 1
+    profile.write_text(text.replace(line, ""))
+    return schemas
+
+
+@pytest.mark.parametrize("policy", ["refuse", "supplementary"])
+def test_an_element_the_target_cannot_carry_is_refused_or_kept_aside_by_policy(
+    config: Config, tmp_path: Path, policy: str
+) -> None:
+    schemas = _narrower_offshore_profile(tmp_path)
+    config = dataclasses.replace(
+        config,
+        gateway=dataclasses.replace(config.gateway, schemas_dir=str(schemas)),
+        translation=TranslationSection(uncarried=policy),
+    )
+    rich = (ROOT / "samples/onshore/rich/pacs.008.001.08-structured-chinese.xml").read_bytes()
+    out = Translator(config).process(rich, "onshore")
+    if policy == "refuse":
+        assert not out.accepted and out.error is not None and out.error.code == "NARR"
+        assert "RgltryRptg" in out.error.detail
+        return
+    assert out.accepted, out.error
+    root = etree.fromstring(out.message)
+    assert root.find(".//{*}CdtTrfTxInf/{*}RgltryRptg") is None
+    (aside,) = root.iter("{urn:connect-gateway:supplementary:1}Uncarried")
+    assert aside.get("path", "").endswith("CdtTrfTxInf/RgltryRptg")
+    assert aside[0].findtext(".//{*}Cd") == "121010"  # whole, as it came
+    assert any("RgltryRptg: not carried" in n for n in out.notes)
