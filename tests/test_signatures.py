@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import xmlsec
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.config import Config, SecuritySection, TranslationSection
@@ -224,3 +226,43 @@ def test_everything_the_gateway_emits_is_signed_with_its_key(
         ctx.verify(signature)  # raises if not signed by the gateway's key over this message
         read_message(data)  # and still a valid message to its profile
     assert signer_for(t.config.security) is t.signer
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory, people: dict[str, Identity]) -> Translator:
+    return translator(tmp_path_factory.mktemp("strict"), people)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_change_to_a_signed_message_is_refused(
+    strict: Translator, people: dict[str, Identity], data: st.DataObject
+) -> None:
+    # Property: change any one text of the header or the document after signing, to
+    # anything; the message never goes through (DS0A, or FF01 if the change broke the
+    # profile, which is checked first).
+    root = etree.fromstring(signed(PAYMENT, people["hpcb"]))
+    leaves = [
+        el
+        for el in root.iter()
+        if isinstance(el.tag, str)
+        and len(el) == 0
+        and (el.text or "").strip()
+        and not any(etree.QName(a).namespace == DS for a in el.iterancestors())
+        and etree.QName(el).namespace != DS
+    ]
+    target = data.draw(st.sampled_from(leaves))
+    new = data.draw(
+        st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ .-", min_size=1, max_size=20)
+    )
+    assume(new.strip() != (target.text or "").strip())
+    target.text = new
+    tampered = etree.tostring(root)
+    out = strict.process(tampered, "onshore")
+    assert not out.accepted and out.error is not None and out.obligations == ()
+    assert out.error.code in ("DS0A", "FF01"), out.error
+    try:
+        strict.profiles["onshore"].validate(read_message(tampered))
+    except Exception:
+        return
+    assert out.error.code == "DS0A"
