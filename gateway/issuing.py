@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from lxml import etree
 
@@ -61,14 +62,7 @@ def issue(
     assert profiles.side == side, f"{side} message checked against the {profiles.side} profile"
     ctx = EncodeContext(dialect(side), directory, charset, source)
     msg_def, document = encode_text(ctx, body, msg_id, iso_datetime(created))
-    header = header_spec(
-        fr=Party(config.gateway.bic),
-        to=Party(to or config.side(side).system_bic),
-        biz_msg_idr=biz_msg_idr,
-        msg_def=msg_def,
-        created=created,
-        biz_svc=config.side(side).biz_svc,
-    )
+    header = header_spec(**_header(config, side, to, biz_msg_idr, msg_def, created))
     data = envelope_text(header, document).encode("utf-8")
     if check is not None:
         check(msg_def, data)
@@ -80,6 +74,20 @@ def issue(
         signer.sign(root)
         data = serialise(root)
     return Issued(msg_def, data, tuple(ctx.notes))
+
+
+def _header(
+    config: Config, side: Side, to: str | None, biz_msg_idr: str, msg_def: str, created: datetime
+) -> dict[str, Any]:
+    """The gateway's AppHdr to `side`: from the gateway, to `to` or the side's system."""
+    return {
+        "fr": Party(config.gateway.bic),
+        "to": Party(to or config.side(side).system_bic),
+        "biz_msg_idr": biz_msg_idr,
+        "msg_def": msg_def,
+        "created": created,
+        "biz_svc": config.side(side).biz_svc,
+    }
 
 
 def issue_document(
@@ -96,14 +104,7 @@ def issue_document(
     """A Document the gateway carried (gateway/carry.py) as a message from the gateway to
     `side`: the same AppHdr and envelope as `issue`, then `check` on the envelope element
     (raises if the document does not hold to `side`'s profile)."""
-    header = build_header(
-        fr=Party(config.gateway.bic),
-        to=Party(to or config.side(side).system_bic),
-        biz_msg_idr=biz_msg_idr,
-        msg_def=msg_def,
-        created=created,
-        biz_svc=config.side(side).biz_svc,
-    )
+    header = build_header(**_header(config, side, to, biz_msg_idr, msg_def, created))
     root = envelope_element(header, document)
     check(msg_def, root)
     signer = signer_for(config.security)

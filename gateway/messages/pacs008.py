@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from gateway.canonical import Payment
 from gateway.codec import payments
 from gateway.messages import PACS002, Get, MessageType
@@ -13,20 +15,30 @@ def payment_transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     return ((f"uetr:{uetr}",), uetr) if uetr else ((), None)
 
 
-TYPE = MessageType(
-    msg_def="pacs.008.001.08",
-    title="customer credit transfer",
-    root="FIToFICstmrCdtTrf",
-    decode=lambda ctx: payments.decode(ctx, "customer"),
-    encode=payments.encode,  # type: ignore[arg-type]  # takes a Payment: matches() says so
-    matches=lambda body: isinstance(body, Payment) and body.kind == "customer",
-    paths={
-        "msg_id": "GrpHdr/MsgId",
-        "agent": "CdtTrfTxInf/InstgAgt/FinInstnId/BICFI",
-        "uetr": "CdtTrfTxInf/PmtId/UETR",
-    },
-    transactions=payment_transactions,
-    carried=True,
-    capped=True,
-    refusal=PACS002,
+def credit_transfer(
+    msg_def: str, title: str, root: str, kind: Literal["customer", "institution"]
+) -> MessageType:
+    """A credit transfer (pacs.008, pacs.009): one transaction, keyed by its UETR, carried
+    whole, capped, refused with a pacs.002."""
+    return MessageType(
+        msg_def=msg_def,
+        title=title,
+        root=root,
+        decode=lambda ctx: payments.decode(ctx, kind),
+        encode=payments.encode,  # type: ignore[arg-type]  # takes a Payment: matches() says so
+        matches=lambda body: isinstance(body, Payment) and body.kind == kind,
+        paths={
+            "msg_id": "GrpHdr/MsgId",
+            "agent": "CdtTrfTxInf/InstgAgt/FinInstnId/BICFI",
+            "uetr": "CdtTrfTxInf/PmtId/UETR",
+        },
+        transactions=payment_transactions,
+        carried=True,
+        capped=True,
+        refusal=PACS002,
+    )
+
+
+TYPE = credit_transfer(
+    "pacs.008.001.08", "customer credit transfer", "FIToFICstmrCdtTrf", "customer"
 )
