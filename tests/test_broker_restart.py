@@ -10,6 +10,7 @@ an operator would, and what it held is gone, but the gateway's state is not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -247,3 +248,59 @@ def test_sigterm_ends_the_service_even_when_its_pipeline_never_stops(
     assert "cut short" in text
     if stuck == "ignores-cancel":
         assert "ignored its cancellation" in text
+
+
+def payments(count: int, run: str) -> list[bytes]:
+    """`count` distinct onshore payments (own BizMsgIdr, MsgId and UETR each)."""
+    base = sample("onshore", "pacs.008.001.08")
+    out = []
+    for i in range(count):
+        uetr = str(uuid.UUID(int=(int(run, 16) << 32) + i, version=4))
+        out.append(
+            base.replace(b"ON-BIZ-P8-0001", f"ON-{run}-{i:05d}".encode())
+            .replace(b"ON-MSG-P8-0001", f"ON-M-{run}-{i:05d}".encode())
+            .replace(b"0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01", uetr.encode())
+        )
+    return out
+
+
+async def test_broker_restarts_while_payments_flow_end_nothing_and_lose_nothing(
+    state: StateSection,
+) -> None:
+    """Issue 16, as reported: the broker stops and comes back three times while payments
+    flow. The service never exits (a produce in flight when the broker died used to end it
+    with UnknownError); once partners publish again what the memory broker lost, every
+    payment is translated once, and nothing is left unsent."""
+    port = free_port()
+    broker = await start_broker(port)
+    config = gateway_config(f"r{uuid.uuid4().hex[:10]}", state)
+    run = uuid.uuid4().hex[:8]
+    traffic = payments(180, run)
+    chunks = [traffic[i : i + 60] for i in range(0, len(traffic), 60)]
+    try:
+        async with running_gateway(config, broker.bootstrap) as gw:
+            assert gw.task is not None
+            for chunk in chunks:
+                sending = asyncio.create_task(gw.publish("onshore", *chunk))
+                await asyncio.sleep(0.5)  # mid-flow: some consumed, some in flight
+                await asyncio.to_thread(broker.stop)
+                with contextlib.suppress(Exception):  # the partner's own publish may fail
+                    await sending
+                await asyncio.sleep(5)
+                assert not gw.task.done(), "the service ended during a broker outage"
+                broker = await start_broker(port)
+                await ensure_topics(broker.bootstrap, config.topics())
+            # Partners publish again whatever they could not confirm: here, all of it.
+            await gw.publish("onshore", *traffic)
+            async with asyncio.timeout(180):
+                while len(await gw.store.obligations()) < len(traffic):
+                    assert not gw.task.done()
+                    await asyncio.sleep(0.5)
+                while (await gw.store.counts())["unsent"]:
+                    assert not gw.task.done()  # the relay catches up on its own
+                    await asyncio.sleep(0.5)
+            references = [o.reference for o, _ in await gw.store.obligations()]
+            assert len(references) == len(set(references)) == len(traffic)
+            assert not gw.task.done()
+    finally:
+        await asyncio.to_thread(broker.stop)
