@@ -81,6 +81,10 @@ def verify(
         if required:
             raise _refuse(msg, "DS21", "unsigned: a business message needs an AppHdr and its Sgntr")
         return None
+    if b"Signature" not in msg.raw:  # no signature element anywhere: nothing to parse again
+        if required:
+            raise _refuse(msg, "DS21", "unsigned: AppHdr/Sgntr must hold the sender's signature")
+        return None
     sender = msg.header_text("Fr/FIId/FinInstnId/BICFI") or ""
     root = etree.fromstring(msg.raw, _PARSER)
     signatures = list(root.iter(f"{{{DS}}}Signature"))  # in C, not ElementPath
