@@ -492,8 +492,11 @@ class Pipeline:
             if reading.needs_correlations:
                 # Read where nothing was known: translate again with what the store knows.
                 outcome = self.translator.process_message(self._message(p), keys, p.source)
-            elif outcome.correlation is not None:
-                # Later answers in this batch may need it.
+            elif outcome.correlation is not None and self._cap(outcome) is None:
+                # Later answers in this batch may need it. Not a capped payment's: it may yet
+                # be held or refused in this batch's transaction, and nothing may answer what
+                # never reached the other side. Its answers wait on the retry topics until
+                # its acceptance is committed (or are refused once their retries run out).
                 self.translator.correlations.remember(outcome.correlation)
         except Exception as exc:
             log.exception("internal error on %s (%s)", p.origin, keys.message)
@@ -643,8 +646,9 @@ class Pipeline:
         keys = extract_keys(msg)
         error = refusal(msg, "AM04", f"{payer}'s net debit in the open cycle would exceed its cap")
         outcome = self.translator.reject(error, side, msg)
+        assert outcome.reject_def is not None
         headers = (
-            ("message-type", (msg.msg_def or "unknown").encode()),
+            ("message-type", outcome.reject_def.encode()),  # the reject's own type
             ("idempotency-key", keys.message.encode()),
             ("reject-reason", b"AM04"),
         )

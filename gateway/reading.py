@@ -23,7 +23,7 @@ from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
 from gateway.iso20022.reader import BusinessMessage
 from gateway.messages.registry import ANSWER_REFERENCES
 from gateway.sides import Side
-from gateway.translation import MemoryCorrelations, Outcome, Translator
+from gateway.translation import NoCorrelations, Outcome, Translator
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ class Reading:
 
 
 def read_records(translator: Translator, items: list[tuple[bytes, Side]]) -> list[Reading]:
-    # Speculation: nothing is known, and nothing learnt here may leak into the next batch.
-    translator.correlations = MemoryCorrelations()
+    # Speculation: nothing is known, and nothing learnt here is used, not even by a later
+    # record of this batch: an answer is correlated only when the batch is decided, with
+    # what the store and the decided records before it know (Pipeline._decide).
+    translator.correlations = NoCorrelations()
     return [_read_one(translator, value, side) for value, side in items]
 
 

@@ -143,6 +143,21 @@ class MemoryCorrelations:
         return self._by_outbound.get(biz_msg_idr_or_msg_id)
 
 
+class NoCorrelations:
+    """Knows nothing and learns nothing: for translating ahead of the state store, where
+    an answer must not be correlated to an original whose fate this batch has not decided
+    (a payment read just before it may yet be held or refused for its cap)."""
+
+    def remember(self, entry: Correlation) -> None:
+        pass
+
+    def find(self, key: str) -> Correlation | None:
+        return None
+
+    def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None:
+        return None
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Either a translation for the other side, or a reject for the source side."""

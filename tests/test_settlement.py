@@ -28,8 +28,10 @@ from gateway.config import Config, SettlementSection, StateSection, TranslationS
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
 from gateway.state.base import CycleRecord
+from gateway.topics import ensure_topics
 from tests.conformance import assert_officially_valid
 from tests.harness import Running, gateway_config, running_gateway, sample
+from tests.kafka_io import publish as kafka_publish
 
 pytestmark = pytest.mark.kafka
 
@@ -424,3 +426,37 @@ async def test_the_pacs029_goes_to_the_configured_rtgs_side(
         )
         await gw.publish("onshore", answer)
         await cycle_state(gw, "CNY-000001", "settled")
+
+
+async def test_an_answer_in_the_batch_of_a_payment_refused_for_its_cap_is_not_forwarded(
+    kafka_bootstrap: str, state: StateSection, tmp_path: Path
+) -> None:
+    """A payment refused for its cap never reaches the other side, so nothing may answer it:
+    a return (or status) of it in the same batch, published before the gateway joins, is
+    refused as an answer to nothing the gateway sent, and books nothing."""
+    config = configured(
+        state,
+        tmp_path,
+        SettlementSection(cut_offs=(), cap_policy="reject"),
+        {"HPCBCNSHXXX": "1000000.00"},  # the sample payment is 1,250,000.00
+    )
+    config = dataclasses.replace(
+        config, kafka=dataclasses.replace(config.kafka, retry_delays_ms=(300, 600))
+    )
+    await ensure_topics(kafka_bootstrap, config.topics())
+    for side, value in (
+        ("onshore", sample("onshore", "pacs.008.001.08")),
+        ("offshore", sample("offshore", "pacs.004.001.09")),  # returns that payment
+    ):
+        await kafka_publish(kafka_bootstrap, config.side(side).inbound_topic, [(b"k", value)])
+    async with running_gateway(config, kafka_bootstrap) as gw:
+        # The payment and the return's first attempt processed (the return then waits on the
+        # retry topics: its original is not committed as accepted, and never will be).
+        async with asyncio.timeout(60):
+            while gw.pipeline.processed < 2:  # noqa: ASYNC110  # a count, not an event
+                await asyncio.sleep(0.05)
+        onshore = await gw.read(config.onshore.outbound_topic, 1, settle=3)
+        assert [dict(r.headers)["reject-reason"] for r in onshore] == [b"AM04"]  # no return
+        assert dict(onshore[0].headers)["message-type"] == b"pacs.002.001.10"
+        assert await gw.store.obligations() == []
+        assert [h.status for h in await gw.store.held()] == ["refused"]
