@@ -116,25 +116,11 @@ def floor_rate(translator: Translator, batch: list[bytes]) -> float:
 def signed_translator(folder: Path) -> tuple[Translator, Any]:
     """A translator that requires signatures and signs its outputs, and the sender's identity
     (throw-away keys, made here)."""
-    import dataclasses
-
-    from gateway.config import SecuritySection, TranslationSection
-    from tests.signing import directory_with, identity
+    from tests.signing import directory_with, identity, signing_config
 
     sender, gateway = identity("HPCBCNSHXXX"), identity("SHHKCNSHGWY")
     directory = directory_with(folder, {"HPCBCNSHXXX": [sender]})
-    (folder / "gw.key").write_bytes(gateway.key_pem)
-    (folder / "gw.pem").write_bytes(gateway.cert_pem)
-    config = dataclasses.replace(
-        Config(),
-        translation=TranslationSection(directory=str(directory)),
-        security=SecuritySection(
-            require_signatures=True,
-            signing_key_file=str(folder / "gw.key"),
-            signing_certificate_file=str(folder / "gw.pem"),
-        ),
-    )
-    return Translator(config), sender
+    return Translator(signing_config(folder, directory, gateway)), sender
 
 
 def run(translator: Translator, batch: list[bytes]) -> float:

@@ -7,6 +7,7 @@ the wrong ones by hand with the xmlsec templates, each wrong in one way.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import re
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from gateway.config import Config, SecuritySection, TranslationSection
 from gateway.signatures import Signer
 from tests.conftest import ROOT
 
@@ -84,6 +86,22 @@ def directory_with(folder: Path, certificates: dict[str, list[Identity]], **extr
     path = folder / "participants.toml"
     path.write_text(text)
     return path
+
+
+def signing_config(folder: Path, directory: Path, gateway: Identity) -> Config:
+    """The built-in configuration with `directory`, signatures required, and `gateway`'s key
+    (written into `folder`) signing what it emits."""
+    (folder / "gw.key").write_bytes(gateway.key_pem)
+    (folder / "gw.pem").write_bytes(gateway.cert_pem)
+    return dataclasses.replace(
+        Config(),
+        translation=TranslationSection(directory=str(directory)),
+        security=SecuritySection(
+            require_signatures=True,
+            signing_key_file=str(folder / "gw.key"),
+            signing_certificate_file=str(folder / "gw.pem"),
+        ),
+    )
 
 
 def signed(data: bytes, who: Identity) -> bytes:

@@ -6,7 +6,6 @@ publishes is signed with its key."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from pathlib import Path
 
@@ -14,12 +13,12 @@ import pytest
 import xmlsec
 from lxml import etree
 
-from gateway.config import Config, SecuritySection, StateSection, TranslationSection
+from gateway.config import StateSection
 from gateway.iso20022.reader import read_message
 from gateway.signatures import DS
 from tests.conftest import SAMPLES
 from tests.harness import gateway_config, running_gateway
-from tests.signing import directory_with, identity, signed, signed_by_hand
+from tests.signing import directory_with, identity, signed, signed_by_hand, signing_config
 from tests.test_signatures import _moved_into_the_document, _with_a_second_signature, tamper
 
 pytestmark = pytest.mark.kafka
@@ -36,17 +35,7 @@ async def test_no_bad_signature_has_any_effect_and_the_outputs_are_signed(
     directory = directory_with(
         tmp_path, {"HPCBCNSHXXX": [hpcb, hpcb_rsa, expired], "JADBCNBJXXX": [jadb]}
     )
-    (tmp_path / "gw.key").write_bytes(gateway_key.key_pem)
-    (tmp_path / "gw.pem").write_bytes(gateway_key.cert_pem)
-    base = dataclasses.replace(
-        Config(),
-        translation=TranslationSection(directory=str(directory)),
-        security=SecuritySection(
-            require_signatures=True,
-            signing_key_file=str(tmp_path / "gw.key"),
-            signing_certificate_file=str(tmp_path / "gw.pem"),
-        ),
-    )
+    base = signing_config(tmp_path, directory, gateway_key)
     good = signed(PAYMENT, hpcb)
     bad = {
         "DS21": PAYMENT,
