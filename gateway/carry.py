@@ -95,11 +95,23 @@ class Carried:
     notes: list[str] = field(default_factory=list)
 
 
-# Children by local name, found by lxml in C ("{*}": any namespace; a Document has one).
 def _local(el: etree._Element) -> str:
     tag = el.tag
     assert isinstance(tag, str)
     return tag[tag.rfind("}") + 1 :]
+
+
+def _in_supplement(el: etree._Element) -> bool:
+    """Inside a SplmtryData envelope: the partner's own supplement, lax in every profile,
+    carried as it is and never rewritten or set aside."""
+    return any(_local(a) == "SplmtryData" for a in el.iterancestors())
+
+
+def _supplement_holder(root: etree._Element) -> etree._Element:
+    """Where the gateway's SplmtryData blocks go: the transaction (its SplmtryData is last in
+    its sequence), else the message root."""
+    transactions = [t for name in TRANSACTION for t in _children(root, name)]
+    return transactions[0] if transactions else root
 
 
 def _qualified(parent: etree._Element, name: str) -> str:
@@ -172,7 +184,7 @@ def carry(
     if target.latin_only:
         kept = _fit_text(msg, document, charset, text_limits, out.notes)
         if kept:
-            _keep_originals(transactions[0] if transactions else root, kept, ns)
+            _keep_originals(_supplement_holder(root), kept, ns)
     return out
 
 
@@ -275,8 +287,8 @@ def _fit_text(
         text = el.text
         if not text or (text.isascii() and text.isprintable()) or not isinstance(el.tag, str):
             continue
-        if any(_local(a) == "SplmtryData" for a in el.iterancestors()):
-            continue  # the partner's own supplement is carried as it is (lax in every profile)
+        if _in_supplement(el):
+            continue
         path = _path(el, document)
         name = charset_field(path)
         limit = limits.get(_local(el), len(text) * 8)
@@ -325,9 +337,7 @@ def set_aside(document: etree._Element, schema: etree.XMLSchema, notes: list[str
     cannot be moved (a missing mandatory element, the supplement itself) is left for the
     caller's check to refuse."""
     tree = document.getroottree()
-    root = document[0]
-    transactions = [t for name in TRANSACTION for t in _children(root, name)]
-    holder = transactions[0] if transactions else root
+    holder = _supplement_holder(document[0])
     for _ in range(20):  # bounded: a profile that refuses more than this is not a dialect's
         if schema.validate(document):
             return
@@ -340,7 +350,7 @@ def set_aside(document: etree._Element, schema: etree.XMLSchema, notes: list[str
             not isinstance(element, etree._Element)
             or element is document
             or "Missing child element" in entry.message
-            or any(_local(a) == "SplmtryData" for a in element.iterancestors())
+            or _in_supplement(element)
             or _local(element) == "SplmtryData"
         ):
             return

@@ -492,7 +492,8 @@ class Pipeline:
             if reading.needs_correlations:
                 # Read where nothing was known: translate again with what the store knows.
                 outcome = self.translator.process_message(self._message(p), keys, p.source)
-            elif outcome.correlation is not None and self._cap(outcome) is None:
+            cap = self._cap(outcome)
+            if not reading.needs_correlations and outcome.correlation is not None and cap is None:
                 # Later answers in this batch may need it. Not a capped payment's: it may yet
                 # be held or refused in this batch's transaction, and nothing may answer what
                 # never reached the other side. Its answers wait on the retry topics until
@@ -526,7 +527,7 @@ class Pipeline:
             list(outcome.obligations),
             list(outcome.cancels),
             [outcome.correlation] if outcome.correlation else [],
-            cap=self._cap(outcome),
+            cap=cap,
             source=p.source,
             value=p.record.value or b"",
         )

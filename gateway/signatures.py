@@ -34,10 +34,11 @@ from lxml import etree
 
 from gateway.certificates import Certificate, fingerprint_of_der, read_certificate
 from gateway.config import SecuritySection
-from gateway.directory import Directory
+from gateway.directory import Directory, Signatory
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import HEAD, ns
 from gateway.iso20022.reader import BusinessMessage, recover_ids
+from gateway.messages.registry import message_type
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _HEAD = ns(HEAD)
@@ -176,12 +177,8 @@ def _check_form(msg: BusinessMessage, signature: etree._Element) -> None:
         raise _refuse(msg, "DS0B", "the digest must be SHA-256")
 
 
-def _check_signatory(msg: BusinessMessage, sender: object, directory: Directory) -> None:
+def _check_signatory(msg: BusinessMessage, sender: Signatory, directory: Directory) -> None:
     """Fr signs for the instructing agent: itself, or one its directory entry names."""
-    from gateway.directory import Depository, Participant, System
-    from gateway.messages.registry import message_type
-
-    assert isinstance(sender, Participant | Depository | System)
     path = message_type(msg.msg_def).path("agent")
     instructing = msg.doc_text(path) if path else None
     if not instructing:
@@ -217,7 +214,7 @@ class Signer:
         key.load_cert_from_memory(certificate.pem, xmlsec.constants.KeyDataFormatCertPem)
         algorithm = (
             xmlsec.constants.TransformEcdsaSha256
-            if b"BEGIN EC" in key_pem or _is_ec(key_pem)
+            if _is_ec(key_pem)
             else xmlsec.constants.TransformRsaSha256
         )
         return cls(key, certificate, algorithm)

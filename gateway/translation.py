@@ -190,8 +190,8 @@ class _Result:
     correlation: Correlation | None = None
     cancels: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # Payments and their answers are carried whole (gateway/carry.py): the input document
-    # with these rewrites. None: the body is encoded (the gateway's own messages, sese, admi).
+    # What a carried type's document gets rewritten (gateway/carry.py; which types are carried
+    # is declared in gateway/messages/). None for the encoded ones.
     rewrite: Rewrite | None = None
 
 
@@ -297,10 +297,11 @@ class Translator:
 
         msg_id = derive_id("GWM", keys.message)
         biz_id = derive_id("GW", keys.message)
-        if result.rewrite is not None:
+        if message_type(msg.msg_def).carried:
+            rewrite = result.rewrite or Rewrite("", "")
             carried = carry(
                 msg,
-                dataclasses.replace(result.rewrite, msg_id=msg_id, created=iso_datetime(now)),
+                dataclasses.replace(rewrite, msg_id=msg_id, created=iso_datetime(now)),
                 source=dialect(source),
                 target=dialect(target),
                 directory=directory,
@@ -323,6 +324,7 @@ class Translator:
             )
             issued_notes: tuple[str, ...] = tuple(carried.notes)
         else:
+            assert result.rewrite is None, f"{msg.msg_def} is not carried: nothing to rewrite"
             issued = issue(
                 result.body,
                 side=target,
