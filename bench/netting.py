@@ -35,6 +35,7 @@ from gateway.config import Config, StateSection, TranslationSection
 from gateway.settlement.cycles import CycleManager
 from gateway.state.base import CycleRecord
 from gateway.state.sqlite import SqliteStore
+from gateway.state.tx import Tx
 from gateway.translation import Translator
 
 CUT_OFF = "2026-11-23T10:00:00+08:00"
@@ -129,11 +130,11 @@ async def close_rounds(
 
 
 async def reopen(store: SqliteStore, cycle: CycleRecord) -> None:
-    def run(db: sqlite3.Connection) -> None:
-        db.execute("UPDATE cycles SET status = 'closing' WHERE id = ?", (cycle.id,))
-        db.execute("DELETE FROM outbox")
+    async def run(tx: Tx) -> None:
+        await tx.execute("UPDATE cycles SET status = 'closing' WHERE id = ?", cycle.id)
+        await tx.execute("DELETE FROM outbox")
 
-    await store._transaction(run)
+    await store.backend.run(run, write=True)
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:

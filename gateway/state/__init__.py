@@ -1,7 +1,8 @@
 """The state store: idempotency claims, the outbox, obligations and correlations.
 
-One small interface (`StateStore`), two implementations: SQLite (embedded default, one
-instance) and PostgreSQL (several instances sharing state). Everything a batch of input
+One interface (`StateStore`: claims and the outbox, cycles, held payments), one algorithm
+(`store.py`) over two thin backends: SQLite (embedded default, one instance) and PostgreSQL
+(several instances sharing state). Everything a batch of input
 records causes is written by one `commit_batch` call, in one transaction, and each record's
 effects are applied only if its claim is new inside that transaction: a record that another
 instance processed meanwhile (after a rebalance) has no second effect.

@@ -95,13 +95,8 @@ class HeldPayment:
 CYCLE_STATUSES = ("open", "closing", "instructed", "settled", "failed")
 
 
-class StateStore(Protocol):
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-
-    async def ping(self) -> None:
-        """Raises if the store cannot answer (readiness)."""
-        ...
+class ClaimsStore(Protocol):
+    """Idempotency claims, the outbox and what a batch books: the pipeline's side."""
 
     async def claims(self, keys: list[str]) -> dict[str, ClaimState]:
         """The known claims among `keys`."""
@@ -124,19 +119,18 @@ class StateStore(Protocol):
 
     async def outbox_rows(self, ids: list[int]) -> list[OutboxRow]: ...
 
-    def is_transient(self, exc: BaseException) -> bool:
-        """Whether a fault of this store is worth retrying (busy, restarting, failing over)."""
-        ...
-
     async def counts(self) -> dict[str, int]:
         """claims, unsent outbox rows, obligations: for health checks and tests."""
         ...
 
     async def obligations(self, status: str | None = None) -> list[tuple[Obligation, str]]:
-        """(obligation, status) for every recorded obligation: status 'open' or 'void'."""
+        """(obligation, status) for every recorded obligation: open, void or reversed."""
         ...
 
-    # -- settlement cycles (gateway.settlement) --------------------------------------------
+
+class CycleStore(Protocol):
+    """Settlement cycles: frozen, closed once under a lease, answered by the RTGS."""
+
     async def cycles(
         self, currency: str | None = None, status: str | None = None
     ) -> list[CycleRecord]:
@@ -182,6 +176,10 @@ class StateStore(Protocol):
         before the cycle is settled. Whether it was recorded."""
         ...
 
+
+class HeldStore(Protocol):
+    """Capped payments held back: released in order, or refused once."""
+
     async def release_held(self, currency: str, rules: Rules) -> int:
         """Release held payments into the open cycle while they fit (after a cycle opens)."""
         ...
@@ -196,6 +194,21 @@ class StateStore(Protocol):
 
     async def held(self, status: str | None = None) -> list[HeldPayment]:
         """Held payments, oldest first."""
+        ...
+
+
+class StateStore(ClaimsStore, CycleStore, HeldStore, Protocol):
+    """The whole store (gateway/state/store.py over a backend)."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raises if the store cannot answer (readiness)."""
+        ...
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether a fault of this store is worth retrying (busy, restarting, failing over)."""
         ...
 
 

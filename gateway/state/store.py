@@ -1,0 +1,575 @@
+"""The state store's algorithm, written once for every backend.
+
+Claims, the outbox, obligations through the settlement ledger, held payments, correlations and
+cycles: each rule is here, once, as coroutines over a `Tx` (gateway/state/tx.py). SQLite and
+PostgreSQL differ only in their backend (the claim race, head locks, id allocation, the
+relay), so a batch is applied alike on both, and a fix is made in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+
+from gateway.canonical import Obligation
+from gateway.clock import UTC8
+from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
+from gateway.settlement.netting import Netter, Netting
+from gateway.state.base import (
+    ClaimState,
+    CycleRecord,
+    Effects,
+    HeldPayment,
+    OutboxRow,
+    correlation_from_json,
+    correlation_to_json,
+    cycle_after,
+    headers_from_json,
+    headers_to_json,
+    iso_utc8,
+    obligation_from_row,
+    obligations_from_json,
+    outbox_from_json,
+    parse_time,
+    participant_totals,
+)
+from gateway.state.plan import Plan, currencies_touched, plan_batch, references_touched, release
+from gateway.state.tx import Backend, Row, Tx
+from gateway.translation import Correlation
+
+_CYCLE_COLUMNS = (
+    "id, currency, seq, status, opened_at, due_at, cut_off, instruction_id, summary, reason"
+)
+_OUTBOX_COLUMNS = "id, topic, key, value, headers"
+# Per participant in a cycle: obligations received (count, units) and paid (count, units).
+_TOTALS_SQL = (
+    "SELECT payee, count(*), sum(units), 0, 0 FROM obligations "
+    "WHERE cycle = ? AND status != 'void' GROUP BY payee UNION ALL "
+    "SELECT payer, 0, 0, count(*), sum(units) FROM obligations "
+    "WHERE cycle = ? AND status != 'void' GROUP BY payer"
+)
+
+
+class Store:
+    """The `StateStore` over one backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.backend!r})"
+
+    async def open(self) -> None:
+        await self.backend.open()
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return self.backend.is_transient(exc)
+
+    async def ping(self) -> None:
+        async def work(tx: Tx) -> None:
+            await tx.fetch("SELECT 1")
+
+        await self.backend.run(work, write=False)
+
+    # -- claims and the outbox -----------------------------------------------------------------
+    async def claims(self, keys: list[str]) -> dict[str, ClaimState]:
+        async def work(tx: Tx) -> dict[str, ClaimState]:
+            rows = await tx.fetch_in(
+                "SELECT key, fingerprint, results FROM claims WHERE key {in}", keys
+            )
+            return {key: ClaimState(key, fp, _ids(results)) for key, fp, results in rows}
+
+        return await self.backend.run(work, write=False) if keys else {}
+
+    async def correlations(self, refs: list[str]) -> list[Correlation]:
+        async def work(tx: Tx) -> list[Correlation]:
+            rows = await tx.fetch_in(
+                "SELECT key, data FROM correlations WHERE key {in} "
+                "OR outbound_biz_msg_idr {in} OR outbound_msg_id {in}",
+                refs,
+            )
+            return list({key: correlation_from_json(data) for key, data in rows}.values())
+
+        return await self.backend.run(work, write=False) if refs else []
+
+    async def commit_batch(self, batch: list[Effects], rules: Rules | None = None) -> list[bool]:
+        rules = rules or Rules(datetime.now(UTC8))
+
+        async def work(tx: Tx) -> list[bool]:
+            return await _apply(tx, batch, rules)
+
+        return await self.backend.run(work, write=True)
+
+    async def relay(self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]) -> int:
+        return await self.backend.relay(limit, publish)
+
+    async def outbox_rows(self, ids: list[int]) -> list[OutboxRow]:
+        async def work(tx: Tx) -> list[OutboxRow]:
+            return _outbox_rows(
+                await tx.fetch_in(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id {{in}}", ids)
+            )
+
+        return await self.backend.run(work, write=False) if ids else []
+
+    async def counts(self) -> dict[str, int]:
+        async def work(tx: Tx) -> dict[str, int]:
+            (row,) = await tx.fetch(
+                "SELECT (SELECT count(*) FROM claims), "
+                "(SELECT count(*) FROM outbox WHERE sent_at IS NULL), "
+                "(SELECT count(*) FROM obligations)"
+            )
+            return dict(zip(("claims", "unsent", "obligations"), row, strict=True))
+
+        return await self.backend.run(work, write=False)
+
+    async def obligations(self, status: str | None = None) -> list[tuple[Obligation, str]]:
+        async def work(tx: Tx) -> list[tuple[Obligation, str]]:
+            rows = await tx.fetch(
+                "SELECT reference, payer, payee, currency, CAST(amount AS TEXT), status "
+                "FROM obligations WHERE CAST(? AS TEXT) IS NULL OR status = ? "
+                f"ORDER BY {tx.insertion_order}",
+                status,
+                status,
+            )
+            return [(obligation_from_row(*r[:5]), r[5]) for r in rows]
+
+        return await self.backend.run(work, write=False)
+
+    # -- settlement cycles ---------------------------------------------------------------------
+    async def cycles(
+        self, currency: str | None = None, status: str | None = None
+    ) -> list[CycleRecord]:
+        async def work(tx: Tx) -> list[CycleRecord]:
+            rows = await tx.fetch(
+                f"SELECT {_CYCLE_COLUMNS} FROM cycles WHERE "
+                "(CAST(? AS TEXT) IS NULL OR currency = ?) "
+                "AND (CAST(? AS TEXT) IS NULL OR status = ?) ORDER BY currency, seq",
+                currency,
+                currency,
+                status,
+                status,
+            )
+            return [CycleRecord(*r) for r in rows]
+
+        return await self.backend.run(work, write=False)
+
+    async def freeze(self, currency: str, rules: Rules, cycle: str | None = None) -> str | None:
+        async def work(tx: Tx) -> str | None:
+            heads = await _locked_heads(tx, [currency])
+            if currency not in heads or cycle not in (None, heads[currency].cycle):
+                return None  # none yet, or rolled meanwhile (by a batch past its cut-off)
+            ledger = Ledger(heads, {}, {}, rules)
+            rolled = ledger.roll_now(currency)
+            await _write_ledger(tx, ledger)
+            return rolled.frozen if rolled else None
+
+        return await self.backend.run(work, write=True)
+
+    async def take_close(self, cycle: str, owner: str, lease_seconds: float) -> bool:
+        async def work(tx: Tx) -> bool:
+            now = time.time()
+            done = await tx.execute(
+                "UPDATE cycles SET closer = ?, lease_until = ? WHERE id = ? AND "
+                "status = 'closing' AND (closer IS NULL OR closer = ? OR lease_until < ?)",
+                owner,
+                now + lease_seconds,
+                cycle,
+                owner,
+                now,
+            )
+            return done == 1
+
+        return await self.backend.run(work, write=True)
+
+    async def net_cycle(self, cycle: str, currency: str) -> Netting:
+        async def work(tx: Tx) -> Netting:
+            netter = Netter(currency, bilateral=True)
+            async for rows in tx.chunks(
+                "SELECT payer, payee, units FROM obligations WHERE cycle = ? AND status != 'void'",
+                cycle,
+            ):
+                netter.add(rows)
+            return netter.result()
+
+        return await self.backend.run(work, write=False)
+
+    async def positions(self, cycle: str) -> dict[str, int]:
+        async def work(tx: Tx) -> dict[str, int]:
+            rows = await tx.fetch(
+                "SELECT participant, units FROM positions WHERE cycle = ? AND units != 0", cycle
+            )
+            return {participant: units for participant, units in rows}
+
+        return await self.backend.run(work, write=False)
+
+    async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
+        async def work(tx: Tx) -> dict[str, tuple[int, int, int, int]]:
+            return participant_totals(await tx.fetch(_TOTALS_SQL, cycle, cycle))
+
+        return await self.backend.run(work, write=False)
+
+    async def finish_close(
+        self,
+        cycle: str,
+        owner: str,
+        status: str,
+        summary: str,
+        instruction_id: str | None,
+        outbox: list[OutboxRow],
+        correlations: list[Correlation],
+        awaiting: list[str],
+    ) -> bool:
+        async def work(tx: Tx) -> bool:
+            done = await tx.execute(
+                "UPDATE cycles SET status = ?, summary = ?, instruction_id = ?, awaiting = ?, "
+                "closer = NULL, lease_until = NULL, updated_at = ? "
+                "WHERE id = ? AND status = 'closing' AND closer = ?",
+                status,
+                summary,
+                instruction_id,
+                json.dumps(awaiting),
+                tx.now,
+                cycle,
+                owner,
+            )
+            if done != 1:
+                return False  # another instance finished it (our lease ran out)
+            await _insert_outbox(tx, outbox)
+            await _insert_correlations(tx, correlations)
+            return True
+
+        return await self.backend.run(work, write=True)
+
+    # -- held payments -------------------------------------------------------------------------
+    async def release_held(self, currency: str, rules: Rules) -> int:
+        async def work(tx: Tx) -> int:
+            waiting = await tx.fetch(
+                "SELECT 1 FROM held WHERE status = 'queued' AND currency = ? LIMIT 1", currency
+            )
+            if not waiting:
+                return 0
+            ledger = await _ledger_for(tx, {currency}, rules)
+            ledger.release_all(currency)
+            plan = Plan()
+            release(plan, ledger, 0)
+            await _insert_outbox(tx, plan.outbox)
+            await _write_ledger(tx, ledger)
+            return len(plan.released)
+
+        return await self.backend.run(work, write=True)
+
+    async def refusals(self) -> list[HeldPayment]:
+        return await self.held("refusing")
+
+    async def finish_refusal(self, held_id: int, outbox: list[OutboxRow]) -> bool:
+        async def work(tx: Tx) -> bool:
+            done = await tx.execute(
+                "UPDATE held SET status = 'refused' WHERE id = ? AND status = 'refusing'",
+                held_id,
+            )
+            if done == 1:
+                await _insert_outbox(tx, outbox)
+            return done == 1
+
+        return await self.backend.run(work, write=True)
+
+    async def held(self, status: str | None = None) -> list[HeldPayment]:
+        async def work(tx: Tx) -> list[HeldPayment]:
+            rows = await tx.fetch(
+                "SELECT id, source, input, payer, status FROM held "
+                "WHERE CAST(? AS TEXT) IS NULL OR status = ? ORDER BY id",
+                status,
+                status,
+            )
+            return [
+                HeldPayment(i, src, bytes(value), payer, st) for i, src, value, payer, st in rows
+            ]
+
+        return await self.backend.run(work, write=False)
+
+
+# -- a batch, inside its transaction -----------------------------------------------------------
+async def _apply(tx: Tx, batch: list[Effects], rules: Rules) -> list[bool]:
+    """For each record whose first claim this transaction wins, in batch order: its claims,
+    outbox rows, obligations (through the settlement ledger), voids, correlations and cycle
+    outcomes. A few statements per batch, not per record."""
+    won = await tx.claim([e.claims[0] for e in batch])
+    applied: list[bool] = []
+    for e in batch:
+        # Processed already (here, by another instance before a rebalance, or earlier in
+        # this batch: one key twice, the first wins): no second effect.
+        key = e.claims[0][0]
+        applied.append(key in won)
+        won.discard(key)
+    chosen = [e for e, ok in zip(batch, applied, strict=True) if ok]
+    if not chosen:
+        return applied
+    ledger = await _load_ledger(tx, chosen, rules)
+    held_ids = await tx.next_ids("held", sum(1 for e in chosen if e.cap is not None))
+    plan = plan_batch(chosen, ledger, iter(held_ids))
+    rows = list(plan.outbox)
+    # A PssblDplct resend publishes again what answered its original: stored, or earlier in
+    # this batch, never a later record. Its rows follow the batch's own.
+    before: dict[str, list[int]] = {}  # claim -> indexes in `rows` of what answered it
+    for e in chosen:
+        if e.replay_key is not None:
+            earlier = before.get(e.replay_key)
+            if earlier is not None:
+                rows += [plan.outbox[i] for i in earlier]
+            else:
+                rows += await _stored_answers(tx, e.replay_key)
+        for key, _ in e.claims:  # a resend may name its original by any of its keys
+            before[key] = plan.results[e.claims[0][0]]
+    ids = await tx.next_ids("outbox", len(rows))
+    await tx.executemany(
+        "INSERT INTO outbox (id, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (i, r.topic, r.key, r.value, headers_to_json(r.headers), tx.now)
+            for i, r in zip(ids, rows, strict=True)
+        ],
+    )
+    results = {key: _csv(ids[i] for i in idx) for key, idx in plan.results.items()}
+    await tx.executemany(
+        "UPDATE claims SET results = ? WHERE key = ?",
+        [(text, key) for key, text in results.items() if text],
+    )
+    await tx.executemany(
+        "INSERT INTO claims (key, fingerprint, results, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        [(key, fp, results[e.claims[0][0]], tx.now) for e in chosen for key, fp in e.claims[1:]],
+    )
+    # A payment refused for its cap never reached the other side: nothing answers it.
+    refused = {h.effects.claims[0][0] for h in plan.held if h.status == "refusing"}
+    await _insert_correlations(
+        tx, [c for e in chosen if e.claims[0][0] not in refused for c in e.correlations]
+    )
+    await tx.executemany(
+        "INSERT INTO held (id, status, payer, currency, units, cap, obligations, outbox, "
+        "source, input, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [h.row(tx.now) for h in plan.held],
+    )
+    await _write_ledger(tx, ledger)
+    for cycle, status, reason, instruction in (o for e in chosen for o in e.cycle_outcomes):
+        await _cycle_outcome(tx, cycle, status, reason, instruction)
+    return applied
+
+
+async def _stored_answers(tx: Tx, claim: str) -> list[OutboxRow]:
+    """The stored outbox rows that answered `claim`, in order."""
+    found = await tx.fetch("SELECT results FROM claims WHERE key = ?", claim)
+    ids = _ids(found[0][0]) if found else ()
+    if not ids:
+        return []
+    rows = await tx.fetch_in(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id {{in}}", ids)
+    return sorted(_outbox_rows(rows), key=lambda r: r.id or 0)
+
+
+async def _load_ledger(tx: Tx, chosen: list[Effects], rules: Rules) -> Ledger:
+    """What the batch touches: the obligations it books or voids, as stored (`known`); their
+    currencies' open cycles (created if new), those cycles' positions, the payments held in
+    those currencies (in every currency with held payments when a void names no stored
+    obligation: it may cancel a held payment)."""
+    known: dict[str, Recorded] = {}
+    refs = references_touched(chosen)
+    if refs:
+        for ref, payer, payee, ccy, amount, units, cycle, status in await tx.fetch_in(
+            "SELECT reference, payer, payee, currency, CAST(amount AS TEXT), units, cycle, "
+            "status FROM obligations WHERE reference {in}",
+            refs,
+        ):
+            known[ref] = Recorded(
+                obligation_from_row(ref, payer, payee, ccy, amount), units, cycle, status
+            )
+    currencies, unknown_voids = currencies_touched(chosen, known)
+    if unknown_voids:
+        currencies.update(
+            c
+            for (c,) in await tx.fetch("SELECT DISTINCT currency FROM held WHERE status = 'queued'")
+        )
+    ledger = await _ledger_for(tx, currencies, rules)
+    ledger.known = known
+    return ledger
+
+
+async def _locked_heads(tx: Tx, currencies: Sequence[str]) -> dict[str, Head]:
+    """The open cycles of `currencies`, locked until the transaction ends: a batch's cap
+    checks and a close's freeze see one position at a time. Locked in currency order, so two
+    transactions never wait for each other in a circle."""
+    rows = await tx.fetch_in(
+        "SELECT h.currency, c.id, c.seq, c.opened_at, c.due_at FROM cycle_heads h "
+        "JOIN cycles c ON c.id = h.cycle WHERE h.currency {in} ORDER BY h.currency",
+        list(currencies),
+        lock="FOR UPDATE OF h",
+    )
+    return {
+        ccy: Head(ccy, cycle, seq, parse_time(opened), parse_time(due))
+        for ccy, cycle, seq, opened, due in rows
+    }
+
+
+async def _ledger_for(tx: Tx, currencies: set[str], rules: Rules) -> Ledger:
+    if not currencies:
+        return Ledger({}, {}, {}, rules)
+    wanted = sorted(currencies)
+    heads = await _locked_heads(tx, wanted)
+    missing = [c for c in wanted if c not in heads]
+    if missing:
+        # First cycle of a currency. Two instances may race here: the loser's inserts wait for
+        # the winner's and do nothing, and the lock below then gives it the winner's head.
+        for currency in missing:
+            head = Head(currency, cycle_id(currency, 1), 1, None, rules.next_cut_off(rules.now))
+            await _open_cycle(tx, head, replace=False)
+        heads = await _locked_heads(tx, wanted)
+    assert set(heads) == set(wanted), f"no open cycle for {set(wanted) - set(heads)}"
+    positions: dict[tuple[str, str], int] = {
+        (cycle, participant): units
+        for cycle, participant, units in await tx.fetch_in(
+            "SELECT cycle, participant, units FROM positions WHERE cycle {in}",
+            [h.cycle for h in heads.values()],
+        )
+    }
+    queues: dict[tuple[str, str], deque[QueuedPayment]] = {}
+    queued = await tx.fetch_in(
+        "SELECT id, payer, currency, units, cap, obligations, outbox FROM held "
+        "WHERE status = 'queued' AND currency {in}",
+        wanted,
+    )
+    for hid, payer, ccy, units, cap, obligations, outbox in sorted(queued):
+        queues.setdefault((payer, ccy), deque()).append(
+            QueuedPayment(
+                hid,
+                payer,
+                ccy,
+                units,
+                cap,
+                obligations_from_json(obligations),
+                outbox_from_json(outbox),
+            )
+        )
+    return Ledger(heads, positions, queues, rules)
+
+
+async def _open_cycle(tx: Tx, head: Head, replace: bool = True) -> None:
+    await tx.execute(
+        "INSERT INTO cycles (id, currency, seq, status, opened_at, due_at, updated_at) "
+        "VALUES (?, ?, ?, 'open', ?, ?, ?) ON CONFLICT DO NOTHING",
+        head.cycle,
+        head.currency,
+        head.seq,
+        iso_utc8(head.opened_at),
+        iso_utc8(head.due_at),
+        tx.now,
+    )
+    await tx.execute(
+        "INSERT INTO cycle_heads (currency, cycle) VALUES (?, ?) ON CONFLICT (currency) "
+        + ("DO UPDATE SET cycle = excluded.cycle" if replace else "DO NOTHING"),
+        head.currency,
+        head.cycle,
+    )
+
+
+async def _write_ledger(tx: Tx, ledger: Ledger) -> None:
+    """What the ledger decided: rolled and new cycles, bookings, voids, reversals, position
+    moves, released and cancelled held payments."""
+    for rolled in ledger.rolled:
+        await tx.execute(
+            "UPDATE cycles SET status = 'closing', cut_off = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'open'",
+            iso_utc8(rolled.cut_off),
+            tx.now,
+            rolled.frozen,
+        )
+        await _open_cycle(tx, rolled.opened)
+    for head in ledger.created:
+        await _open_cycle(tx, head, replace=False)
+    await tx.executemany(
+        "INSERT INTO obligations (reference, payer, payee, currency, amount, units, cycle, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [
+            (
+                b.obligation.reference,
+                b.obligation.payer,
+                b.obligation.payee,
+                b.obligation.amount.currency,
+                b.obligation.amount.amount,
+                b.units,
+                b.cycle,
+                tx.now,
+            )
+            for b in ledger.booked
+        ],
+    )
+    for status, references in (("void", ledger.voided), ("reversed", ledger.reversed)):
+        await tx.executemany(
+            "UPDATE obligations SET status = ? WHERE reference = ?",
+            [(status, r) for r in references],
+        )
+    await tx.executemany(
+        "INSERT INTO positions (cycle, participant, units) VALUES (?, ?, ?) "
+        "ON CONFLICT (cycle, participant) DO UPDATE SET units = positions.units + excluded.units",
+        [(c, p, u) for (c, p), u in ledger.deltas.items()],
+    )
+    for status, ids in (
+        ("released", [item.id for item in ledger.released]),
+        ("cancelled", ledger.cancelled),
+    ):
+        await tx.executemany("UPDATE held SET status = ? WHERE id = ?", [(status, i) for i in ids])
+
+
+async def _cycle_outcome(tx: Tx, cycle: str, status: str, reason: str, instruction: str) -> None:
+    """The RTGS's answer to one of a cycle's instructions (only while it is instructed)."""
+    found = await tx.fetch(
+        "SELECT awaiting FROM cycles WHERE id = ? AND status = 'instructed'",
+        cycle,
+        lock="FOR UPDATE",
+    )
+    if not found:
+        return  # settled or failed already: a late or repeated answer changes nothing
+    new_status, awaiting = cycle_after(found[0][0], status, instruction)
+    await tx.execute(
+        "UPDATE cycles SET status = ?, reason = ?, awaiting = ?, updated_at = ? WHERE id = ?",
+        new_status,
+        reason,
+        awaiting,
+        tx.now,
+        cycle,
+    )
+
+
+async def _insert_outbox(tx: Tx, rows: list[OutboxRow]) -> None:
+    await tx.executemany(
+        "INSERT INTO outbox (topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(r.topic, r.key, r.value, headers_to_json(r.headers), tx.now) for r in rows],
+    )
+
+
+async def _insert_correlations(tx: Tx, entries: list[Correlation]) -> None:
+    await tx.executemany(
+        "INSERT INTO correlations (key, outbound_biz_msg_idr, outbound_msg_id, data) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+        "outbound_biz_msg_idr = excluded.outbound_biz_msg_idr, "
+        "outbound_msg_id = excluded.outbound_msg_id, data = excluded.data",
+        [
+            (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
+            for c in entries
+        ],
+    )
+
+
+def _outbox_rows(rows: list[Row]) -> list[OutboxRow]:
+    return [OutboxRow(t, bytes(k), bytes(v), headers_from_json(h), i) for i, t, k, v, h in rows]
+
+
+def _ids(text: str) -> tuple[int, ...]:
+    """A claim's results: the outbox ids that answered it, comma separated."""
+    return tuple(int(x) for x in text.split(",") if x)
+
+
+def _csv(ids: Iterable[int]) -> str:
+    return ",".join(str(i) for i in ids)
