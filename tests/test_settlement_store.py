@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from gateway.canonical import Money, Obligation
@@ -151,3 +152,29 @@ async def test_a_void_after_the_freeze_reverses_into_the_open_cycle(store: State
     # A second rejection of the same payment undoes nothing twice.
     await store.commit_batch([Effects([("status-2", "fp")], voids=["uetr-1"])], Rules(T0))
     assert await store.positions("CNY-000002") == {"A": 300, "B": -300}
+
+
+async def test_a_postgres_state_of_the_earlier_schema_is_carried_over(postgres_dsn: str) -> None:
+    """Before the store was written once, PostgreSQL kept a claim's results as BIGINT[]. A
+    database made then opens, and its claims still name what answered them."""
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(
+            "CREATE TABLE claims (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+            "results BIGINT[] NOT NULL DEFAULT '{}', created_at TIMESTAMPTZ NOT NULL)"
+        )
+        await conn.execute(
+            "INSERT INTO claims VALUES ('msg:a', 'fp', '{4,7}', now()), ('msg:b', 'fp', '{}', now())"
+        )
+    finally:
+        await conn.close()
+    store = store_for(StateSection(backend="postgres", postgres_dsn=postgres_dsn))
+    await store.open()
+    try:
+        found = await store.claims(["msg:a", "msg:b"])
+        assert (found["msg:a"].results, found["msg:b"].results) == ((4, 7), ())
+        # And new claims are written in the new form beside them.
+        await store.commit_batch([Effects([("msg:c", "fp")])])
+        assert (await store.claims(["msg:c"]))["msg:c"].results == ()
+    finally:
+        await store.close()

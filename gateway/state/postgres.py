@@ -154,6 +154,17 @@ class PostgresBackend:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
             await conn.execute(schema(POSTGRES))
+            # Before the store was written once, a claim's results were a BIGINT[]; the
+            # shared algorithm keeps them as text, as SQLite always did.
+            await conn.execute(
+                "DO $$ BEGIN IF (SELECT data_type FROM information_schema.columns WHERE "
+                "table_schema = current_schema() AND table_name = 'claims' AND "
+                "column_name = 'results') = 'ARRAY' THEN "
+                "ALTER TABLE claims ALTER COLUMN results DROP DEFAULT; "
+                "ALTER TABLE claims ALTER COLUMN results TYPE TEXT "
+                "USING array_to_string(results, ','); "
+                "ALTER TABLE claims ALTER COLUMN results SET DEFAULT ''; END IF; END $$"
+            )
 
     async def close(self) -> None:
         """Gracefully, within CLOSE_SECONDS; then the connections are dropped. asyncpg's
