@@ -34,74 +34,36 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
-from gateway.iso20022 import errors
-from gateway.iso20022.keys import IdempotencyKeys, extract_keys
-from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
+from gateway.decisions import Decider, Prepared, header, retried
+from gateway.iso20022.reader import payload_ref
 from gateway.kafka_clients import connection_options
-from gateway.messages.registry import CAPPED
-from gateway.reading import Reading, init_worker, read_in_worker, read_records, warm_up
+from gateway.reading import init_worker, read_in_worker, read_records, warm_up
+from gateway.relay import Relay
+from gateway.retrying import broker_fault, retrying
 from gateway.settlement.cycles import rules_for
 from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.sides import SIDES, Side
-from gateway.state.base import ClaimState, Effects, OutboxRow, StateStore
+from gateway.state.base import Effects, StateStore
+from gateway.telemetry import Telemetry
 from gateway.topics import ensure_topics
-from gateway.translation import MemoryCorrelations, Outcome, Translator
+from gateway.translation import Translator
 
-if TYPE_CHECKING:
-    from gateway.ops.operations import Operations
-
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-RELAY_POLL_SECONDS = 0.5
 COMMIT_WAIT_SECONDS = 15
 STOP_WAIT_SECONDS = 45
-# On stop: how long the relay may keep publishing what is left, and the producer flushing.
-STOP_RELAY_SECONDS = 15
+# On stop: how long the producer may take to flush.
 PRODUCER_STOP_SECONDS = 10
-# New payment instructions, held to their payer's net debit cap.
-
-
-@dataclass
-class Prepared:
-    record: Any  # aiokafka ConsumerRecord
-    source: Side
-    attempt: int = 1  # 2 and up: read from a retry topic
-    source_headers: tuple[tuple[str, bytes], ...] = ()  # where the record first came in
-    reading: Reading = field(default_factory=Reading)
-    msg: BusinessMessage | None = None  # read again in this process, only when needed
-
-    @property
-    def origin(self) -> str:
-        return f"{self.record.topic}:{self.record.partition}:{self.record.offset}"
-
-    @property
-    def keys(self) -> IdempotencyKeys | None:
-        return self.reading.keys
-
-    @property
-    def fingerprint(self) -> str:
-        return self.reading.fingerprint
-
-
-def _ascii(text: str, limit: int = 500) -> bytes:
-    return text.encode("ascii", "backslashreplace")[:limit]
 
 
 class Pipeline:
@@ -125,18 +87,15 @@ class Pipeline:
         self.retry_topics = set(config.kafka.retry_topics)
         self.paused: dict[TopicPartition, float] = {}  # retry partition -> when its head is due
         self._lock = asyncio.Lock()  # one batch at a time; a rebalance waits for it
-        self._outbox_ready = asyncio.Event()
-        self._relayed = asyncio.Condition()
-        self._behind = 0  # batches committed that the relay may not have published yet
-        self._relay_task: asyncio.Task[None] | None = None
+        self.decider = Decider(config, self.translator)
+        self.relay: Relay | None = None  # once started
         self._topics_task: asyncio.Task[None] | None = None
-        self._relay_stopped = False
         self._stopping = False
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.workers: ProcessPoolExecutor | None = None
         self.processed = 0
-        self.telemetry: Operations | None = None  # metrics and events, when operated
+        self.telemetry: Telemetry | None = None  # metrics and events, when operated
         self.paused_sides: set[Side] = set()
         # Set while the consumer holds an assignment from its group (cleared while a
         # rebalance moves partitions): what readiness and the "gateway ready" line mean.
@@ -200,8 +159,8 @@ class Pipeline:
         )
         await self.consumer.start()
         await self._refuse_over_cap()  # whatever a previous run left half-refused
-        await self.relay()  # whatever a previous run left unsent
-        self._relay_task = asyncio.create_task(self._relay_loop(), name="outbox-relay")
+        self.relay = Relay(kafka, self.store, self.producer, self._transient, self.telemetry)
+        await self.relay.start()
         if kafka.topic_check_seconds:
             self._topics_task = asyncio.create_task(self._check_topics(), name="topic-check")
 
@@ -226,25 +185,8 @@ class Pipeline:
         # callback must not wait for a lock held by the stop that waits for it.
         if self.consumer is not None:
             await _stop_client(self.consumer, "consumer", 30)  # leaves the group
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
-            if self.producer is not None:
-                # What the last batches left (bounded: with a shared store, other instances
-                # keep adding rows; theirs are theirs to publish). Bounded in time too: with
-                # the broker or the database away, rows stay in the outbox for the next start
-                # (or another instance) to publish, and the stop still ends.
-                try:
-                    await asyncio.wait_for(self.relay(max_rows=20_000), STOP_RELAY_SECONDS)
-                except Exception as exc:
-                    if not (isinstance(exc, TimeoutError) or self._transient(exc)):
-                        raise
-                    log.warning(
-                        "stopping with outbox rows unsent (%s); they are published at the "
-                        "next start",
-                        type(exc).__name__,
-                    )
+        if self.relay is not None and self.producer is not None:
+            await self.relay.stop()
         if self.producer is not None:
             await _stop_client(self.producer, "producer", PRODUCER_STOP_SECONDS)
         if self.workers is not None:
@@ -260,8 +202,8 @@ class Pipeline:
         try:
             while not stop.is_set():
                 assert self.consumer is not None
-                if self._relay_task is not None and self._relay_task.done():
-                    self._relay_task.result()  # the relay gave up: stop, with its error
+                assert self.relay is not None
+                self.relay.check()  # the relay gave up: stop, with its error
                 self._resume_due()
                 batch = await self.consumer.getmany(
                     timeout_ms=0 if ahead else 500,
@@ -351,13 +293,16 @@ class Pipeline:
     async def _finish(self, records: Sequence[Any], prepared: list[Prepared]) -> None:
         """Decide and commit a batch that has been read."""
         async with self._lock:
-            keys = [k for p in prepared for k in _claim_keys(p)]
+            keys = [k for p in prepared for k in p.claim_keys]
             refs = [r for p in prepared for r in p.reading.refs]
             claims, known = await self._retrying(
                 lambda: asyncio.gather(self.store.claims(keys), self.store.correlations(refs))
             )
-            decided = await asyncio.to_thread(self._decide_all, prepared, claims, known)
-            effects = [e for _, e in decided if e is not None]
+            decisions = await asyncio.to_thread(
+                self.decider.decide_batch, prepared, claims, known, time.time()
+            )
+            decided = list(zip(prepared, decisions, strict=True))
+            effects = [e for e in decisions if e is not None]
             # One clock reading for the whole batch decides which cycle its obligations join.
             rules = rules_for(self.config, self.schedule, self.clock())
             applied = await self._retrying(lambda: self.store.commit_batch(effects, rules))
@@ -370,11 +315,9 @@ class Pipeline:
                 e.cap is not None for e in effects
             ):
                 await self._refuse_over_cap()
-            async with self._relayed:
-                # Back-pressure: a relay that cannot keep up slows the consumer down.
-                await self._relayed.wait_for(lambda: self._behind < 4 or self._relay_stopped)
-                self._behind += 1
-            self._outbox_ready.set()
+            # Back-pressure: a relay that cannot keep up slows the consumer down.
+            assert self.relay is not None
+            await self.relay.batch_committed()
             await self._commit_offsets(records)
             self.processed += len(records)
             if self.telemetry is not None:
@@ -384,7 +327,7 @@ class Pipeline:
         prepared = []
         for record in records:
             if record.topic in self.retry_topics:
-                p = _from_retry_topic(record, self.side_of)
+                p = retried(record, self.side_of)
                 if p is None:
                     log.error("dropping a record on %s with no origin-topic header", record.topic)
                     continue
@@ -408,36 +351,13 @@ class Pipeline:
             p.reading = reading
         return prepared
 
-    def _message(self, p: Prepared) -> BusinessMessage:
-        """The record read again here, for the few decisions that need the message itself."""
-        if p.msg is None:
-            p.msg = self.translator.read(p.record.value or b"", p.source)
-        return p.msg
-
-    def _decide_all(
-        self, prepared: list[Prepared], claims: dict[str, ClaimState], known: list[Any]
-    ) -> list[tuple[Prepared, Effects | None]]:
-        """Each record and its effects (None: a copy of a record already processed)."""
-        correlations = MemoryCorrelations(known)
-        self.translator.correlations = correlations
-        seen: dict[str, ClaimState] = dict(claims)  # plus what this batch claims as it goes
-        decided: list[tuple[Prepared, Effects | None]] = []
-        for p in prepared:
-            e = self._decide(p, seen)
-            if e is not None:
-                for key, fp in e.claims:
-                    seen.setdefault(key, ClaimState(key, fp, ()))
-            decided.append((p, e))
-        return decided
-
     async def _report(self, decided: list[tuple[Prepared, Effects | None]]) -> None:
         """Metrics and events of a committed batch (never its correctness)."""
         assert self.telemetry is not None
         rows = []
         answered: set[str] = set()
         for p, e in decided:
-            outcome = p.reading.outcome
-            msg_type = (outcome.msg_def if outcome else None) or "unknown"
+            msg_type = p.reading.msg_def or "unknown"
             key = p.keys.message if p.keys else payload_ref(p.record.value or b"")
             rows.append(
                 (
@@ -455,238 +375,16 @@ class Pipeline:
         if answered:
             await self.telemetry.cycles_answered(answered)
 
-    def _decide(self, p: Prepared, seen: dict[str, ClaimState]) -> Effects | None:
-        reading = p.reading
-        if reading.error is not None or reading.keys is None:
-            error = reading.error or errors.NotWellFormed("unreadable")
-            outcome = self.translator.reject(error, p.source, None)
-            ref = payload_ref(p.record.value or b"")
-            return self._reject_effects(p, outcome, [(f"reject:{p.source}:{ref}", ref)])
-        keys = reading.keys
-        own = seen.get(keys.message)
-        tx_clash = next((seen[k] for k in keys.transactions if k in seen), None)
-        earlier = own or tx_clash
-        if earlier is not None:
-            if earlier.fingerprint != p.fingerprint:
-                what = "message id" if own is not None else "transaction id (UETR / TxId)"
-                msg = self._message(p)
-                error = refusal(
-                    msg, "DU01", f"duplicate {what}: already used for a different message"
-                )
-                outcome = self.translator.reject(error, p.source, msg)
-                return self._reject_effects(
-                    p, outcome, [(f"duplicate:{keys.message}:{p.fingerprint}", p.fingerprint)]
-                )
-            if keys.possible_duplicate:
-                # A resend flagged PssblDplct: answered again with the same result.
-                return Effects(
-                    [(f"resend:{p.origin}", p.fingerprint)],
-                    replay_key=earlier.key,
-                    outcome="resend",
-                )
-            return None  # redelivery of a processed record: no second effect
-        try:
-            if reading.outcome is None:
-                raise RuntimeError(reading.failure)  # it failed where it was read
-            outcome = reading.outcome
-            if reading.needs_correlations:
-                # Read where nothing was known: translate again with what the store knows.
-                outcome = self.translator.process_message(self._message(p), keys, p.source)
-            cap = self._cap(outcome)
-            if not reading.needs_correlations and outcome.correlation is not None and cap is None:
-                # Later answers in this batch may need it. Not a capped payment's: it may yet
-                # be held or refused in this batch's transaction, and nothing may answer what
-                # never reached the other side. Its answers wait on the retry topics until
-                # its acceptance is committed (or are refused once their retries run out).
-                self.translator.correlations.remember(outcome.correlation)
-        except Exception as exc:
-            log.exception("internal error on %s (%s)", p.origin, keys.message)
-            internal = errors.InternalError(
-                f"the gateway failed on this message ({type(exc).__name__}); the operator "
-                "has been alerted"
-            )
-            outcome = self.translator.reject(internal, p.source, self._message(p))
-            return self._reject_effects(p, outcome, [(f"internal:{p.origin}", p.fingerprint)])
-        if not outcome.accepted:
-            if isinstance(outcome.error, errors.Uncorrelated) and p.attempt <= len(
-                self.config.kafka.retry_delays_ms
-            ):
-                return self._retry_effects(p, outcome)
-            return self._reject_effects(p, outcome, [(keys.message, p.fingerprint)])
-        claims = [(keys.message, p.fingerprint)] + [(k, p.fingerprint) for k in keys.transactions]
-        if outcome.settlement is not None:
-            # The RTGS answering a cycle's instruction: recorded, nothing to publish.
-            return Effects(claims, cycle_outcomes=[outcome.settlement], outcome="answered")
-        target = self.config.side(outcome.destination).outbound_topic
-        row = OutboxRow(
-            target, keys.message.encode(), outcome.message, self._headers(p, outcome, keys)
-        )
-        return Effects(
-            claims,
-            [row],
-            list(outcome.obligations),
-            list(outcome.cancels),
-            [outcome.correlation] if outcome.correlation else [],
-            cap=cap,
-            source=p.source,
-            value=p.record.value or b"",
-        )
-
-    def _cap(self, outcome: Outcome) -> Decimal | None:
-        """The payer's net debit cap, for a new payment instruction (returns are not capped:
-        they give back what was received)."""
-        if outcome.msg_def not in CAPPED or not outcome.obligations:
-            return None
-        payer = self.translator.directory.current().participant(outcome.obligations[0].payer)
-        return payer.net_debit_cap if payer is not None else Decimal(0)
-
-    def _headers(
-        self, p: Prepared, outcome: Outcome, keys: IdempotencyKeys | None
-    ) -> tuple[tuple[str, bytes], ...]:
-        r = p.record
-        source = p.source_headers or (
-            ("source-topic", r.topic.encode()),
-            ("source-partition", str(r.partition).encode()),
-            ("source-offset", str(r.offset).encode()),
-        )
-        # The input's type: as read, else as its header declared it (a message refused while
-        # being read still names its MsgDefIdr), else unknown (not XML at all).
-        recovered = outcome.error.ids if outcome.error is not None else None
-        declared = outcome.msg_def or (recovered.msg_def if recovered else None)
-        headers = [
-            ("message-type", (declared or "unknown").encode()),
-            ("idempotency-key", (keys.message if keys else payload_ref(r.value or b"")).encode()),
-            *source,
-            ("attempt", str(p.attempt).encode()),
-        ]
-        if keys is not None and keys.correlation:
-            headers.append(("correlation-id", keys.correlation.encode()))
-        return tuple(headers)
-
-    def _reject_effects(
-        self, p: Prepared, outcome: Outcome, claims: list[tuple[str, str]]
-    ) -> Effects:
-        """The reject to the source side, and the original record to the DLQ."""
-        error = outcome.error
-        assert error is not None
-        headers = self._headers(p, outcome, p.keys)
-        reject_key = (p.keys.message if p.keys else payload_ref(p.record.value or b"")).encode()
-        # The reject is a message of its own: its type (admi.002, pacs.002, sese.024) is what
-        # its header names, not the input's. The DLQ copy below keeps the input's.
-        assert outcome.reject_def is not None, "a reject knows what it is"
-        own_type = outcome.reject_def.encode()
-        reject = OutboxRow(
-            self.config.side(p.source).outbound_topic,
-            reject_key,
-            outcome.message,
-            (
-                *((k, own_type if k == "message-type" else v) for k, v in headers),
-                ("reject-reason", error.code.encode()),
-            ),
-        )
-        value = p.record.value or b""
-        limit = self.config.gateway.max_message_bytes
-        extra: tuple[tuple[str, bytes], ...] = ()
-        if len(value) > limit:
-            # The DLQ must accept it: keep the head, say so (the payload's SHA-256 is in the
-            # idempotency-key header).
-            extra = (("truncated-from", str(len(value)).encode()),)
-            value = value[:limit]
-        dlq = OutboxRow(
-            self.config.kafka.dlq_topic,
-            p.record.key or reject_key,
-            value,
-            (
-                *headers,
-                ("error-kind", error.kind.encode()),
-                ("error-code", error.code.encode()),
-                ("error-detail", _ascii(str(error))),
-                *extra,
-            ),
-        )
-        return Effects(
-            claims, [reject, dlq], outcome="rejected", reason=error.code, detail=str(error)
-        )
-
-    def _retry_effects(self, p: Prepared, outcome: Outcome) -> Effects:
-        """The record again, on the retry topic of its next attempt, due after its delay."""
-        error = outcome.error
-        assert error is not None and p.keys is not None
-        kafka = self.config.kafka
-        delay = kafka.retry_delays_ms[p.attempt - 1] / 1000
-        headers = [(k, v) for k, v in self._headers(p, outcome, p.keys) if k != "attempt"]
-        row = OutboxRow(
-            kafka.retry_topic(p.attempt + 1),
-            p.record.key or p.keys.message.encode(),
-            p.record.value or b"",
-            (
-                *headers,
-                ("attempt", str(p.attempt + 1).encode()),
-                ("origin-topic", self.config.side(p.source).inbound_topic.encode()),
-                ("not-before", f"{time.time() + delay:.3f}".encode()),
-                ("error-kind", error.kind.encode()),
-                ("error-detail", _ascii(str(error))),
-            ),
-        )
-        # Claimed by the record's own coordinates: a batch replayed after a crash does not
-        # queue a second retry.
-        return Effects([(f"retry:{p.origin}", p.fingerprint)], [row], outcome="retry")
-
     # -- payments refused for their cap ----------------------------------------------------------
     async def _refuse_over_cap(self) -> None:
         """Queue the pacs.002 RJCT AM04 of every payment the ledger refused for its payer's
         cap. Decided in the batch transaction; built here, once (the store records it only
         while the payment is still 'refusing', so a crash in between builds it again)."""
         for held in await self._retrying(self.store.refusals):
-            rows = await asyncio.to_thread(self._cap_reject, held.source, held.value, held.payer)
+            rows = await asyncio.to_thread(
+                self.decider.cap_reject, held.source, held.value, held.payer
+            )
             await self._retrying(functools.partial(self.store.finish_refusal, held.id, rows))
-
-    def _cap_reject(self, source: str, value: bytes, payer: str) -> list[OutboxRow]:
-        side = cast(Side, source)  # written by _decide from a Side
-        msg = self.translator.read(value, side)
-        keys = extract_keys(msg)
-        error = refusal(msg, "AM04", f"{payer}'s net debit in the open cycle would exceed its cap")
-        outcome = self.translator.reject(error, side, msg)
-        assert outcome.reject_def is not None
-        headers = (
-            ("message-type", outcome.reject_def.encode()),  # the reject's own type
-            ("idempotency-key", keys.message.encode()),
-            ("reject-reason", b"AM04"),
-        )
-        topic = self.config.side(side).outbound_topic
-        return [OutboxRow(topic, keys.message.encode(), outcome.message, headers)]
-
-    # -- the outbox relay ----------------------------------------------------------------------
-    async def relay(self, chunk: int = 1000, max_rows: int | None = None) -> int:
-        """Publish unsent outbox rows in order, then mark them sent, until a pass finds fewer
-        than `chunk` (caught up; with a shared store, other instances may be relaying the
-        rest) or `max_rows` are sent. At least once: a failure anywhere repeats the pass from
-        the rows still unsent."""
-        sent: int = 0
-        while True:
-            done: int = await self._retrying(lambda: self._relay_pass(chunk))
-            sent += done
-            if done < chunk or (max_rows is not None and sent >= max_rows):
-                return sent
-
-    async def _relay_loop(self) -> None:
-        try:
-            while True:
-                # Woken by each batch; otherwise polls, for rows the batches did not write
-                # (a cycle's close, here or from `connect-gateway cycle close`).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._outbox_ready.wait(), RELAY_POLL_SECONDS)
-                self._outbox_ready.clear()
-                covered = self._behind
-                await self.relay()  # until the outbox is empty
-                async with self._relayed:
-                    self._behind -= covered
-                    self._relayed.notify_all()
-        finally:
-            # Whatever ended it, no batch may wait for it any more.
-            self._relay_stopped = True
-            async with self._relayed:
-                self._relayed.notify_all()
 
     async def _check_topics(self) -> None:
         """Every kafka.topic_check_seconds: the gateway's topics exist, what is missing created
@@ -709,30 +407,6 @@ class Pipeline:
                     "topic check failed (%s); retried in %d s", exc, kafka.topic_check_seconds
                 )
 
-    async def _relay_pass(self, chunk: int) -> int:
-        return await self.store.relay(chunk, self._publish)
-
-    async def _publish(self, rows: list[OutboxRow]) -> None:
-        producer = self.producer
-        assert producer is not None
-
-        async def send_all() -> None:
-            futures = [
-                await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
-                for r in rows
-            ]
-            await asyncio.gather(*futures)
-
-        if self.telemetry is not None:
-            self.telemetry.published(rows)
-        if self.config.kafka.transactional_id:
-            # All of a pass or none of it, for consumers reading read_committed. Correctness
-            # does not need it (stable keys and BizMsgIdr make repeats harmless).
-            async with producer.transaction():
-                await send_all()
-        else:
-            await send_all()
-
     async def _commit_offsets(self, records: Sequence[Any]) -> None:
         assert self.consumer is not None
         offsets: dict[TopicPartition, int] = {}
@@ -754,17 +428,8 @@ class Pipeline:
         """Worth retrying: the broker or the database may be back in a moment."""
         return broker_fault(exc) or self.store.is_transient(exc)
 
-    async def _retrying(self, make: Any) -> Any:
-        """Transient faults (broker or database busy) retried with backoff and jitter."""
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(self._transient),
-            wait=wait_exponential_jitter(multiplier=0.1, max=5),
-            stop=stop_after_delay(self.config.kafka.transient_retry_seconds),
-            reraise=True,
-        ):
-            with attempt:
-                return await make()
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _retrying(self, make: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(make, self._transient, self.config.kafka.transient_retry_seconds)
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -822,45 +487,9 @@ def _log_rejects(decided: list[tuple[Prepared, Effects | None]]) -> None:
         )
 
 
-def broker_fault(exc: BaseException) -> bool:
-    """Any error the Kafka client reports. A restarting broker answers in-flight requests
-    with whatever it has (aiokafka's UnknownError, not marked retriable, was seen ending the
-    service), so the class is no guide; and every retried step is safe to repeat (the relay
-    republishes the same keys and bytes). A fault that does not pass still ends the service,
-    after kafka.transient_retry_seconds."""
-    return isinstance(exc, KafkaError)
-
-
-def _header(record: Any, name: str) -> bytes | None:
-    for k, v in record.headers or ():
-        if k == name:
-            return bytes(v)
-    return None
-
-
 def _not_before(record: Any) -> float:
-    raw = _header(record, "not-before")
+    raw = header(record, "not-before")
     try:
         return float(raw) if raw else 0.0
     except ValueError:
         return 0.0
-
-
-def _from_retry_topic(record: Any, side_of: dict[str, Side]) -> Prepared | None:
-    origin = (_header(record, "origin-topic") or b"").decode("ascii", "replace")
-    if origin not in side_of:
-        return None
-    try:
-        attempt = int(_header(record, "attempt") or b"2")
-    except ValueError:
-        attempt = 2
-    source = tuple(
-        (name, value)
-        for name in ("source-topic", "source-partition", "source-offset")
-        if (value := _header(record, name)) is not None
-    )
-    return Prepared(record, side_of[origin], attempt=attempt, source_headers=source)
-
-
-def _claim_keys(p: Prepared) -> list[str]:
-    return [p.keys.message, *p.keys.transactions] if p.keys else []

@@ -2,11 +2,12 @@
 translate each record as if it were new.
 
 Nothing here needs the state store, so it runs in worker processes (`gateway.workers` > 0:
-several cores, no GIL between them) or in a thread of the service (0). A translation that needs
-a correlation (status, return, answer) comes back `Uncorrelated` from here, since workers know
-none: the pipeline translates those again, with the correlations it loaded for the batch. For
-the rest (payments, securities instructions) the translation made here is the one published,
-if the record turns out to be new. Everything returned is plain data that pickles.
+several cores, no GIL between them) or in a thread of the service (0). An answer (status,
+return, reject: a type declared `answers`) means nothing without its original's correlation,
+which workers do not know: it is read and keyed here, and translated once, when its batch is
+decided (gateway/decisions.py). For the rest (payments, securities instructions) the
+translation made here is the one published, if the record turns out to be new. Everything
+returned is plain data that pickles.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gateway.config import Config
 from gateway.iso20022 import errors
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
 from gateway.iso20022.reader import BusinessMessage
-from gateway.messages.registry import ANSWER_REFERENCES
+from gateway.messages.registry import ANSWER_REFERENCES, ANSWERS
 from gateway.sides import Side
 from gateway.translation import NoCorrelations, Outcome, Translator
 
@@ -34,14 +35,12 @@ class Reading:
 
     keys: IdempotencyKeys | None = None
     fingerprint: str = ""
+    msg_def: str = ""  # its type, once read
     error: errors.MessageError | None = None  # unreadable or invalid: never translated
     refs: tuple[str, ...] = ()  # correlation keys and ids its translation may need
-    outcome: Outcome | None = None  # its translation as if new; None: our code failed on it
-    failure: str = ""  # that failure, for the log and the reject
-
-    @property
-    def needs_correlations(self) -> bool:
-        return self.outcome is not None and isinstance(self.outcome.error, errors.Uncorrelated)
+    outcome: Outcome | None = None  # its translation as if new; None: see `deferred`
+    failure: str = ""  # our code failed translating it: that failure, for the log and reject
+    deferred: bool = False  # an answer: translated when its batch is decided
 
 
 def read_records(translator: Translator, items: list[tuple[bytes, Side]]) -> list[Reading]:
@@ -60,12 +59,14 @@ def _read_one(translator: Translator, value: bytes, side: Side) -> Reading:
     except errors.MessageError as exc:
         return Reading(error=exc)
     refs = correlation_refs(msg, keys)
+    if msg.msg_def in ANSWERS:
+        return Reading(keys, fp, msg.msg_def, None, refs, deferred=True)
     try:
         outcome = translator.process_message(msg, keys, side)
     except Exception as exc:  # a defect of ours: the pipeline answers and dead-letters it
         log.exception("internal error translating %s", keys.message)
-        return Reading(keys, fp, None, refs, None, f"{type(exc).__name__}: {exc}")
-    return Reading(keys, fp, None, refs, outcome)
+        return Reading(keys, fp, msg.msg_def, None, refs, None, f"{type(exc).__name__}: {exc}")
+    return Reading(keys, fp, msg.msg_def, None, refs, outcome)
 
 
 def correlation_refs(msg: BusinessMessage, keys: IdempotencyKeys) -> tuple[str, ...]:

@@ -90,7 +90,7 @@ def test_every_error_the_kafka_client_reports_is_retried_in_place() -> None:
     kafka.transient_retry_seconds), not the service ended; other errors are not broker faults."""
     from aiokafka import errors as kafka_errors
 
-    from gateway.pipeline import broker_fault
+    from gateway.retrying import broker_fault
 
     assert broker_fault(kafka_errors.UnknownError())  # seen after a broker restart
     assert broker_fault(kafka_errors.KafkaConnectionError())

@@ -44,6 +44,10 @@ class MessageType:
     transactions: Callable[[Get], tuple[tuple[str, ...], str | None]] = _no_transactions
     # Paths (below the root) where an answer of this type names the gateway's own message.
     answer_refs: tuple[str, ...] = ()
+    # An answer to an original (a status, a return, a reject): it means something only with
+    # its original's correlation, so it is translated when its batch is decided, once, and
+    # never ahead of the state (gateway/reading.py).
+    answers: bool = False
     # Translated as a document, whole (gateway/carry.py), rather than encoded from the model.
     carried: bool = False
     # Its obligation is held or refused against the payer's net debit cap.

@@ -23,4 +23,5 @@ TYPE = MessageType(
     matches=lambda body: isinstance(body, MessageReject),
     paths={"ref": "RltdRef/Ref"},
     answer_refs=("RltdRef/Ref",),
+    answers=True,
 )

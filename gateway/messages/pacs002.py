@@ -31,4 +31,5 @@ TYPE = MessageType(
     transactions=_transactions,
     answer_refs=("TxInfAndSts/OrgnlGrpInf/OrgnlMsgId", "OrgnlGrpInfAndSts/OrgnlMsgId"),
     carried=True,
+    answers=True,
 )

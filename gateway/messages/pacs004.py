@@ -29,4 +29,5 @@ TYPE = MessageType(
     answer_refs=("TxInf/OrgnlGrpInf/OrgnlMsgId",),
     carried=True,
     refusal=PACS002,
+    answers=True,
 )

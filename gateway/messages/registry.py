@@ -40,6 +40,7 @@ assert len(BY_DEF) == len(BY_FAMILY) == len(TYPES), "one version per family, eac
 DOCUMENT_MESSAGES: tuple[str, ...] = tuple(BY_DEF)
 ALL_MESSAGES: tuple[str, ...] = (HEAD, *DOCUMENT_MESSAGES)
 CAPPED: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.capped)
+ANSWERS: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.answers)
 ISSUED_BY_GATEWAY: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.issued_by_gateway)
 # Where an answer names the gateway's own message, below Document.
 ANSWER_REFERENCES: tuple[str, ...] = tuple(

@@ -37,4 +37,5 @@ TYPE = MessageType(
     matches=lambda body: isinstance(body, SecuritiesStatus),
     paths={"tx_id": "TxId/AcctOwnrTxId", "svc_id": "TxId/AcctSvcrTxId"},
     transactions=securities_answer_transactions("sese.024"),
+    answers=True,
 )

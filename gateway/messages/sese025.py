@@ -24,4 +24,5 @@ TYPE = MessageType(
     matches=lambda body: isinstance(body, SecuritiesConfirmation),
     paths={"tx_id": "TxIdDtls/AcctOwnrTxId", "svc_id": "TxIdDtls/AcctSvcrTxId"},
     transactions=securities_answer_transactions("sese.025"),
+    answers=True,
 )

@@ -1,0 +1,336 @@
+"""What each record of a batch does: the pipeline's decisions, with no Kafka and no store.
+
+Given the records of a batch as read (gateway/reading.py), the claims the store holds for
+their keys and the correlations their answers need, `Decider.decide_batch` says, record by
+record and in order, what each one causes (`Effects`): a translation to publish with its
+obligations, voids and correlation; a reject and a DLQ copy; a retry; the same answer again
+for a PssblDplct resend; or nothing, for a copy of a record already processed. Each record
+sees what the records before it decided, exactly as if it had come in a batch of its own.
+The pipeline does the I/O around it (Kafka, the store); tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol, cast
+
+from gateway.config import Config
+from gateway.iso20022 import errors
+from gateway.iso20022.keys import IdempotencyKeys, extract_keys
+from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
+from gateway.messages.registry import CAPPED
+from gateway.reading import Reading
+from gateway.sides import Side
+from gateway.state.base import ClaimState, Effects, OutboxRow
+from gateway.translation import Correlation, MemoryCorrelations, Outcome, Translator
+
+log = logging.getLogger(__name__)
+
+
+class Record(Protocol):
+    """What the decisions need of an input record (an aiokafka ConsumerRecord has it)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+@dataclass
+class Prepared:
+    """One input record, read."""
+
+    record: Record
+    source: Side
+    attempt: int = 1  # 2 and up: read from a retry topic
+    source_headers: tuple[tuple[str, bytes], ...] = ()  # where the record first came in
+    reading: Reading = field(default_factory=Reading)
+    msg: BusinessMessage | None = None  # read again in this process, only when needed
+
+    @property
+    def origin(self) -> str:
+        return f"{self.record.topic}:{self.record.partition}:{self.record.offset}"
+
+    @property
+    def keys(self) -> IdempotencyKeys | None:
+        return self.reading.keys
+
+    @property
+    def fingerprint(self) -> str:
+        return self.reading.fingerprint
+
+    @property
+    def claim_keys(self) -> list[str]:
+        """The keys the store is asked about before the batch is decided."""
+        return [self.keys.message, *self.keys.transactions] if self.keys else []
+
+
+def _ascii(text: str, limit: int = 500) -> bytes:
+    return text.encode("ascii", "backslashreplace")[:limit]
+
+
+class Decider:
+    """The pipeline's per-record decisions (pure but for the translator it calls)."""
+
+    def __init__(self, config: Config, translator: Translator) -> None:
+        self.config = config
+        self.translator = translator
+
+    def message(self, p: Prepared) -> BusinessMessage:
+        """The record read again here, for the few decisions that need the message itself."""
+        if p.msg is None:
+            p.msg = self.translator.read(p.record.value or b"", p.source)
+        return p.msg
+
+    def decide_batch(
+        self,
+        prepared: Sequence[Prepared],
+        claims: dict[str, ClaimState],
+        known: Sequence[Correlation],
+        wall: float,
+    ) -> list[Effects | None]:
+        """Each record's effects, in order (None: a copy of a record already processed).
+        `claims` and `known`: what the store holds for the batch's keys and answers; `wall`:
+        the time (epoch seconds) a retry's delay counts from."""
+        self.translator.correlations = MemoryCorrelations(list(known))
+        seen: dict[str, ClaimState] = dict(claims)  # plus what this batch claims as it goes
+        decided: list[Effects | None] = []
+        for p in prepared:
+            e = self._decide(p, seen, wall)
+            if e is not None:
+                for key, fp in e.claims:
+                    seen.setdefault(key, ClaimState(key, fp, ()))
+            decided.append(e)
+        return decided
+
+    def _decide(self, p: Prepared, seen: dict[str, ClaimState], wall: float) -> Effects | None:
+        reading = p.reading
+        if reading.error is not None or reading.keys is None:
+            error = reading.error or errors.NotWellFormed("unreadable")
+            outcome = self.translator.reject(error, p.source, None)
+            ref = payload_ref(p.record.value or b"")
+            return self._reject_effects(p, outcome, [(f"reject:{p.source}:{ref}", ref)])
+        keys = reading.keys
+        own = seen.get(keys.message)
+        tx_clash = next((seen[k] for k in keys.transactions if k in seen), None)
+        earlier = own or tx_clash
+        if earlier is not None:
+            if earlier.fingerprint != p.fingerprint:
+                what = "message id" if own is not None else "transaction id (UETR / TxId)"
+                msg = self.message(p)
+                error = refusal(
+                    msg, "DU01", f"duplicate {what}: already used for a different message"
+                )
+                outcome = self.translator.reject(error, p.source, msg)
+                return self._reject_effects(
+                    p, outcome, [(f"duplicate:{keys.message}:{p.fingerprint}", p.fingerprint)]
+                )
+            if keys.possible_duplicate:
+                # A resend flagged PssblDplct: answered again with the same result.
+                return Effects(
+                    [(f"resend:{p.origin}", p.fingerprint)],
+                    replay_key=earlier.key,
+                    outcome="resend",
+                )
+            return None  # redelivery of a processed record: no second effect
+        try:
+            if reading.deferred:
+                # An answer: translated now, once, with what the store and the records
+                # before it in this batch know.
+                outcome = self.translator.process_message(self.message(p), keys, p.source)
+            elif reading.outcome is None:
+                raise RuntimeError(reading.failure)  # it failed where it was read
+            else:
+                outcome = reading.outcome
+            cap = self._cap(outcome)
+            if not reading.deferred and outcome.correlation is not None and cap is None:
+                # Later answers in this batch may need it. Not a capped payment's: it may yet
+                # be held or refused in this batch's transaction, and nothing may answer what
+                # never reached the other side. Its answers wait on the retry topics until
+                # its acceptance is committed (or are refused once their retries run out).
+                self.translator.correlations.remember(outcome.correlation)
+        except Exception as exc:
+            log.exception("internal error on %s (%s)", p.origin, keys.message)
+            internal = errors.InternalError(
+                f"the gateway failed on this message ({type(exc).__name__}); the operator "
+                "has been alerted"
+            )
+            outcome = self.translator.reject(internal, p.source, self.message(p))
+            return self._reject_effects(p, outcome, [(f"internal:{p.origin}", p.fingerprint)])
+        if not outcome.accepted:
+            if isinstance(outcome.error, errors.Uncorrelated) and p.attempt <= len(
+                self.config.kafka.retry_delays_ms
+            ):
+                return self._retry_effects(p, outcome, wall)
+            return self._reject_effects(p, outcome, [(keys.message, p.fingerprint)])
+        claims = [(keys.message, p.fingerprint)] + [(k, p.fingerprint) for k in keys.transactions]
+        if outcome.settlement is not None:
+            # The RTGS answering a cycle's instruction: recorded, nothing to publish.
+            return Effects(claims, cycle_outcomes=[outcome.settlement], outcome="answered")
+        target = self.config.side(outcome.destination).outbound_topic
+        row = OutboxRow(
+            target, keys.message.encode(), outcome.message, self._headers(p, outcome, keys)
+        )
+        return Effects(
+            claims,
+            [row],
+            list(outcome.obligations),
+            list(outcome.cancels),
+            [outcome.correlation] if outcome.correlation else [],
+            cap=cap,
+            source=p.source,
+            value=p.record.value or b"",
+        )
+
+    def _cap(self, outcome: Outcome) -> Decimal | None:
+        """The payer's net debit cap, for a new payment instruction (returns are not capped:
+        they give back what was received)."""
+        if outcome.msg_def not in CAPPED or not outcome.obligations:
+            return None
+        payer = self.translator.directory.current().participant(outcome.obligations[0].payer)
+        return payer.net_debit_cap if payer is not None else Decimal(0)
+
+    def _headers(
+        self, p: Prepared, outcome: Outcome, keys: IdempotencyKeys | None
+    ) -> tuple[tuple[str, bytes], ...]:
+        r = p.record
+        source = p.source_headers or (
+            ("source-topic", r.topic.encode()),
+            ("source-partition", str(r.partition).encode()),
+            ("source-offset", str(r.offset).encode()),
+        )
+        # The input's type: as read, else as its header declared it (a message refused while
+        # being read still names its MsgDefIdr), else unknown (not XML at all).
+        recovered = outcome.error.ids if outcome.error is not None else None
+        declared = outcome.msg_def or (recovered.msg_def if recovered else None)
+        headers = [
+            ("message-type", (declared or "unknown").encode()),
+            ("idempotency-key", (keys.message if keys else payload_ref(r.value or b"")).encode()),
+            *source,
+            ("attempt", str(p.attempt).encode()),
+        ]
+        if keys is not None and keys.correlation:
+            headers.append(("correlation-id", keys.correlation.encode()))
+        return tuple(headers)
+
+    def _reject_effects(
+        self, p: Prepared, outcome: Outcome, claims: list[tuple[str, str]]
+    ) -> Effects:
+        """The reject to the source side, and the original record to the DLQ."""
+        error = outcome.error
+        assert error is not None
+        headers = self._headers(p, outcome, p.keys)
+        reject_key = (p.keys.message if p.keys else payload_ref(p.record.value or b"")).encode()
+        # The reject is a message of its own: its type (admi.002, pacs.002, sese.024) is what
+        # its header names, not the input's. The DLQ copy below keeps the input's.
+        assert outcome.reject_def is not None, "a reject knows what it is"
+        own_type = outcome.reject_def.encode()
+        reject = OutboxRow(
+            self.config.side(p.source).outbound_topic,
+            reject_key,
+            outcome.message,
+            (
+                *((k, own_type if k == "message-type" else v) for k, v in headers),
+                ("reject-reason", error.code.encode()),
+            ),
+        )
+        value = p.record.value or b""
+        limit = self.config.gateway.max_message_bytes
+        extra: tuple[tuple[str, bytes], ...] = ()
+        if len(value) > limit:
+            # The DLQ must accept it: keep the head, say so (the payload's SHA-256 is in the
+            # idempotency-key header).
+            extra = (("truncated-from", str(len(value)).encode()),)
+            value = value[:limit]
+        dlq = OutboxRow(
+            self.config.kafka.dlq_topic,
+            p.record.key or reject_key,
+            value,
+            (
+                *headers,
+                ("error-kind", error.kind.encode()),
+                ("error-code", error.code.encode()),
+                ("error-detail", _ascii(str(error))),
+                *extra,
+            ),
+        )
+        return Effects(
+            claims, [reject, dlq], outcome="rejected", reason=error.code, detail=str(error)
+        )
+
+    def _retry_effects(self, p: Prepared, outcome: Outcome, wall: float) -> Effects:
+        """The record again, on the retry topic of its next attempt, due after its delay."""
+        error = outcome.error
+        assert error is not None and p.keys is not None
+        kafka = self.config.kafka
+        delay = kafka.retry_delays_ms[p.attempt - 1] / 1000
+        headers = [(k, v) for k, v in self._headers(p, outcome, p.keys) if k != "attempt"]
+        row = OutboxRow(
+            kafka.retry_topic(p.attempt + 1),
+            p.record.key or p.keys.message.encode(),
+            p.record.value or b"",
+            (
+                *headers,
+                ("attempt", str(p.attempt + 1).encode()),
+                ("origin-topic", self.config.side(p.source).inbound_topic.encode()),
+                ("not-before", f"{wall + delay:.3f}".encode()),
+                ("error-kind", error.kind.encode()),
+                ("error-detail", _ascii(str(error))),
+            ),
+        )
+        # Claimed by the record's own coordinates: a batch replayed after a crash does not
+        # queue a second retry.
+        return Effects([(f"retry:{p.origin}", p.fingerprint)], [row], outcome="retry")
+
+    def cap_reject(self, source: str, value: bytes, payer: str) -> list[OutboxRow]:
+        """The pacs.002 RJCT AM04 (or the type's own refusal) of a payment the ledger refused
+        for its payer's cap, from the input record the store kept."""
+        side = cast(Side, source)  # written by _decide from a Side
+        msg = self.translator.read(value, side)
+        keys = extract_keys(msg)
+        error = refusal(msg, "AM04", f"{payer}'s net debit in the open cycle would exceed its cap")
+        outcome = self.translator.reject(error, side, msg)
+        assert outcome.reject_def is not None
+        headers = (
+            ("message-type", outcome.reject_def.encode()),  # the reject's own type
+            ("idempotency-key", keys.message.encode()),
+            ("reject-reason", b"AM04"),
+        )
+        topic = self.config.side(side).outbound_topic
+        return [OutboxRow(topic, keys.message.encode(), outcome.message, headers)]
+
+
+def header(record: Record, name: str) -> bytes | None:
+    for k, v in record.headers or ():
+        if k == name:
+            return bytes(v)
+    return None
+
+
+def retried(record: Record, side_of: dict[str, Side]) -> Prepared | None:
+    """A record from a retry topic, as it first came in: its side (from its origin topic),
+    its attempt, where it first came from. None: it names no inbound topic of ours."""
+    origin = (header(record, "origin-topic") or b"").decode("ascii", "replace")
+    if origin not in side_of:
+        return None
+    try:
+        attempt = int(header(record, "attempt") or b"2")
+    except ValueError:
+        attempt = 2
+    source = tuple(
+        (name, value)
+        for name in ("source-topic", "source-partition", "source-offset")
+        if (value := header(record, name)) is not None
+    )
+    return Prepared(record, side_of[origin], attempt=attempt, source_headers=source)

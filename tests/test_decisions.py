@@ -1,0 +1,102 @@
+"""The pipeline's decision core, driven directly: no broker, no store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from gateway.config import Config
+from gateway.decisions import Decider, Prepared
+from gateway.reading import read_records
+from gateway.sides import Side
+from gateway.translation import Translator
+from tests.harness import sample
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def prepared(translator: Translator, items: list[tuple[Side, bytes]]) -> list[Prepared]:
+    out = [
+        Prepared(Record(f"{side}.inbound", 0, n, value), side)
+        for n, (side, value) in enumerate(items)
+    ]
+    for p, reading in zip(out, read_records(translator, [(v, s) for s, v in items]), strict=True):
+        p.reading = reading
+    return out
+
+
+def test_an_answer_is_translated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read ahead of the state, an answer is only read and keyed: it is translated when its
+    batch is decided, with its original's correlation (it used to be translated in the
+    worker, fail as uncorrelated, and be translated again)."""
+    config = Config()
+    translator = Translator(config)
+    payment = prepared(translator, [("onshore", sample("onshore", "pacs.008.001.08"))])[0]
+    assert payment.reading.outcome is not None
+    original = payment.reading.outcome.correlation
+    assert original is not None
+
+    calls: list[str] = []
+    translate = Translator.process_message
+
+    def counted(self: Translator, *args: object, **kwargs: object) -> object:
+        calls.append(args[0].msg_def)  # type: ignore[attr-defined]
+        return translate(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Translator, "process_message", counted)
+    status = prepared(translator, [("offshore", sample("offshore", "pacs.002.001.10"))])
+    assert status[0].reading.deferred and calls == []
+    (effects,) = Decider(config, translator).decide_batch(status, {}, [original], wall=0.0)
+    assert calls == ["pacs.002.001.10"]
+    assert effects is not None and effects.outcome == "translated"
+    assert effects.outbox[0].topic == config.onshore.outbound_topic
+
+
+def test_a_capped_payments_answer_in_its_batch_waits_for_its_commit() -> None:
+    """The payment may yet be held or refused in the batch's transaction: its answer goes to
+    the first retry topic instead of being correlated with it."""
+    config = Config()
+    translator = Translator(config)
+    batch = prepared(
+        translator,
+        [
+            ("onshore", sample("onshore", "pacs.008.001.08")),
+            ("offshore", sample("offshore", "pacs.002.001.10")),
+        ],
+    )
+    payment, status = Decider(config, translator).decide_batch(batch, {}, [], wall=100.0)
+    assert payment is not None and payment.outcome == "translated" and payment.cap is not None
+    assert status is not None and status.outcome == "retry"
+    (row,) = status.outbox
+    headers = dict(row.headers)
+    assert row.topic == config.kafka.retry_topic(2)
+    assert headers["not-before"] == f"{100.0 + config.kafka.retry_delays_ms[0] / 1000:.3f}".encode()
+
+
+def test_a_resend_and_a_reused_id_in_the_batch_of_their_original() -> None:
+    """Each record sees the claims of the records before it: a PssblDplct resend answers again
+    what its original answered, a copy does nothing, a reused id is refused DU01."""
+    config = Config()
+    translator = Translator(config)
+    payment = sample("onshore", "pacs.008.001.08")
+    resend = payment.replace(b"</CreDt>", b"</CreDt>\n    <PssblDplct>true</PssblDplct>")
+    reused = payment.replace(b">1250000.00<", b">1250000.01<", 1)
+    batch = prepared(
+        translator,
+        [("onshore", payment), ("onshore", payment), ("onshore", resend), ("onshore", reused)],
+    )
+    first, copy, again, clash = Decider(config, translator).decide_batch(batch, {}, [], wall=0.0)
+    assert first is not None and first.outcome == "translated"
+    assert copy is None
+    assert again is not None and again.outcome == "resend"
+    assert again.replay_key == first.claims[0][0]
+    assert clash is not None and (clash.outcome, clash.reason) == ("rejected", "DU01")
