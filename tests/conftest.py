@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,3 +90,23 @@ def profiles() -> dict[str, ProfileSet]:
 
 
 # --update-golden comes from the package's pytest plugin (gateway.replay.pytest_plugin).
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_state(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[], Awaitable[StateSection]]:
+    """A factory of empty stores (a new SQLite file, or a new PostgreSQL database), for tests
+    that need several: one per hypothesis example, one per delivery compared."""
+    if request.param == "sqlite":
+
+        async def sqlite() -> StateSection:
+            return StateSection(sqlite_path=str(tmp_path / f"{uuid.uuid4().hex}.sqlite3"))
+
+        return sqlite
+    server: Postgres = request.getfixturevalue("postgres")
+
+    async def postgres() -> StateSection:
+        return StateSection(backend="postgres", postgres_dsn=await new_database(server))
+
+    return postgres

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,9 +32,7 @@ from gateway.sides import Side
 from gateway.state import StateStore, store_for
 from gateway.state.base import Effects, OutboxRow
 from gateway.topics import ensure_topics
-from tests.conftest import new_database
 from tests.harness import gateway_config, running_gateway, sample
-from tests.servers import Postgres
 from tests.settlement_model import SettlementModel, instruction_of
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC8)
@@ -203,26 +200,6 @@ async def compare(store: StateStore, model: SettlementModel) -> None:
     while await store.relay(1000, collect):
         pass
     assert outputs == model.outputs
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def fresh_state(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Callable[[], Awaitable[StateSection]]:
-    """A factory of empty stores (a new SQLite file, or a new PostgreSQL database), for tests
-    that need several: one per hypothesis example, one per delivery compared."""
-    if request.param == "sqlite":
-
-        async def sqlite() -> StateSection:
-            return StateSection(sqlite_path=str(tmp_path / f"{uuid.uuid4().hex}.sqlite3"))
-
-        return sqlite
-    server: Postgres = request.getfixturevalue("postgres")
-
-    async def postgres() -> StateSection:
-        return StateSection(backend="postgres", postgres_dsn=await new_database(server))
-
-    return postgres
 
 
 @settings(

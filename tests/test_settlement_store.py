@@ -16,6 +16,7 @@ from gateway.config import StateSection
 from gateway.settlement.ledger import Rules
 from gateway.state import StateStore, store_for
 from gateway.state.base import Effects, OutboxRow
+from gateway.translation import Correlation
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC8)
 
@@ -70,6 +71,39 @@ async def test_caps_hold_in_order_across_batches_and_a_credit_releases(store: St
     assert await store.positions("CNY-000001") == {"A": -1500, "B": 500, "C": 1000}
     netting = await store.net_cycle("CNY-000001", "CNY")
     assert netting.positions == await store.positions("CNY-000001") and netting.count == 5
+
+
+def correlation(n: int) -> Correlation:
+    return Correlation(
+        f"uetr:uetr-{n}",
+        "onshore",
+        None,
+        None,
+        f"m{n}",
+        "pacs.008.001.08",
+        None,
+        f"ob{n}",
+        f"om{n}",
+    )
+
+
+async def test_a_held_payment_can_be_answered_only_once_released(store: StateStore) -> None:
+    """Its answers need its correlation, and nothing can answer a payment that has not reached
+    the other side: the correlation waits beside the held payment and is stored at release
+    (found by the simulation in tests/test_simulation.py: a status was forwarded to the payer
+    of a payment still held)."""
+    rules = Rules(T0)
+    first, second = pay(1, "A", "B", "15.00", cap="20.00"), pay(2, "A", "B", "10.00", cap="20.00")
+    first.correlations, second.correlations = [correlation(1)], [correlation(2)]
+    await store.commit_batch([first, second], rules)
+    assert [h.status for h in await store.held()] == ["queued"]
+    assert [c.key for c in await store.correlations(["uetr:uetr-1", "uetr:uetr-2"])] == [
+        "uetr:uetr-1"
+    ]
+    await store.commit_batch([pay(3, "B", "A", "12.00", cap="100.00")], rules)  # room for 2
+    assert [h.status for h in await store.held()] == ["released"]
+    found = await store.correlations(["uetr:uetr-2", "ob2", "om2"])
+    assert found == [correlation(2)]
 
 
 async def test_refusals_are_recorded_once_and_never_booked(store: StateStore) -> None:

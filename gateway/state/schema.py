@@ -1,4 +1,4 @@
-"""The state's nine tables, written once. Each backend renders them with its own column types
+"""The state's tables, written once. Each backend renders them with its own column types
 (`Types`); the columns, keys and indexes are the same everywhere, so the one store algorithm
 (`gateway/state/store.py`) reads and writes both alike."""
 
@@ -111,6 +111,16 @@ CREATE TABLE IF NOT EXISTS held (
 );
 CREATE INDEX IF NOT EXISTS held_waiting ON held (currency, id)
     WHERE status IN ('queued', 'refusing');
+-- A held payment's correlations: what its answers will need, once it is released (an answer
+-- to a payment that has not reached the other side answers nothing).
+CREATE TABLE IF NOT EXISTS held_correlations (
+    held BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    outbound_biz_msg_idr TEXT NOT NULL,
+    outbound_msg_id TEXT NOT NULL,
+    data {json} NOT NULL,
+    PRIMARY KEY (held, key)
+);
 CREATE TABLE IF NOT EXISTS correlations (
     key TEXT PRIMARY KEY,
     outbound_biz_msg_idr TEXT NOT NULL,

@@ -44,6 +44,10 @@ _CYCLE_COLUMNS = (
     "id, currency, seq, status, opened_at, due_at, cut_off, instruction_id, summary, reason"
 )
 _OUTBOX_COLUMNS = "id, topic, key, value, headers"
+_CORRELATION_UPSERT = (
+    "ON CONFLICT (key) DO UPDATE SET outbound_biz_msg_idr = excluded.outbound_biz_msg_idr, "
+    "outbound_msg_id = excluded.outbound_msg_id, data = excluded.data"
+)
 # Per participant in a cycle: obligations received (count, units) and paid (count, units).
 _TOTALS_SQL = (
     "SELECT payee, count(*), sum(units), 0, 0 FROM obligations "
@@ -344,10 +348,21 @@ async def _apply(tx: Tx, batch: list[Effects], rules: Rules) -> list[bool]:
         "ON CONFLICT DO NOTHING",
         [(key, fp, results[e.claims[0][0]], tx.now) for e in chosen for key, fp in e.claims[1:]],
     )
-    # A payment refused for its cap never reached the other side: nothing answers it.
-    refused = {h.effects.claims[0][0] for h in plan.held if h.status == "refusing"}
+    # A payment held or refused for its cap has not reached the other side: nothing answers
+    # it. A held one's correlations wait beside it until it is released.
+    held = {h.effects.claims[0][0]: h for h in plan.held}
     await _insert_correlations(
-        tx, [c for e in chosen if e.claims[0][0] not in refused for c in e.correlations]
+        tx, [c for e in chosen if e.claims[0][0] not in held for c in e.correlations]
+    )
+    await tx.executemany(
+        "INSERT INTO held_correlations (held, key, outbound_biz_msg_idr, outbound_msg_id, data) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [
+            (h.id, c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
+            for h in plan.held
+            if h.status == "queued"
+            for c in h.effects.correlations
+        ],
     )
     await tx.executemany(
         "INSERT INTO held (id, status, payer, currency, units, cap, obligations, outbox, "
@@ -520,6 +535,17 @@ async def _write_ledger(tx: Tx, ledger: Ledger) -> None:
         ("cancelled", ledger.cancelled),
     ):
         await tx.executemany("UPDATE held SET status = ? WHERE id = ?", [(status, i) for i in ids])
+    # Released: now on its way to the other side, so its answers may come.
+    await tx.executemany(
+        "INSERT INTO correlations (key, outbound_biz_msg_idr, outbound_msg_id, data) "
+        "SELECT key, outbound_biz_msg_idr, outbound_msg_id, data FROM held_correlations "
+        f"WHERE held = ? {_CORRELATION_UPSERT}",
+        [(item.id,) for item in ledger.released],
+    )
+    await tx.executemany(
+        "DELETE FROM held_correlations WHERE held = ?",
+        [(i,) for i in [*(item.id for item in ledger.released), *ledger.cancelled]],
+    )
 
 
 async def _cycle_outcome(tx: Tx, cycle: str, status: str, reason: str, instruction: str) -> None:
@@ -552,9 +578,7 @@ async def _insert_outbox(tx: Tx, rows: list[OutboxRow]) -> None:
 async def _insert_correlations(tx: Tx, entries: list[Correlation]) -> None:
     await tx.executemany(
         "INSERT INTO correlations (key, outbound_biz_msg_idr, outbound_msg_id, data) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-        "outbound_biz_msg_idr = excluded.outbound_biz_msg_idr, "
-        "outbound_msg_id = excluded.outbound_msg_id, data = excluded.data",
+        f"VALUES (?, ?, ?, ?) {_CORRELATION_UPSERT}",
         [
             (c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
             for c in entries
