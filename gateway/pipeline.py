@@ -91,6 +91,7 @@ class Pipeline:
         self.relay: Relay | None = None  # once started
         self._topics_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop_asked: asyncio.Event | None = None  # the service's stop, once running
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.workers: ProcessPoolExecutor | None = None
@@ -193,6 +194,7 @@ class Pipeline:
             self.workers.shutdown(wait=True, cancel_futures=True)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop_asked = stop
         await self.start()
         # With worker processes, the next batch is read while this one is decided and
         # committed. Reading needs no state, so a batch read early is decided exactly as if
@@ -228,6 +230,9 @@ class Pipeline:
             if ahead is not None:
                 await self._finish(ahead[0], await ahead[1])
                 ahead = None
+        except Abandoned as exc:
+            # Nothing of the batch was committed, nor its offsets: its records come again.
+            log.warning("stopping: the batch in flight is abandoned (%s)", exc)
         finally:
             if ahead is not None:
                 ahead[1].cancel()
@@ -429,7 +434,26 @@ class Pipeline:
         return broker_fault(exc) or self.store.is_transient(exc)
 
     async def _retrying(self, make: Callable[[], Awaitable[T]]) -> T:
-        return await retrying(make, self._transient, self.config.kafka.transient_retry_seconds)
+        """`make()`, its transient faults retried; once a stop is asked, a fault is no longer
+        waited out: the step is abandoned (Abandoned), as nothing of it was committed."""
+
+        def asked() -> bool:
+            return self._stop_asked is not None and self._stop_asked.is_set()
+
+        try:
+            return await retrying(
+                make,
+                lambda exc: self._transient(exc) and not asked(),
+                self.config.kafka.transient_retry_seconds,
+            )
+        except Exception as exc:
+            if asked() and self._transient(exc):
+                raise Abandoned(f"{type(exc).__name__} at the stop") from exc
+            raise
+
+
+class Abandoned(Exception):
+    """A step given up at a stop while it waited out a broker or database fault."""
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

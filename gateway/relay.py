@@ -53,6 +53,7 @@ class Relay:
         self._behind = 0  # batches committed that may not be published yet
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._final = False  # the pass at stop: one try, no fault waited out
 
     async def start(self) -> None:
         await self.relay()  # whatever a previous run left unsent
@@ -72,13 +73,15 @@ class Relay:
 
     async def stop(self) -> None:
         """Stop the loop, then publish what the last batches left (bounded: with a shared
-        store, other instances keep adding rows, theirs to publish; bounded in time too: with
-        the broker or the database away, rows stay for the next start, and the stop ends)."""
+        store, other instances keep adding rows, theirs to publish; bounded in time too, and
+        a fault is not waited out: with the broker or the database away, rows stay for the
+        next start, and the stop ends)."""
         if self._task is None:
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        self._final = True
         try:
             await asyncio.wait_for(self.relay(max_rows=STOP_MAX_ROWS), STOP_SECONDS)
         except Exception as exc:
@@ -138,4 +141,8 @@ class Relay:
             await send_all()
 
     async def _retrying(self, make: Callable[[], Awaitable[T]]) -> T:
-        return await retrying(make, self.transient, self.kafka.transient_retry_seconds)
+        return await retrying(
+            make,
+            lambda exc: not self._final and self.transient(exc),
+            self.kafka.transient_retry_seconds,
+        )

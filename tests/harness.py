@@ -5,13 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 
 from gateway.replay.local import LocalGateway as Running
 from gateway.replay.local import local_config as gateway_config
 from gateway.replay.local import local_gateway as running_gateway
 from tests.conftest import SAMPLES
 
-__all__ = ["Running", "gateway_config", "http_get", "running_gateway", "sample", "wait_ready"]
+__all__ = [
+    "Record",
+    "Running",
+    "gateway_config",
+    "http_get",
+    "running_gateway",
+    "sample",
+    "wait_ready",
+]
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed record, as the decision core sees one (gateway.decisions.Record)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    key: bytes | None = None
 
 
 def sample(side: str, msg_def: str) -> bytes:

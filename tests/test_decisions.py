@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from gateway.config import Config
@@ -11,17 +9,7 @@ from gateway.decisions import Decider, Prepared
 from gateway.reading import read_records
 from gateway.sides import Side
 from gateway.translation import Translator
-from tests.harness import sample
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
+from tests.harness import Record, sample
 
 
 def prepared(translator: Translator, items: list[tuple[Side, bytes]]) -> list[Prepared]:

@@ -40,7 +40,7 @@ from gateway.sides import Side, other_side
 from gateway.state import StateStore, store_for
 from gateway.state.base import OutboxRow
 from gateway.translation import Translator
-from tests.harness import sample
+from tests.harness import Record, sample
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC8)
 PARTITIONS = 2  # per inbound topic
@@ -70,18 +70,6 @@ UETRS = {
     "onshore": b"0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01",
     "offshore": b"5e9d2a7b-3c84-4f1e-a6b2-8d0c4e7f1a22",
 }
-
-
-@dataclass(frozen=True)
-class Record:
-    """A consumed record, as the decision core sees one."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
-    key: bytes | None = None
 
 
 def _uetr(side: Side, n: int) -> str:

@@ -8,31 +8,41 @@ database is the test's own cluster, since the test stops it.
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from gateway.config import StateSection
 from gateway.embedded_broker import BrokerStartError
+from gateway.replay.clients import publish, read_topic
+from gateway.topics import ensure_topics
 from tests.harness import gateway_config, running_gateway, sample
 from tests.servers import Postgres
+from tests.test_crash import start_gateway, write_config
 
 pytestmark = pytest.mark.kafka
 
 
-async def test_the_gateway_waits_for_its_database_and_loses_nothing(kafka_bootstrap: str) -> None:
+async def own_database() -> tuple[Postgres, StateSection]:
+    """A PostgreSQL cluster of the test's own (the test stops it) with a gateway database."""
     server = Postgres()
     try:
         await asyncio.to_thread(server.start)
     except BrokerStartError as exc:
         server.stop()
         pytest.fail(f"cannot start PostgreSQL: {exc}", pytrace=False)
+    conn = await asyncpg.connect(server.dsn())
+    await conn.execute("CREATE DATABASE gateway")
+    await conn.close()
+    return server, StateSection(backend="postgres", postgres_dsn=server.dsn("gateway"))
+
+
+async def test_the_gateway_waits_for_its_database_and_loses_nothing(kafka_bootstrap: str) -> None:
+    server, state = await own_database()
     try:
-        conn = await asyncpg.connect(server.dsn())
-        await conn.execute("CREATE DATABASE gateway")
-        await conn.close()
-        state = StateSection(backend="postgres", postgres_dsn=server.dsn("gateway"))
         config = gateway_config(f"db{uuid.uuid4().hex[:10]}", state, transient_retry_seconds=90)
         async with running_gateway(config, kafka_bootstrap) as gw:
             await gw.publish("onshore", sample("onshore", "pacs.008.001.08"))
@@ -86,3 +96,62 @@ async def test_a_connection_never_released_does_not_keep_the_store_from_closing(
                 await asyncio.sleep(0.1)
     finally:
         await watcher.close()
+
+
+async def test_sigterm_during_a_database_outage_exits_0_and_the_record_comes_again(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The database goes away while a batch is being committed: the batch is retried in place
+    (kafka.transient_retry_seconds is long here), and SIGTERM still ends the service with exit
+    0, without waiting the fault out. Its offsets were not committed, so the record is
+    processed once the database is back, by the next start. The outage is logged once by the
+    settlement ticks, not with a traceback every tick."""
+    server, state = await own_database()
+    proc = None
+    try:
+        config_file, config = write_config(tmp_path, state)
+        config_file.write_text(
+            config_file.read_text().replace("[kafka]\n", "[kafka]\ntransient_retry_seconds = 600\n")
+        )
+        log = tmp_path / "gateway.log"
+        await ensure_topics(kafka_bootstrap, config.topics())
+        proc = start_gateway(config_file, kafka_bootstrap, log)
+        async with asyncio.timeout(90):
+            while b"gateway ready" not in log.read_bytes():
+                assert proc.poll() is None, log.read_text()
+                await asyncio.sleep(0.2)
+        await publish(
+            kafka_bootstrap,
+            config.onshore.inbound_topic,
+            [(b"k", sample("onshore", "pacs.008.001.08"))],
+        )
+        assert len(await read_topic(kafka_bootstrap, config.offshore.outbound_topic, 1)) == 1
+
+        await asyncio.to_thread(server.stop, True)  # the database goes away
+        await publish(
+            kafka_bootstrap,
+            config.onshore.inbound_topic,
+            [(b"k", sample("onshore", "pacs.009.001.08"))],
+        )
+        await asyncio.sleep(3)  # the batch meets the outage and is retried in place
+        assert proc.poll() is None, log.read_text()[-3000:]
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 150)
+        assert code == 0, log.read_text()[-3000:]
+        # The fault was not waited out (its retry budget is 10 minutes): the batch was
+        # abandoned at the stop, and the stop ended by itself, not cut short by the service.
+        text = log.read_text()
+        assert "the batch in flight is abandoned" in text, text[-3000:]
+        assert "cut short" not in text and "settlement tick failed" not in text, text[-3000:]
+
+        await asyncio.to_thread(server.start)  # back, with what was committed
+        async with running_gateway(config, kafka_bootstrap) as gw:
+            out = await gw.read(config.offshore.outbound_topic, 2, wait=90)
+            kinds = {dict(r.headers)["message-type"] for r in out}
+            assert kinds == {b"pacs.008.001.08", b"pacs.009.001.08"}
+            assert len(await gw.store.obligations()) == 2
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        await asyncio.to_thread(server.stop)
