@@ -10,10 +10,11 @@ the claims and correlations the store gives, and committed by the store. A simul
 keeps each partition's order, interleaves the partitions at random, cuts batches at random,
 replays a committed batch after a crash (its offsets never committed), and feeds the retry
 topics back once the inbound partitions are drained, as their delays would. Answers therefore
-arrive before their originals, in their batch, or after it.
+arrive before their originals, in their batch, or after it. Then the operator closes the
+cycle and the RTGS confirms its settlement instruction.
 
-The state compared: every obligation and its status, the cycle's positions, the held queue,
-and every output written (topic, key and bytes; retry-topic rows aside, since how often an
+The state compared: every obligation and its status, the cycles' positions and statuses, the
+held queue, and every output written (the pacs.029 and camt.053 statements included) (topic, key and bytes; retry-topic rows aside, since how often an
 answer waits depends on delivery by design). tests/test_batching.py checks the settlement
 rules themselves against a sequential model.
 """
@@ -35,11 +36,13 @@ from gateway.clock import UTC8
 from gateway.config import Config, StateSection
 from gateway.decisions import Decider, Prepared, retried
 from gateway.reading import read_records
+from gateway.settlement.cycles import CycleManager
 from gateway.settlement.ledger import Rules
 from gateway.sides import Side, other_side
 from gateway.state import StateStore, store_for
 from gateway.state.base import OutboxRow
 from gateway.translation import Translator
+from tests.conftest import SAMPLES
 from tests.harness import Record, sample
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC8)
@@ -170,6 +173,14 @@ class Broker:
                 Record(topic, partition, offset, value) for offset, value in enumerate(values)
             ]
 
+    def confirmation(self) -> Record:
+        """The RTGS's ACSC of cycle CNY-000001's settlement instruction."""
+        topic = self.config.offshore.inbound_topic
+        value = SAMPLES / "offshore" / "rtgs" / "pacs.002.001.10-settles-CNY-000001.xml"
+        queue = self.records.setdefault((topic, PARTITIONS), [])
+        queue.append(Record(topic, PARTITIONS, len(queue), value.read_bytes()))
+        return queue[-1]
+
     def retry(self, rows: Sequence[OutboxRow]) -> list[Record]:
         """Rows written to the retry topics, as the records they become."""
         out = []
@@ -235,7 +246,8 @@ class Gateway:
         )
         positions = {c.id: await self.store.positions(c.id) for c in await self.store.cycles()}
         held = [(h.payer, h.status) for h in await self.store.held()]
-        return obligations, positions, held, sorted(self.outputs)
+        cycles = [(c.id, c.status, c.reason) for c in await self.store.cycles()]
+        return obligations, positions, held, cycles, sorted(self.outputs)
 
 
 async def deliver(
@@ -293,6 +305,15 @@ async def run_once(
         broker.load(traffic)
         gateway = Gateway(store, config)
         await deliver(gateway, broker, order(broker), cuts, crashes)
+        # The operator closes the cycle, and the RTGS confirms its settlement instruction
+        # (its MsgId is derived from the cycle, so the sample answers it).
+        manager = CycleManager(config, store, gateway.translator, clock=lambda: T0, owner="sim")
+        assert await manager.close_now("CNY") == "CNY-000001"
+        assert not broker.retry(await gateway.relay())
+        (closed, _) = await store.cycles()
+        if closed.status == "instructed":  # else nothing was left to settle
+            await gateway.batch([broker.confirmation()])
+            assert not broker.retry(await gateway.relay()), "it answers the instruction"
         return await gateway.state()
     finally:
         await store.close()
@@ -333,17 +354,21 @@ def test_any_delivery_of_real_traffic_ends_as_one_record_at_a_time(
         # The reference itself is right where it is easy to say: every payment with room
         # booked once, every other one held or refused, and nothing else refused but the
         # reused ids and the answers to what never reached the other side.
-        obligations, _, held, outputs = reference
+        obligations, _, held, cycles, outputs = reference
         assert isinstance(obligations, list) and isinstance(outputs, list)
         assert isinstance(held, list)
         references = {o[0] for o in obligations}
         assert sent.booked <= references and not sent.held & references, obligations
         status = {"queue": "queued", "reject": "refused"}[policy]
         assert [s for _, s in held] == [status] * len(sent.held), held
+        assert [(c[0], c[1]) for c in cycles] == [("CNY-000001", "settled"), ("CNY-000002", "open")]
         dead = [key for topic, key, _ in outputs if topic == config.kafka.dlq_topic]
         assert len(dead) == sent.reused + sent.unanswerable, dead
         for what, one, other in zip(
-            ("obligations", "positions", "held", "outputs"), reference, delivered, strict=True
+            ("obligations", "positions", "held", "cycles", "outputs"),
+            reference,
+            delivered,
+            strict=True,
         ):
             assert one == other, what
 
