@@ -14,8 +14,9 @@ arrive before their originals, in their batch, or after it. Then the operator cl
 cycle and the RTGS confirms its settlement instruction.
 
 The state compared: every obligation and its status, the cycles' positions and statuses, the
-held queue, and every output written (the pacs.029 and camt.053 statements included) (topic, key and bytes; retry-topic rows aside, since how often an
-answer waits depends on delivery by design). tests/test_batching.py checks the settlement
+held queue, and every output written, the pacs.029 and camt.053 statements included (topic,
+key and bytes; retry-topic rows aside, since how often an answer waits depends on delivery by
+design). tests/test_batching.py checks the settlement
 rules themselves against a sequential model.
 """
 
