@@ -101,6 +101,10 @@ class Pipeline:
         # Set while the consumer holds an assignment from its group (cleared while a
         # rebalance moves partitions): what readiness and the "gateway ready" line mean.
         self.joined = asyncio.Event()
+        # Set by a new assignment: its positions are checked against the log before the
+        # pipeline says it is joined (_check_positions); how many were (diagnostics, tests).
+        self._assigned = False
+        self.assignments = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -206,6 +210,8 @@ class Pipeline:
                 assert self.consumer is not None
                 assert self.relay is not None
                 self.relay.check()  # the relay gave up: stop, with its error
+                if self._assigned:
+                    await self._check_positions()
                 self._resume_due()
                 batch = await self.consumer.getmany(
                     timeout_ms=0 if ahead else 500,
@@ -237,6 +243,38 @@ class Pipeline:
             if ahead is not None:
                 ahead[1].cancel()
             await self.stop()
+
+    async def _check_positions(self) -> None:
+        """After an assignment: a position beyond its partition's log end means the broker
+        lost records it had (a memory broker restarted), and a commit of a batch read before
+        that reached the new one. Kafka answers such a fetch OFFSET_OUT_OF_RANGE and the
+        consumer starts over; a broker that does not would have the gateway skip whatever is
+        published there next. Read such a partition from its start instead: claims make the
+        repeats harmless. Then the pipeline is joined (readiness)."""
+        consumer = self.consumer
+        assert consumer is not None
+        assigned = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
+        try:
+            ends = await consumer.end_offsets(assigned) if assigned else {}
+            for tp in assigned:
+                position = await consumer.position(tp)
+                if position > ends.get(tp, position):
+                    log.warning(
+                        "%s:%d: position %d is beyond the log end %d (the broker lost records);"
+                        " reading it from its start",
+                        tp.topic,
+                        tp.partition,
+                        position,
+                        ends[tp],
+                    )
+                    await consumer.seek_to_beginning(tp)
+        except KafkaError as exc:
+            log.warning("positions not checked yet (%s); checked again next turn", exc)
+            return
+        self._assigned = False
+        self.assignments += 1
+        if not self._stopping:
+            self.joined.set()
 
     # -- retry topics: wait without blocking ---------------------------------------------------
     def _due(self, tp: TopicPartition, records: list[Any]) -> list[Any]:
@@ -472,10 +510,10 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        # An empty assignment counts: the group has more members than partitions, and this
-        # one is a joined standby.
-        if not self.pipeline._stopping:
-            self.pipeline.joined.set()
+        # Joined once the run loop has checked the positions (Pipeline._check_positions). An
+        # empty assignment counts: the group has more members than partitions, and this one
+        # is a joined standby.
+        self.pipeline._assigned = True
 
 
 async def _stop_client(client: Any, name: str, seconds: float) -> None:
