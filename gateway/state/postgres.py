@@ -48,6 +48,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,
     asyncpg.InterfaceError,
+    # A connection left mid-operation by a server that went away ("cannot switch to state
+    # 15; another operation is in progress", seen in a CI run when the relay's connection
+    # died): the whole transaction is tried again on another connection, as for the above.
+    asyncpg.InternalClientError,
 )
 
 
