@@ -334,3 +334,11 @@ def retried(record: Record, side_of: dict[str, Side]) -> Prepared | None:
         if (value := header(record, name)) is not None
     )
     return Prepared(record, side_of[origin], attempt=attempt, source_headers=source)
+
+
+def prepare_record(record: Record, side_of: dict[str, Side]) -> Prepared | None:
+    """A consumed record as the decisions take it: from an inbound topic (`side_of`: inbound
+    topic -> side), or from a retry topic as it first came in (`retried`). None: a retry
+    record that names no inbound topic of ours."""
+    side = side_of.get(record.topic)
+    return Prepared(record, side) if side is not None else retried(record, side_of)

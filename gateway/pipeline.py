@@ -43,7 +43,7 @@ from aiokafka.errors import KafkaError
 
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
-from gateway.decisions import Decider, Prepared, header, retried
+from gateway.decisions import Decider, Prepared, header, prepare_record
 from gateway.iso20022.reader import payload_ref
 from gateway.kafka_clients import connection_options
 from gateway.reading import init_worker, read_in_worker, read_records, warm_up
@@ -369,13 +369,10 @@ class Pipeline:
     async def _prepare(self, records: Sequence[Any]) -> list[Prepared]:
         prepared = []
         for record in records:
-            if record.topic in self.retry_topics:
-                p = retried(record, self.side_of)
-                if p is None:
-                    log.error("dropping a record on %s with no origin-topic header", record.topic)
-                    continue
-            else:
-                p = Prepared(record, self.side_of[record.topic])
+            p = prepare_record(record, self.side_of)
+            if p is None:
+                log.error("dropping a record on %s with no origin-topic header", record.topic)
+                continue
             prepared.append(p)
         items = [(p.record.value or b"", p.source) for p in prepared]
         if self.workers is None:

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from gateway.clock import UTC8
 from gateway.config import Config, StateSection
-from gateway.decisions import Decider, Prepared, retried
+from gateway.decisions import Decider, prepare_record
 from gateway.reading import read_records
 from gateway.settlement.cycles import CycleManager
 from gateway.settlement.ledger import Rules
@@ -207,7 +207,7 @@ class Gateway:
     async def batch(self, records: Sequence[Record]) -> None:
         prepared = []
         for r in records:
-            p = retried(r, SIDE_OF) if r.topic not in SIDE_OF else Prepared(r, SIDE_OF[r.topic])
+            p = prepare_record(r, SIDE_OF)
             assert p is not None
             prepared.append(p)
         readings = read_records(

@@ -130,11 +130,12 @@ class CycleManager:
             except Exception as exc:
                 # The store may be down: the pipeline retries and stops on that; the next
                 # tick tries again. Nothing half-done is lost (every step is repeatable).
-                if not self.store.is_transient(exc):
+                transient = self.store.is_transient(exc)
+                if not transient:
                     log.exception("settlement tick failed")
                 elif not failing:
                     log.warning("settlement ticks fail (%s); tried again every tick", exc)
-                failing = failing or self.store.is_transient(exc)
+                failing = failing or transient
             try:
                 await asyncio.wait_for(stop.wait(), interval)
             except TimeoutError:
