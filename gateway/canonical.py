@@ -326,6 +326,34 @@ class CycleStatement:
     cut_off: str | None = None
 
 
+@dataclass(frozen=True)
+class CancellationRequest:
+    """camt.056: a participant asks to cancel one payment it instructed."""
+
+    assignment_id: str
+    created: str
+    assigner: Agent  # who asks: the payment's instructing agent
+    assignee: Agent  # whom it asks: the payment's instructed agent
+    original_uetr: str
+    original_group: OriginalGroup | None = None
+    case_id: str | None = None
+    reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True)
+class CancellationResolution:
+    """camt.029: the resolution of one cancellation request."""
+
+    assignment_id: str
+    created: str
+    status: str  # Sts/Conf: CNCL (cancelled as asked), RJCR (refused), PDCR (pending), ...
+    original_uetr: str
+    transaction_status: str | None = None  # TxCxlSts: ACCR, RJCR, PDCR, PACR
+    original_group: OriginalGroup | None = None
+    case_id: str | None = None
+    reasons: tuple[Reason, ...] = ()
+
+
 Business = (
     Payment
     | StatusReport
@@ -336,6 +364,8 @@ Business = (
     | MessageReject
     | NetSettlement
     | CycleStatement
+    | CancellationRequest
+    | CancellationResolution
 )
 
 

@@ -8,9 +8,11 @@ Rewritten, and nothing else:
 - a participant's member id anywhere else (a debtor's or creditor's agent that is also a
   participant): the target's clearing system and member id; another bank's member id in a
   real clearing system is carried as it is;
-- the group header's MsgId and CreDtTm: the gateway issues the message;
-- in an answer (pacs.002, pacs.004), its references to the original (OrgnlGrpInf): the ids
-  the original's sender knows, not the ones the gateway gave the other side;
+- the group header's MsgId and CreDtTm (a case's Assgnmt/Id and CreDtTm): the gateway issues
+  the message;
+- in an answer (pacs.002, pacs.004, camt.029), its references to the original (OrgnlGrpInf):
+  the ids the original's sender knows, not the ones the gateway gave the other side; in a
+  cancellation request (camt.056), the other way round: the ids the gateway gave the payment;
 - the interbank settlement date, when the settlement-date policy rolled it;
 - text the target's character set cannot carry: fitted by the charset policy
   (data/charset-policy.toml), each change noted, the original kept in SplmtryData where the
@@ -38,10 +40,15 @@ from gateway.charset import CharsetPolicy, CharsetRefusal
 from gateway.codec.context import SUPPLEMENTARY_NS, Dialect, scheme_participant
 from gateway.directory import Directory
 from gateway.iso20022.reader import BusinessMessage, refusal
+from gateway.messages.registry import message_type
 
-# The elements under the message root that hold the one transaction, by message family.
+# The elements that hold the one transaction, by message family: under the message root, or
+# under its underlying-transaction block (camt.056 Undrlyg, camt.029 CxlDtls).
 TRANSACTION = ("CdtTrfTxInf", "TxInfAndSts", "TxInf")
-SCHEME_AGENTS = ("InstgAgt", "InstdAgt")
+UNDERLYING = ("Undrlyg", "CxlDtls")
+# Scheme agents: the instructing and instructed agents, and a case's assigner and assignee
+# (an agent, or a party that is an agent: Party40Choice/Agt).
+SCHEME_AGENTS = ("InstgAgt", "InstdAgt", "Assgnr", "Assgne")
 ORIGINAL_GROUPS = ("OrgnlGrpInfAndSts", "OrgnlGrpInf")
 
 # Which charset-policy field a text element belongs to: the first (path fragment, field)
@@ -62,6 +69,8 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("/RltdRmtInf/", "remittance"),
     ("/StsRsnInf/AddtlInf", "status.info"),
     ("/RtrRsnInf/AddtlInf", "return.info"),
+    ("/CxlRsnInf/AddtlInf", "status.info"),
+    ("/CxlStsRsnInf/AddtlInf", "status.info"),
 )
 
 
@@ -163,21 +172,27 @@ def carry(
     root = document[0]
     ns = etree.QName(document).namespace
     out = Carried(document)
-    group = _child(root, "GrpHdr")
-    assert group is not None, "every carried family has a group header (profile)"
-    _set(group, "MsgId", rewrite.msg_id)
-    _set(group, "CreDtTm", rewrite.created)
-    transactions = [t for name in TRANSACTION for t in _children(root, name)]
+    holder_name, id_name, created_name = message_type(msg.msg_def).identification
+    group = _child(root, holder_name)
+    assert group is not None, f"every carried family has its {holder_name} (profile)"
+    _set(group, id_name, rewrite.msg_id)
+    _set(group, created_name, rewrite.created)
+    underlying = [u for name in UNDERLYING for u in _children(root, name)]
+    transactions = [
+        t for parent in (root, *underlying) for name in TRANSACTION for t in _children(parent, name)
+    ]
     for holder in (group, *transactions):
         for role in SCHEME_AGENTS:
             agent = _child(holder, role)
             if agent is not None:
+                agent = _child(agent, "Agt") if _child(agent, "FinInstnId") is None else agent
+                assert agent is not None, f"{role}: a scheme party is an agent (profile)"
                 _scheme_agent(msg, agent, role, source, target, directory, ns)
         if rewrite.settlement_date is not None and holder is not group:
             _set(holder, "IntrBkSttlmDt", rewrite.settlement_date)
     _other_members(document, source, target, directory)
     if rewrite.original is not None:
-        for holder in (root, *transactions):
+        for holder in (root, *underlying, *transactions):
             for name in ORIGINAL_GROUPS:
                 for original in _children(holder, name):
                     _original(original, rewrite.original, ns)

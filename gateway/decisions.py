@@ -21,7 +21,8 @@ from gateway.config import Config
 from gateway.iso20022 import errors
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
-from gateway.messages.registry import CAPPED
+from gateway.messages import CAMT029
+from gateway.messages.registry import CAPPED, message_type
 from gateway.reading import Reading
 from gateway.sides import Side
 from gateway.state.base import ClaimState, Effects, OutboxRow
@@ -127,11 +128,19 @@ class Decider:
         earlier = own or tx_clash
         if earlier is not None:
             if earlier.fingerprint != p.fingerprint:
-                what = "message id" if own is not None else "transaction id (UETR / TxId)"
                 msg = self.message(p)
-                error = refusal(
-                    msg, "DU01", f"duplicate {what}: already used for a different message"
-                )
+                if own is None and message_type(reading.msg_def).clash == "PDCR":
+                    error = refusal(
+                        msg,
+                        "PDCR",
+                        "another cancellation request for this payment came first: it is "
+                        "being resolved, or was",
+                    )
+                else:
+                    what = "message id" if own is not None else "transaction id (UETR / TxId)"
+                    error = refusal(
+                        msg, "DU01", f"duplicate {what}: already used for a different message"
+                    )
                 outcome = self.translator.reject(error, p.source, msg)
                 return self._reject_effects(
                     p, outcome, [(f"duplicate:{keys.message}:{p.fingerprint}", p.fingerprint)]
@@ -179,9 +188,20 @@ class Decider:
             # The RTGS answering a cycle's instruction: recorded, nothing to publish.
             return Effects(claims, cycle_outcomes=[outcome.settlement], outcome="answered")
         target = self.config.side(outcome.destination).outbound_topic
-        row = OutboxRow(
-            target, keys.message.encode(), outcome.message, self._headers(p, outcome, keys)
-        )
+        headers = self._headers(p, outcome, keys)
+        row = OutboxRow(target, keys.message.encode(), outcome.message, headers)
+        held_outbox = []
+        if outcome.held_cancel is not None:
+            # The answer if its payment is still held at commit (gateway/state/plan.py).
+            own_type = CAMT029.encode()
+            held_outbox.append(
+                OutboxRow(
+                    self.config.side(p.source).outbound_topic,
+                    keys.message.encode(),
+                    outcome.held_answer,
+                    tuple((k, own_type if k == "message-type" else v) for k, v in headers),
+                )
+            )
         return Effects(
             claims,
             [row],
@@ -191,6 +211,9 @@ class Decider:
             cap=cap,
             source=p.source,
             value=p.record.value or b"",
+            voids_open=list(outcome.voids_open),
+            cancel_held=outcome.held_cancel,
+            held_outbox=held_outbox,
         )
 
     def _cap(self, outcome: Outcome) -> Decimal | None:

@@ -73,7 +73,7 @@ def correlation_refs(msg: BusinessMessage, keys: IdempotencyKeys) -> tuple[str, 
     refs: list[str] = []
     c = keys.correlation
     if c:
-        refs += [c, f"uetr:{c}", f"sese:{c}"]
+        refs += [c, f"uetr:{c}", f"sese:{c}", f"cxl:{c}"]
     for path in ANSWER_REFERENCES:
         value = msg.doc_text(path)
         if value:

@@ -26,6 +26,8 @@ from gateway.adapters import dialect
 from gateway.calendars import Calendars
 from gateway.canonical import (
     Business,
+    CancellationRequest,
+    CancellationResolution,
     CashLeg,
     Header,
     MessageReject,
@@ -54,6 +56,7 @@ from gateway.iso20022 import errors
 from gateway.iso20022.builders import (
     Party,
     RejectContext,
+    build_camt029,
     build_reject,
     iso_datetime,
     reject_definition,
@@ -83,6 +86,13 @@ PAYMENT_STATUS_CODES = frozenset(
 )
 
 
+# ExternalInvestigationExecutionConfirmation1Code: the gateway acts on CNCL only.
+INVESTIGATION_STATUS_CODES = frozenset(
+    "ACDA ACNS ACVA CHQS CNCL CONF CWFW DNOR DPRV IDUP INFO IPAY IPYI MODI MWFW NOIN PDCR "
+    "RJCR UWFW".split()
+)
+
+
 def _original_def(s: StatusReport) -> str | None:
     if s.group is not None:
         return s.group.original_group.msg_def
@@ -105,6 +115,10 @@ class Correlation:
     owner_bic: str | None = None  # sese.023: the account owner and account behind the nominee
     owner_lei: str | None = None
     account: SecuritiesAccount | None = None
+    outbound_created: str | None = None  # the CreDtTm the gateway gave what it sent
+    # Read from beside a payment held for its cap (never forwarded yet): only a cancellation
+    # request may see it (gateway/state/store.py, held_correlations).
+    held: bool = False
 
 
 def _reference(entry: Correlation) -> str:
@@ -116,6 +130,7 @@ class Correlations(Protocol):
     def remember(self, entry: Correlation) -> None: ...
     def find(self, key: str) -> Correlation | None: ...
     def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None: ...
+    def find_held(self, key: str) -> Correlation | None: ...
 
 
 class MemoryCorrelations:
@@ -125,11 +140,16 @@ class MemoryCorrelations:
     def __init__(self, known: Iterable[Correlation] = ()) -> None:
         self._by_key: dict[str, Correlation] = {}
         self._by_outbound: dict[str, Correlation] = {}
+        self._held: dict[str, Correlation] = {}
         self.added: list[Correlation] = []
         for entry in known:
             self.remember(entry, new=False)
 
     def remember(self, entry: Correlation, new: bool = True) -> None:
+        if entry.held:
+            # Nothing answers a payment that never reached the other side: kept apart.
+            self._held[entry.key] = entry
+            return
         self._by_key[entry.key] = entry
         self._by_outbound[entry.outbound_biz_msg_idr] = entry
         self._by_outbound[entry.outbound_msg_id] = entry
@@ -141,6 +161,9 @@ class MemoryCorrelations:
 
     def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None:
         return self._by_outbound.get(biz_msg_idr_or_msg_id)
+
+    def find_held(self, key: str) -> Correlation | None:
+        return self._held.get(key)
 
 
 class NoCorrelations:
@@ -155,6 +178,9 @@ class NoCorrelations:
         return None
 
     def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None:
+        return None
+
+    def find_held(self, key: str) -> Correlation | None:
         return None
 
 
@@ -180,6 +206,14 @@ class Outcome:
     settlement: tuple[str, str, str, str] | None = None
     # A reject's own definition (admi.002, pacs.002, sese.024); `msg_def` is the input's.
     reject_def: str | None = None
+    # References whose obligations are voided only while still in their open cycle (a
+    # cancellation accepted by the other side: once netted, only a return gives money back).
+    voids_open: tuple[str, ...] = ()
+    # A cancellation request for a payment held for its cap when it was read: if the payment
+    # is still held when the batch commits, the gateway cancels it and answers the requester
+    # with `held_answer` (a camt.029 CNCL) instead of forwarding `message`.
+    held_cancel: str | None = None
+    held_answer: bytes = b""
 
 
 @dataclass
@@ -189,6 +223,8 @@ class _Result:
     obligations: list[Obligation] = field(default_factory=list)
     correlation: Correlation | None = None
     cancels: list[str] = field(default_factory=list)
+    voids_open: list[str] = field(default_factory=list)
+    held_cancel: str | None = None
     notes: list[str] = field(default_factory=list)
     # What a carried type's document gets rewritten (gateway/carry.py; which types are carried
     # is declared in gateway/messages/). None for the encoded ones.
@@ -255,11 +291,9 @@ class Translator:
         except errors.MessageError as exc:
             return self.reject(exc, source, msg)
 
-    def reject(
-        self, error: errors.MessageError, source: Side, msg: BusinessMessage | None = None
-    ) -> Outcome:
+    def _answer_context(self, source: Side) -> RejectContext:
         side = self.config.side(source)
-        ctx = RejectContext(
+        return RejectContext(
             side=source,
             gateway=Party(self.config.gateway.bic),
             fallback_to=Party(side.system_bic),
@@ -267,16 +301,29 @@ class Translator:
             biz_svc=side.biz_svc,
             sign=self.signer.sign if self.signer is not None else None,
         )
+
+    def reject(
+        self, error: errors.MessageError, source: Side, msg: BusinessMessage | None = None
+    ) -> Outcome:
+        ctx = self._answer_context(source)
         sese_tx = msg.doc_text("SctiesSttlmTxInstr/TxId") if msg is not None else None
+        document = msg.document if msg is not None else None
         return Outcome(
             False,
-            build_reject(error, ctx, sese_tx_id=sese_tx),
+            build_reject(error, ctx, sese_tx_id=sese_tx, document=document),
             source,
             msg.msg_def if msg else None,
             None,
             error,
-            reject_def=reject_definition(error, sese_tx_id=sese_tx),
+            reject_def=reject_definition(error, sese_tx_id=sese_tx, readable=document is not None),
         )
+
+    def cancelled_here(self, msg: BusinessMessage, source: Side) -> bytes:
+        """The camt.029 CNCL the gateway answers a cancellation request with when it cancels
+        the held payment itself."""
+        root = msg.document.getroottree().getroot()
+        ids = recover_ids(msg.raw, root)
+        return build_camt029(self._answer_context(source), ids, msg.document, "CNCL")
 
     def prime(self, originals: Iterable[bytes], source: Side) -> list[Outcome]:
         """Process originals only to learn their correlations (offline `translate --original`)."""
@@ -345,9 +392,13 @@ class Translator:
         correlation = result.correlation
         if correlation is not None:
             correlation = dataclasses.replace(
-                correlation, outbound_biz_msg_idr=biz_id, outbound_msg_id=msg_id
+                correlation,
+                outbound_biz_msg_idr=biz_id,
+                outbound_msg_id=msg_id,
+                outbound_created=iso_datetime(now),
             )
             self.correlations.remember(correlation)
+        held_answer = self.cancelled_here(msg, source) if result.held_cancel else b""
         return Outcome(
             True,
             data,
@@ -359,6 +410,9 @@ class Translator:
             tuple(result.obligations),
             correlation,
             tuple(result.cancels),
+            voids_open=tuple(result.voids_open),
+            held_cancel=result.held_cancel,
+            held_answer=held_answer,
         )
 
     def _check_output(
@@ -403,6 +457,10 @@ class Translator:
             return self._securities(ctx, body, header, source, target, directory)
         if isinstance(body, SecuritiesStatus | SecuritiesConfirmation):
             return self._securities_answer(ctx, body, target)
+        if isinstance(body, CancellationRequest):
+            return self._cancellation(ctx, body, header, source)
+        if isinstance(body, CancellationResolution):
+            return self._resolution(ctx, body, target)
         if isinstance(body, MessageReject):
             entry = self.correlations.find_outbound(body.reference)
             if entry is None or entry.source != target:
@@ -760,3 +818,84 @@ class Translator:
             [_reference(entry)] if isinstance(body, SecuritiesStatus) and not body.accepted else []
         )
         return _Result(restored, to=entry.sender_bic, cancels=cancels)
+
+    # -- cancellations ------------------------------------------------------------------------
+    def _cancellation(
+        self, ctx: DecodeContext, req: CancellationRequest, header: Header | None, source: Side
+    ) -> _Result:
+        """A camt.056: forwarded to the payment's receiver, or (the payment still held for its
+        cap) answered CNCL by the gateway, which the batch's transaction decides."""
+        uetr = req.original_uetr
+        entry = self.correlations.find(f"uetr:{uetr}")
+        held = entry is None and self.correlations.find_held(f"uetr:{uetr}") is not None
+        if held:
+            entry = self.correlations.find_held(f"uetr:{uetr}")
+        if entry is None:
+            # Retried first (it may have overtaken its payment), then refused RJCR NOOR.
+            root = ctx.msg.document.getroottree().getroot()
+            raise errors.Uncorrelated(
+                f"no payment with UETR {uetr} was accepted from this side by the gateway",
+                ids=recover_ids(ctx.msg.raw, root),
+                reason="NOOR",
+            )
+        if entry.source != source:
+            raise ctx.refuse(
+                "AG01",
+                f"payment {uetr} came from the {entry.source} side: only its instructing "
+                "participant may ask to cancel it",
+            )
+        requester = header.sender if header else req.assigner.bic
+        if requester != entry.sender_bic:
+            raise ctx.refuse(
+                "AG01", f"{requester} did not instruct payment {uetr}: it cannot cancel it"
+            )
+        correlation = Correlation(
+            key=f"cxl:{uetr}",
+            source=source,
+            sender_bic=requester,
+            biz_msg_idr=header.biz_msg_idr if header else None,
+            # The payment, as the requester knows it: what the resolution names back to it.
+            msg_id=entry.msg_id,
+            msg_def=entry.msg_def,
+            created=entry.created,
+            outbound_biz_msg_idr="",
+            outbound_msg_id="",
+        )
+        # The other side knows the payment by the ids the gateway gave it.
+        original = OriginalGroup(entry.outbound_msg_id, entry.msg_def, entry.outbound_created)
+        notes = []
+        if req.original_group is not None and req.original_group.created and not original.created:
+            notes.append(
+                "OrgnlCreDtTm: the payment was forwarded before the gateway kept its creation "
+                "time; left out rather than sent wrong"
+            )
+        return _Result(
+            req,
+            correlation=correlation,
+            held_cancel=uetr if held else None,
+            notes=notes,
+            rewrite=Rewrite("", "", original=original),
+        )
+
+    def _resolution(self, ctx: DecodeContext, r: CancellationResolution, target: Side) -> _Result:
+        """A camt.029 answering a request the gateway forwarded: back to the requester. CNCL
+        voids the payment's obligation while its cycle is open; anything else changes
+        nothing (once netted, the money comes back by a pacs.004 return)."""
+        uetr = r.original_uetr
+        entry = self.correlations.find(f"cxl:{uetr}")
+        if entry is None or entry.source != target:
+            raise self._uncorrelated(
+                ctx.msg,
+                f"no cancellation request for payment {uetr} was sent by the gateway to this side",
+            )
+        if r.status not in INVESTIGATION_STATUS_CODES:
+            raise ctx.refuse(
+                "NARR", f"Sts/Conf {r.status} is not an ISO 20022 investigation status code"
+            )
+        original = OriginalGroup(entry.msg_id, entry.msg_def, entry.created)
+        return _Result(
+            r,
+            to=entry.sender_bic,
+            voids_open=[uetr] if r.status == "CNCL" else [],
+            rewrite=Rewrite("", "", original=original),
+        )

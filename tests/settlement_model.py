@@ -69,9 +69,16 @@ class SettlementModel:
         self.claims.update(k for k, _ in e.claims)
         for o in e.obligations:
             self._cycle_of(o.amount.currency)  # the store opens a currency's cycle on sight
+        cancelled = e.cancel_held is not None and self._cancel_held(e.cancel_held)
         for reference in e.voids:
             self._void(reference)
-        rows = [(r.key, r.value) for r in e.outbox]
+        for reference in e.voids_open:
+            found = self.obligations.get(reference)
+            returned = f"return:{reference}" in self.obligations
+            if found is not None and not returned:
+                if found.cycle == self._cycle_of(found.obligation.amount.currency):
+                    self._void(reference)
+        rows = [(r.key, r.value) for r in (e.held_outbox if cancelled else e.outbox)]
         answer: list[tuple[bytes, bytes]] = []
         if self._admit(e):
             for o in e.obligations:
@@ -140,19 +147,24 @@ class SettlementModel:
     def _book(self, o: Obligation) -> None:
         if o.reference in self.obligations:
             return  # a reference counts once
+        paid = self.obligations.get(o.reference.removeprefix("return:"))
+        if o.reference.startswith("return:") and paid is not None and paid.status == "void":
+            return  # a voided payment was never paid: its return gives nothing back
         units = to_minor(o.amount.amount, o.amount.currency)
         self.obligations[o.reference] = ModelObligation(o, units, self._cycle_of(o.amount.currency))
+
+    def _cancel_held(self, reference: str) -> bool:
+        for h in self.held:
+            if h.status == "queued" and any(o.reference == reference for o in h.record.obligations):
+                h.status = "cancelled"
+                self._release()
+                return True
+        return False
 
     def _void(self, reference: str) -> None:
         found = self.obligations.get(reference)
         if found is None:
-            for h in self.held:
-                if h.status == "queued" and any(
-                    o.reference == reference for o in h.record.obligations
-                ):
-                    h.status = "cancelled"
-                    self._release()
-                    return
+            self._cancel_held(reference)
             return
         if found.status != "open":
             return

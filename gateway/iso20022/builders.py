@@ -3,7 +3,10 @@
 Rejects:
 - admi.002 when a message cannot be read or validated (`MessageError.answer == "admi.002"`);
 - pacs.002 RJCT when a readable payment-family message is refused;
-- sese.024 Rjctd when a readable securities instruction is refused.
+- sese.024 Rjctd when a readable securities instruction is refused;
+- camt.029 RJCR when a readable cancellation request is refused (PDCR when another request
+  for the payment came first); the same builder answers CNCL when the gateway cancels a held
+  payment itself.
 Each carries every original identifier that could be recovered. Free text the gateway writes
 into an offshore message is made printable Latin (the offshore profile allows nothing else):
 non-Latin characters become \\uXXXX escapes rather than disappearing.
@@ -244,8 +247,87 @@ def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: 
     return _sealed(ctx, _reject_header(ctx, ids, "sese.024.001.10"), doc)
 
 
-def reject_definition(error: errors.MessageError, *, sese_tx_id: str | None = None) -> str:
-    """Which reject answers an error: admi.002, pacs.002 or (securities) sese.024."""
+# ExternalPaymentCancellationRejection1Code: a refusal's reason goes in Rsn/Cd when it is one
+# of these, else in Rsn/Prtry (AG01, DU01, RC01, NARR are status reasons, not cancellation
+# rejection codes).
+CANCELLATION_REJECTIONS = frozenset(
+    "AC04 AGNT AM04 ARDT ARPL CUST INDM LEGL NOAS NOOR PTNA RQDA".split()
+)
+# Sts/Conf -> TxCxlSts (CancellationIndividualStatus1Code).
+_TRANSACTION_CANCELLATION = {"CNCL": "ACCR", "RJCR": "RJCR", "PDCR": "PDCR"}
+_REQUEST_PARTS = ("OrgnlGrpInf", "OrgnlInstrId", "OrgnlEndToEndId", "OrgnlTxId", "OrgnlUETR")
+
+
+def _renamespaced(el: etree._Element, namespace: str) -> etree._Element:
+    """A copy of `el` (from the request's namespace) in the answer's."""
+    copied = etree.Element(etree.QName(namespace, etree.QName(el).localname))
+    copied.text = el.text
+    for key, value in el.attrib.items():
+        copied.set(key, value)
+    for child in el:
+        if isinstance(child.tag, str):
+            copied.append(_renamespaced(child, namespace))
+    return copied
+
+
+def build_camt029(
+    ctx: RejectContext,
+    ids: errors.RecoveredIds,
+    request: etree._Element,
+    status: str,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> bytes:
+    """The gateway's own resolution of a cancellation request (`request`: its camt.056
+    Document): CNCL (it cancelled a held payment), RJCR (refused, with `reason`) or PDCR
+    (another request for the payment is being resolved)."""
+    msg_def = "camt.029.001.09"
+    namespace = ns(msg_def)
+    c, doc = _document(msg_def)
+
+    def first(*names: str) -> etree._Element | None:
+        found = request.xpath("*/" + "/".join(f"*[local-name()='{n}']" for n in names))
+        return found[0] if isinstance(found, list) and found else None  # type: ignore[return-value]
+
+    requester = first("Assgnmt", "Assgnr", "Agt")
+    assert requester is not None, "a camt.056 names its assigner (profile)"
+    case = first("Undrlyg", "TxInf", "Case") or first("Case")
+    resolution_id = derive_id("GWCX", status, ids.reference, ids.payload_ref)
+    body = [
+        c.Assgnmt(
+            c.Id(resolution_id),
+            c.Assgnr(c.Agt(c.FinInstnId(c.BICFI(ctx.gateway.bic)))),
+            c.Assgne(_renamespaced(requester, namespace)),
+            c.CreDtTm(iso_datetime(ctx.created)),
+        )
+    ]
+    if case is not None:
+        resolved = _renamespaced(case, namespace)
+        resolved.tag = etree.QName(namespace, "RslvdCase").text
+        body.append(resolved)
+    body.append(c.Sts(c.Conf(status)))
+    details = [c.CxlStsId(resolution_id)]
+    for name in _REQUEST_PARTS:
+        part = first("Undrlyg", "TxInf", name)
+        if part is not None:
+            details.append(_renamespaced(part, namespace))
+    details.append(c.TxCxlSts(_TRANSACTION_CANCELLATION.get(status, "RJCR")))
+    if reason is not None:
+        code = c.Cd(reason) if reason in CANCELLATION_REJECTIONS else c.Prtry(reason)
+        info = [c.Rsn(code)]
+        if detail:
+            info.append(c.AddtlInf(fit_text(detail, 105, ctx.side)))
+        details.append(c.CxlStsRsnInf(*info))
+    body.append(c.CxlDtls(c.TxInfAndSts(*details)))
+    doc.append(c.RsltnOfInvstgtn(*body))
+    return _sealed(ctx, _reject_header(ctx, ids, msg_def), doc)
+
+
+def reject_definition(
+    error: errors.MessageError, *, sese_tx_id: str | None = None, readable: bool = True
+) -> str:
+    """Which reject answers an error: admi.002, pacs.002, (securities) sese.024 or
+    (cancellations) camt.029."""
     msg_def = error.ids.msg_def if error.ids else None
     # Refused instructions are answered in their own business language (each type declares
     # which); anything else refused, and whatever could not be read, gets an admi.002.
@@ -254,14 +336,26 @@ def reject_definition(error: errors.MessageError, *, sese_tx_id: str | None = No
     refusal = BY_DEF[msg_def].refusal if msg_def in BY_DEF else "admi.002.001.01"
     if refusal == "sese.024.001.10" and not sese_tx_id:
         return "admi.002.001.01"  # a sese.024 names the instruction's TxId: none, no sese.024
+    if refusal == "camt.029.001.09" and not readable:
+        return "admi.002.001.01"  # a camt.029 answers from the request: not read, no camt.029
     return refusal
 
 
 def build_reject(
-    error: errors.MessageError, ctx: RejectContext, *, sese_tx_id: str | None = None
+    error: errors.MessageError,
+    ctx: RejectContext,
+    *,
+    sese_tx_id: str | None = None,
+    document: etree._Element | None = None,
 ) -> bytes:
-    """The reject `reject_definition` chooses, built."""
-    kind = reject_definition(error, sese_tx_id=sese_tx_id)
+    """The reject `reject_definition` chooses, built. `document`: the refused message's
+    Document, when it was read (a camt.029 answers from the request it refuses)."""
+    kind = reject_definition(error, sese_tx_id=sese_tx_id, readable=document is not None)
+    if kind == "camt.029.001.09":
+        assert document is not None and error.ids is not None
+        status = "PDCR" if error.code == "PDCR" else "RJCR"
+        reason = None if status == "PDCR" else error.code
+        return build_camt029(ctx, error.ids, document, status, reason, error.detail)
     if kind == "sese.024.001.10":
         assert sese_tx_id is not None
         return build_sese024_reject(error, ctx, sese_tx_id)

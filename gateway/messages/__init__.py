@@ -19,6 +19,7 @@ from gateway.iso20022.tree import Spec
 
 Get = Callable[[str], "str | None"]  # the text at one of the type's named paths
 ADMI002 = "admi.002.001.01"
+CAMT029 = "camt.029.001.09"
 PACS002 = "pacs.002.001.10"
 SESE024 = "sese.024.001.10"
 
@@ -56,6 +57,12 @@ class MessageType:
     refusal: str = ADMI002
     # Issued by the gateway only: a side that sends one is refused (AG01).
     issued_by_gateway: bool = False
+    # The reason a different message reusing one of its transaction keys is refused with:
+    # DU01, or PDCR for a second cancellation request of one payment.
+    clash: str = "DU01"
+    # A carried document's own identification, which the gateway sets when it issues it:
+    # (element below the root, its id, its creation time).
+    identification: tuple[str, str, str] = ("GrpHdr", "MsgId", "CreDtTm")
 
     @property
     def family(self) -> str:

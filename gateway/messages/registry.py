@@ -9,7 +9,9 @@ from gateway.iso20022.tree import render_text
 from gateway.messages import (
     MessageType,
     admi002,
+    camt029,
     camt053,
+    camt056,
     pacs002,
     pacs004,
     pacs008,
@@ -26,6 +28,8 @@ TYPES: tuple[MessageType, ...] = (
     pacs002.TYPE,
     pacs004.TYPE,
     pacs029.TYPE,
+    camt056.TYPE,
+    camt029.TYPE,
     admi002.TYPE,
     sese023.TYPE,
     sese024.TYPE,

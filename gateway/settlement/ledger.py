@@ -18,6 +18,11 @@ Rules (docs/domain.md, 'Net settlement cycles and caps'):
   already) stays there, marked 'reversed', and is undone by a reversing obligation in the
   open cycle. A void of a payment still held cancels it: it leaves its queue, is never
   booked, and the payments queued behind it may then fit.
+- A cancellation accepted by the other side voids its payment only while the payment is in
+  the open cycle (and not returned): once netted, the money comes back by a return. A
+  cancellation of a payment still held cancels it, as a rejection does.
+- A return of a payment that was voided books nothing (it was never paid), and a payment
+  returned already is not voided (it was paid back).
 - A batch is decided as if each record came alone: a void or a booking sees every obligation
   booked, voided or reversed before it in the same batch (`known`), so a rejection that
   shares a batch with its payment voids it, and no reference is booked or voided twice.
@@ -226,6 +231,34 @@ class Ledger:
             self._book(reversal)
         self._release()
 
+    def void_if_open(self, reference: str) -> None:
+        """The other side accepted a cancellation of what `reference` pays: undone if it is
+        still in the open cycle and was not returned; else nothing (a frozen cycle is netted
+        already: a return gives the money back)."""
+        found = self.known.get(reference)
+        if found is None or found.status != "open":
+            return
+        if f"return:{reference}" in self.known:
+            return  # returned already: voiding it too would pay the payer twice
+        if found.cycle == self.head(found.obligation.amount.currency).cycle:
+            self.void(reference)
+
+    def is_held(self, reference: str) -> bool:
+        return any(
+            o.reference == reference
+            for queue in self.queues.values()
+            for item in queue
+            for o in item.obligations
+        )
+
+    def cancel_held(self, reference: str) -> bool:
+        """A held payment cancelled at its payer's request: whether it was held (it then
+        leaves its queue, never booked, and those behind it may fit)."""
+        if not self.is_held(reference):
+            return False
+        self._cancel_held(reference)
+        return True
+
     def release_all(self, currency: str) -> None:
         """After a cycle opens: every payer's held payments, while they fit."""
         self._credits += [key for key in sorted(self.queues) if key[1] == currency]
@@ -251,6 +284,10 @@ class Ledger:
     def _book(self, o: Obligation) -> None:
         if o.reference in self.known:
             return  # booked already (a second return of one payment): it counts once
+        returned = self.known.get(o.reference.removeprefix("return:"))
+        if o.reference.startswith("return:") and returned is not None:
+            if returned.status == "void":
+                return  # its payment was voided (rejected, cancelled): nothing to give back
         currency = o.amount.currency
         units = to_minor(o.amount.amount, currency)
         head = self.head(currency)

@@ -63,6 +63,14 @@ class Effects:
     # Answers to the gateway's own settlement instructions:
     # (cycle, settled | failed | interim ISO status, reason, the instruction's MsgId).
     cycle_outcomes: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # Voided only while still in their open cycle (a cancellation accepted by the other side).
+    voids_open: list[str] = field(default_factory=list)
+    # A cancellation request for a payment held when it was read: if the payment is still
+    # held in this batch's transaction, it is cancelled, `held_outbox` (the gateway's camt.029
+    # CNCL) is published instead of `outbox`, and `correlations` are not kept (nothing will
+    # answer a request that was never forwarded). Else the request is forwarded as usual.
+    cancel_held: str | None = None
+    held_outbox: list[OutboxRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -52,14 +52,23 @@ class Plan:
     results: dict[str, list[int]] = field(default_factory=dict)  # first claim -> outbox index
     held: list[NewHeld] = field(default_factory=list)
     released: list[int] = field(default_factory=list)  # held ids
+    # Cancellation requests answered by the gateway (their payment was still held): first
+    # claims. Their correlations are not kept: the request was never forwarded.
+    cancelled_here: set[str] = field(default_factory=set)
 
 
 def references_touched(batch: list[Effects]) -> list[str]:
     """Every obligation reference the batch books or voids: what the store loads, as stored,
     into `Ledger.known`."""
-    return list(
-        {*(r for e in batch for r in e.voids), *(o.reference for e in batch for o in e.obligations)}
-    )
+    refs = {
+        *(r for e in batch for r in e.voids),
+        *(o.reference for e in batch for o in e.obligations),
+    }
+    # A cancellation's void looks at whether its payment was returned; a return, at whether
+    # its payment was voided.
+    refs |= {x for e in batch for r in e.voids_open for x in (r, f"return:{r}")}
+    refs |= {r.removeprefix("return:") for r in refs if r.startswith("return:")}
+    return list(refs)
 
 
 def currencies_touched(batch: list[Effects], known: dict[str, Recorded]) -> tuple[set[str], bool]:
@@ -68,7 +77,8 @@ def currencies_touched(batch: list[Effects], known: dict[str, Recorded]) -> tupl
     adds every currency that has held payments."""
     currencies = {o.amount.currency for e in batch for o in e.obligations}
     currencies |= {r.obligation.amount.currency for r in known.values()}
-    return currencies, any(r not in known for e in batch for r in e.voids)
+    held = any(e.cancel_held is not None for e in batch)
+    return currencies, held or any(r not in known for e in batch for r in e.voids)
 
 
 def plan_batch(batch: list[Effects], ledger: Ledger, held_ids: Iterator[int]) -> Plan:
@@ -80,12 +90,20 @@ def plan_batch(batch: list[Effects], ledger: Ledger, held_ids: Iterator[int]) ->
     for e in batch:
         mine = plan.results.setdefault(e.claims[0][0], [])
         before = len(ledger.released)
+        here = e.cancel_held is not None and ledger.cancel_held(e.cancel_held)
+        if e.cancel_held is not None:
+            # What it turned out to be, for metrics and events (each attempt decides afresh).
+            e.outcome = "cancelled" if here else "translated"
+        if here:
+            plan.cancelled_here.add(e.claims[0][0])
         for reference in e.voids:
             ledger.void(reference)
+        for reference in e.voids_open:
+            ledger.void_if_open(reference)
         cap = to_minor(e.cap, currency) if e.cap is not None else None
         decision = ledger.post(e.obligations, cap)
         if decision == "accepted":
-            for row in e.outbox:
+            for row in e.held_outbox if here else e.outbox:
                 mine.append(len(plan.outbox))
                 plan.outbox.append(row)
         else:

@@ -121,6 +121,8 @@ CREATE TABLE IF NOT EXISTS held_correlations (
     data {json} NOT NULL,
     PRIMARY KEY (held, key)
 );
+-- A cancellation request looks a held payment up by its key.
+CREATE INDEX IF NOT EXISTS held_correlations_key ON held_correlations (key);
 CREATE TABLE IF NOT EXISTS correlations (
     key TEXT PRIMARY KEY,
     outbound_biz_msg_idr TEXT NOT NULL,

@@ -12,6 +12,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from gateway.canonical import Obligation
@@ -98,7 +99,14 @@ class Store:
                 "OR outbound_biz_msg_idr {in} OR outbound_msg_id {in}",
                 refs,
             )
-            return list({key: correlation_from_json(data) for key, data in rows}.values())
+            found = {key: correlation_from_json(data) for key, data in rows}
+            # Payments held for their cap, by key only: marked held, for a cancellation
+            # request (nothing else answers a payment that never reached the other side).
+            held = await tx.fetch_in("SELECT key, data FROM held_correlations WHERE key {in}", refs)
+            for key, data in held:
+                if key not in found:
+                    found[key] = replace(correlation_from_json(data), held=True)
+            return list(found.values())
 
         return await self.backend.run(work, write=False) if refs else []
 
@@ -352,7 +360,13 @@ async def _apply(tx: Tx, batch: list[Effects], rules: Rules) -> list[bool]:
     # it. A held one's correlations wait beside it until it is released.
     held = {h.effects.claims[0][0]: h for h in plan.held}
     await _insert_correlations(
-        tx, [c for e in chosen if e.claims[0][0] not in held for c in e.correlations]
+        tx,
+        [
+            c
+            for e in chosen
+            if e.claims[0][0] not in held and e.claims[0][0] not in plan.cancelled_here
+            for c in e.correlations
+        ],
     )
     await tx.executemany(
         "INSERT INTO held_correlations (held, key, outbound_biz_msg_idr, outbound_msg_id, data) "

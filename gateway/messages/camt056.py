@@ -1,0 +1,38 @@
+"""camt.056: a participant's request to cancel a payment it instructed, carried whole to the
+payment's receiver while the payment is out there, or answered by the gateway itself (a
+camt.029) while the payment is still held for its payer's cap (docs/domain.md,
+"Cancellations")."""
+
+from __future__ import annotations
+
+from gateway.canonical import CancellationRequest
+from gateway.codec import cancellation
+from gateway.messages import CAMT029, Get, MessageType
+
+
+def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
+    # One request per payment at a time: a second one clashes on this key (PDCR).
+    uetr = get("orgnl_uetr")
+    return ((f"cxl:{uetr}",) if uetr else ()), uetr
+
+
+TYPE = MessageType(
+    msg_def="camt.056.001.08",
+    title="payment cancellation request",
+    root="FIToFIPmtCxlReq",
+    decode=cancellation.decode_request,
+    encode=None,
+    matches=lambda body: isinstance(body, CancellationRequest),
+    paths={
+        "msg_id": "Assgnmt/Id",
+        "agent": "Assgnmt/Assgnr/Agt/FinInstnId/BICFI",
+        "orgnl_uetr": "Undrlyg/TxInf/OrgnlUETR",
+    },
+    transactions=_transactions,
+    # It means something only with its payment's correlation (forwarded, or held).
+    answers=True,
+    carried=True,
+    refusal=CAMT029,
+    clash="PDCR",
+    identification=("Assgnmt", "Id", "CreDtTm"),
+)
