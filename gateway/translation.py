@@ -397,7 +397,10 @@ class Translator:
                 outbound_msg_id=msg_id,
                 outbound_created=iso_datetime(now),
             )
-            self.correlations.remember(correlation)
+            if result.held_cancel is None:
+                # A request for a held payment is forwarded only if the payment was released
+                # by the time its batch commits: nothing may answer it before then.
+                self.correlations.remember(correlation)
         held_answer = self.cancelled_here(msg, source) if result.held_cancel else b""
         return Outcome(
             True,

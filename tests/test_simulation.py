@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gateway.clock import UTC8
@@ -96,6 +97,13 @@ def _numbered(msg: bytes, side: Side, n: int, amount: str, capped_out: bool = Fa
     return msg
 
 
+def _refused_cancellation(resolution: bytes) -> bytes:
+    return resolution.replace(b"<Conf>CNCL</Conf>", b"<Conf>RJCR</Conf>").replace(
+        b"<TxCxlSts>ACCR</TxCxlSts>",
+        b"<TxCxlSts>RJCR</TxCxlSts><CxlStsRsnInf><Rsn><Cd>ARDT</Cd></Rsn></CxlStsRsnInf>",
+    )
+
+
 def _rejected(status: bytes) -> bytes:
     return status.replace(
         b"<TxSts>ACSC</TxSts>",
@@ -110,6 +118,7 @@ class Traffic:
     reused: int  # each must be refused DU01
     unanswerable: int  # answers to payments held or refused for their cap: refused at last
     held: frozenset[str]  # UETRs of the payments held or refused for their cap
+    cancelled: frozenset[str]  # UETRs of the held ones their payer asked to cancel
 
 
 @st.composite
@@ -120,6 +129,7 @@ def traffic(draw: st.DrawFn) -> Traffic:
     }
     booked: set[str] = set()
     held: set[str] = set()
+    cancelled: set[str] = set()
     reused = unanswerable = 0
     for n in range(1, draw(st.integers(1, 6)) + 1):
         side: Side = draw(st.sampled_from(["onshore", "offshore"]))
@@ -130,10 +140,29 @@ def traffic(draw: st.DrawFn) -> Traffic:
         payment = _numbered(sample(side, "pacs.008.001.08"), side, n, amount, capped_out)
         mine, theirs = partitions[(side, n % PARTITIONS)], partitions[(other, n % PARTITIONS)]
         mine.append(payment)
+        resolution: list[bytes] = []
         for extra in draw(
-            st.lists(st.sampled_from(["copy", "resend", "reused"]), max_size=2, unique=True)
+            st.lists(
+                st.sampled_from(["copy", "resend", "reused", "cancel"]), max_size=2, unique=True
+            )
         ):
-            if extra == "copy":
+            if extra == "cancel":
+                # Its payer asks to cancel it, on either of its side's partitions: after it,
+                # or (on the other one) possibly before it. The other side may answer.
+                request = _numbered(sample(side, "camt.056.001.08"), side, n, amount, capped_out)
+                partitions[(side, draw(st.integers(0, PARTITIONS - 1)))].append(request)
+                if capped_out:
+                    cancelled.add(_uetr(side, n))
+                answer = _numbered(sample(other, "camt.029.001.09"), side, n, amount, capped_out)
+                resolution = {
+                    "none": [],
+                    "CNCL": [answer],
+                    "RJCR": [_refused_cancellation(answer)],
+                }[draw(st.sampled_from(["none", "CNCL", "RJCR"]))]
+                # Never forwarded (held and cancelled here, or refused for the cap): the
+                # request's resolution is refused; under policy reject, so is the request.
+                unanswerable += len(resolution) if capped_out else 0
+            elif extra == "copy":
                 mine.append(payment)
             elif extra == "resend":
                 mine.append(
@@ -150,14 +179,16 @@ def traffic(draw: st.DrawFn) -> Traffic:
             "rejected": [_rejected(status)],
             "returned": [status, back],
         }[draw(st.sampled_from(["none", "accepted", "rejected", "returned"]))]
-        theirs.extend(answers)
+        theirs.extend(answers + resolution)
         unanswerable += len(answers) if capped_out else 0
     if draw(st.booleans()):
         # A DVP instruction from offshore, and onshore's rejection of it.
         partitions[("offshore", 0)].append(sample("offshore", "sese.023.001.09"))
         if draw(st.booleans()):
             partitions[("onshore", 0)].append(sample("onshore", "sese.024.001.10"))
-    return Traffic(partitions, frozenset(booked), reused, unanswerable, frozenset(held))
+    return Traffic(
+        partitions, frozenset(booked), reused, unanswerable, frozenset(held), frozenset(cancelled)
+    )
 
 
 @dataclass
@@ -356,15 +387,26 @@ def test_any_delivery_of_real_traffic_ends_as_one_record_at_a_time(
         # booked once, every other one held or refused, and nothing else refused but the
         # reused ids and the answers to what never reached the other side.
         obligations, _, held, cycles, outputs = reference
+        event(f"held payments cancelled by their payer: {len(sent.cancelled) > 0}")
+        event(f"cancellation outputs: {any(b'camt.0' in o[2] for o in outputs)}")
         assert isinstance(obligations, list) and isinstance(outputs, list)
         assert isinstance(held, list)
         references = {o[0] for o in obligations}
         assert sent.booked <= references and not sent.held & references, obligations
-        status = {"queue": "queued", "reject": "refused"}[policy]
-        assert [s for _, s in held] == [status] * len(sent.held), held
+        if policy == "queue":
+            # A held payment its payer cancels leaves the queue (the gateway answers CNCL).
+            statuses = {"queued": len(sent.held - sent.cancelled), "cancelled": len(sent.cancelled)}
+        else:
+            statuses = {"refused": len(sent.held)}
+        assert Counter(s for _, s in held) == +Counter(statuses), held
+        # No payment is both voided (rejected, cancelled) and given back by a return.
+        void = {o[0] for o in obligations if o[2] == "void"}
+        assert not {f"return:{r}" for r in void} & references, obligations
         assert [(c[0], c[1]) for c in cycles] == [("CNY-000001", "settled"), ("CNY-000002", "open")]
         dead = [key for topic, key, _ in outputs if topic == config.kafka.dlq_topic]
-        assert len(dead) == sent.reused + sent.unanswerable, dead
+        # Under policy reject, a cancellation of a payment refused for its cap finds nothing.
+        refused_requests = len(sent.cancelled) if policy == "reject" else 0
+        assert len(dead) == sent.reused + sent.unanswerable + refused_requests, dead
         for what, one, other in zip(
             ("obligations", "positions", "held", "cycles", "outputs"),
             reference,

@@ -291,7 +291,8 @@ def build_camt029(
 
     requester = first("Assgnmt", "Assgnr", "Agt")
     assert requester is not None, "a camt.056 names its assigner (profile)"
-    case = first("Undrlyg", "TxInf", "Case") or first("Case")
+    case = first("Undrlyg", "TxInf", "Case")
+    case = first("Case") if case is None else case
     resolution_id = derive_id("GWCX", status, ids.reference, ids.payload_ref)
     body = [
         c.Assgnmt(
