@@ -2,8 +2,10 @@
 sequential reference model (tests/settlement_model.py) does, on SQLite and PostgreSQL.
 
 Traffic: capped and uncapped payments in two currencies, rejections (voids) of payments before
-and after them, returns (a second return of one payment included), exact copies, PssblDplct
-resends, operator closes with the RTGS's confirmations and rejections, payments over their cap
+and after them, returns (a second return of one payment included), cancellation requests (each
+read as if its payment were held: the transaction finds it held, or released by a credit
+earlier in the batch, or booked) and cancellations accepted by the other side, exact copies,
+PssblDplct resends, operator closes with the RTGS's confirmations and rejections, payments over their cap
 (queue and reject policies). Delivery: batch boundaries at random; after a batch commits, a
 crash may replay part of it with what follows. Operator closes happen between batches, as in
 the service (they are not records).
@@ -88,7 +90,9 @@ def traffic(draw: st.DrawFn) -> list[Item]:
     answers = draw(
         st.lists(
             st.tuples(
-                st.sampled_from(["reject", "return", "copy", "resend", "close", "confirm"]),
+                st.sampled_from(
+                    ["reject", "return", "cancel", "accept", "copy", "resend", "close", "confirm"]
+                ),
                 st.integers(0, len(pays) - 1),
                 st.sampled_from(["CNY", "HKD"]),
                 st.integers(1, 3),
@@ -111,6 +115,21 @@ def traffic(draw: st.DrawFn) -> list[Item]:
             back = Obligation(o.payee, o.payer, o.amount, f"return:{o.reference}")
             item = Effects(
                 [(f"rtr-{j}", f"fp-rtr-{j}")], list(_row(f"rtr-{j}", f"return of {i}")), [back]
+            )
+        elif kind == "cancel":
+            # Forwarded (`outbox`), unless the payment is still held: then cancelled here and
+            # answered with `held_outbox`.
+            item = Effects(
+                [(f"cxl-{j}", f"fp-cxl-{j}")],
+                list(_row(f"cxl-{j}", f"cancellation of {i}, forwarded")),
+                cancel_held=o.reference,
+                held_outbox=list(_row(f"cxl-{j}", f"payment {i} cancelled here")),
+            )
+        elif kind == "accept":
+            item = Effects(
+                [(f"cncl-{j}", f"fp-cncl-{j}")],
+                list(_row(f"cncl-{j}", f"cancellation of {i} accepted")),
+                voids_open=[o.reference],
             )
         elif kind == "copy":
             item = records[i]
