@@ -26,7 +26,13 @@ from gateway.messages.registry import CAPPED, message_type
 from gateway.reading import Reading
 from gateway.sides import Side
 from gateway.state.base import ClaimState, Effects, OutboxRow
-from gateway.translation import Correlation, MemoryCorrelations, Outcome, Translator
+from gateway.translation import (
+    Correlation,
+    Correlations,
+    MemoryCorrelations,
+    Outcome,
+    Translator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,25 @@ class Prepared:
     def claim_keys(self) -> list[str]:
         """The keys the store is asked about before the batch is decided."""
         return [self.keys.message, *self.keys.transactions] if self.keys else []
+
+
+class _LookUpOnly:
+    """Correlations to look up in, never to add to."""
+
+    def __init__(self, inner: Correlations) -> None:
+        self.inner = inner
+
+    def remember(self, entry: Correlation) -> None:
+        pass
+
+    def find(self, key: str) -> Correlation | None:
+        return self.inner.find(key)
+
+    def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None:
+        return self.inner.find_outbound(biz_msg_idr_or_msg_id)
+
+    def find_held(self, key: str) -> Correlation | None:
+        return self.inner.find_held(key)
 
 
 def _ascii(text: str, limit: int = 500) -> bytes:
@@ -130,6 +155,11 @@ class Decider:
             if earlier.fingerprint != p.fingerprint:
                 msg = self.message(p)
                 if own is None and message_type(reading.msg_def).clash == "PDCR":
+                    # Whoever may not ask at all is told so (AG01), not that a request of
+                    # someone else's is pending.
+                    refused = self._refused_anyway(p, msg, keys)
+                    if refused is not None:
+                        return refused
                     error = refusal(
                         msg,
                         "PDCR",
@@ -215,6 +245,21 @@ class Decider:
             cancel_held=outcome.held_cancel,
             held_outbox=held_outbox,
         )
+
+    def _refused_anyway(
+        self, p: Prepared, msg: BusinessMessage, keys: IdempotencyKeys
+    ) -> Effects | None:
+        """The refusal a record would get on its own merits (not for a missing original),
+        found without learning anything from it; None if it would not be refused."""
+        known = self.translator.correlations
+        self.translator.correlations = _LookUpOnly(known)
+        try:
+            outcome = self.translator.process_message(msg, keys, p.source)
+        finally:
+            self.translator.correlations = known
+        if outcome.accepted or isinstance(outcome.error, errors.Uncorrelated):
+            return None
+        return self._reject_effects(p, outcome, [(keys.message, p.fingerprint)])
 
     def _cap(self, outcome: Outcome) -> Decimal | None:
         """The payer's net debit cap, for a new payment instruction (returns are not capped:

@@ -77,23 +77,9 @@ async def test_a_forwarded_payment_is_cancelled_across_and_refusals_are_answered
         on_out, off_out = config.onshore.outbound_topic, config.offshore.outbound_topic
         await gw.publish("onshore", sample("onshore", "pacs.008.001.08"))
         assert len(await gw.read(off_out, 1)) == 1
-        # Refused, never forwarded: a participant that did not instruct the payment, and a
-        # request from the other side. Each is answered RJCR (AG01) to its sender.
-        other_bank = _by(_variant(request, 2), CAPPED)
-        wrong_side = sample("offshore", "camt.056.001.08").replace(
-            b"5e9d2a7b-3c84-4f1e-a6b2-8d0c4e7f1a22", UETR.encode()
-        )
-        await gw.publish("onshore", other_bank)
-        await gw.publish("offshore", wrong_side)
-        refused = _checked(await gw.read(on_out, 1), "onshore", profiles)
-        assert _resolution(refused[0]) == ("RJCR", "AG01")
-        out = await gw.read(off_out, 2)
-        refused = _checked(_of(out, "camt.029.001.09"), "offshore", profiles)
-        assert [_resolution(m) for m in refused] == [("RJCR", "AG01")]
-
         # The payer's request crosses over, naming the payment by the ids the gateway gave it.
         await gw.publish("onshore", request)
-        out = await gw.read(off_out, 3)
+        out = await gw.read(off_out, 2)
         [forwarded] = _checked(_of(out, "camt.056.001.08"), "offshore", profiles)
         payment = read_message(_of(out, "pacs.008.001.08")[0].value)
         tx = "FIToFIPmtCxlReq/Undrlyg/TxInf"
@@ -102,7 +88,22 @@ async def test_a_forwarded_payment_is_cancelled_across_and_refusals_are_answered
         )
         assert forwarded.doc_text(f"{tx}/OrgnlUETR") == UETR
         assert forwarded.doc_text(f"{tx}/CxlRsnInf/Rsn/Cd") == "DUPL"
-        # A second request while the first is being resolved: PDCR, not forwarded.
+
+        # Refused, never forwarded: a participant that did not instruct the payment, and a
+        # request from the other side, each answered RJCR AG01 to its sender (not PDCR,
+        # although a request for the payment is pending).
+        other_bank = _by(_variant(request, 2), CAPPED)
+        wrong_side = sample("offshore", "camt.056.001.08").replace(
+            b"5e9d2a7b-3c84-4f1e-a6b2-8d0c4e7f1a22", UETR.encode()
+        )
+        await gw.publish("onshore", other_bank)
+        await gw.publish("offshore", wrong_side)
+        refused = _checked(await gw.read(on_out, 1), "onshore", profiles)
+        assert _resolution(refused[0]) == ("RJCR", "AG01")
+        out = await gw.read(off_out, 3)
+        refused = _checked(_of(out, "camt.029.001.09"), "offshore", profiles)
+        assert [_resolution(m) for m in refused] == [("RJCR", "AG01")]
+        # The payer's second request while the first is being resolved: PDCR, not forwarded.
         await gw.publish("onshore", _variant(request, 3))
         answers = _checked(_of(await gw.read(on_out, 2), "camt.029.001.09"), "onshore", profiles)
         assert sorted(_resolution(m) for m in answers) == [("PDCR", None), ("RJCR", "AG01")]
