@@ -2,8 +2,9 @@
 (`connect_gateway`), as partner teams use it.
 
 tests/captures/flows.jsonl holds inbound traffic for every flow and reject path (instructions
-both ways, answers, an answer ahead of its original, copies, a resend, a reused id, messages
-only the gateway may send, the wrong dialect, hostile XML, binary noise);
+both ways, answers, an answer ahead of its original, copies, a resend, a reused id,
+cancellation requests and their resolutions (forwarded, AG01, PDCR, NOOR, an unknown
+request's resolution), messages only the gateway may send, the wrong dialect, hostile XML, binary noise);
 flows.golden.jsonl what the gateway publishes for it. `pytest --update-golden` rewrites it.
 """
 
@@ -32,7 +33,8 @@ def test_every_flow_and_reject_path_replays_to_its_golden_outputs(
 ) -> None:
     outputs = connect_gateway.run_capture(CAPTURES / "flows.jsonl")
     kinds = {dict(r.headers).get("reject-reason", b"ok").decode() for r in outputs}
-    assert {"ok", "AG01", "DU01", "FF01", "NARR"} <= kinds  # the reject paths are there
+    # The reject paths are there (PDCR and NOOR: cancellation requests answered camt.029).
+    assert {"ok", "AG01", "DU01", "FF01", "NARR", "PDCR", "NOOR"} <= kinds
     connect_gateway.assert_golden(outputs, CAPTURES / "flows.golden.jsonl")
 
 
@@ -70,7 +72,8 @@ def test_a_capture_from_a_running_gateway_replays_into_a_fresh_one_with_the_same
         "2",
     )
     assert done.returncode == 0, done.stderr
-    assert f"captured 23 records to {captured}" in done.stderr
+    sent = len(list(read_capture(CAPTURES / "flows.jsonl")))
+    assert f"captured {sent} records to {captured}" in done.stderr
     assert not captured.with_name("taken.jsonl.part").exists()
     records = list(read_capture(captured))
     assert any(r.value and r.value.startswith(b"\x00\x01") for r in records)  # binary kept
@@ -99,8 +102,8 @@ def test_a_capture_from_a_running_gateway_replays_into_a_fresh_one_with_the_same
             "max",
         )
         assert done.returncode == 0, done.stderr
-        assert "replayed 23 records" in done.stderr
-        again = fresh.outputs(inputs=23)
+        assert f"replayed {sent} records" in done.stderr
+        again = fresh.outputs(inputs=sent)
     finally:
         fresh.stop()
     assert normalise(again) == normalise(expected)

@@ -45,8 +45,11 @@ def run_case(case: dict[str, Any]) -> Outcome:
             translation=TranslationSection(settlement_date_policy=case["settlement_date_policy"]),
         )
     translator = Translator(config, clock=lambda: FIXED)
+    # Originals come from the other side (what an answer answers), or from the case's own
+    # side when it says so (a cancellation request names its sender's own payment).
     for original in case.get("originals", []):
-        primed = translator.process((ROOT / original).read_bytes(), other_side(case["from"]))
+        side = case.get("originals_from", other_side(case["from"]))
+        primed = translator.process((ROOT / original).read_bytes(), side)
         assert primed.accepted, primed.error
     return translator.process(case_input(case), case["from"])
 

@@ -57,8 +57,9 @@ class Variable:
         "not-before",
         "attempt",
     )
-    # XML elements holding the time a message was made.
-    elements: tuple[str, ...] = ("CreDt", "CreDtTm", "RjctnDtTm")
+    # XML elements holding the time a message was made (OrgnlCreDtTm: a forwarded
+    # cancellation request names its payment as the gateway sent it, at the gateway's time).
+    elements: tuple[str, ...] = ("CreDt", "CreDtTm", "RjctnDtTm", "OrgnlCreDtTm")
 
 
 VARIES = Variable()
