@@ -7,18 +7,23 @@ Every output is checked against its side's profile and the official schemas.
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from gateway.config import Config, StateSection
+from gateway.config import Config, MqttSection, StateSection
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
 from gateway.sides import Side
 from tests.conformance import assert_officially_valid
-from tests.harness import gateway_config, running_gateway, sample
+from tests.conftest import ROOT
+from tests.harness import gateway_config, http_get, running_gateway, sample
+from tests.ops_io import Listener, scrape
+from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.kafka
 
@@ -152,20 +157,33 @@ def _capped_config(state: StateSection, tmp: Path, cap: str) -> Config:
     return gateway_config(f"t{uuid.uuid4().hex[:10]}", state, base=base)
 
 
+@pytest.mark.mqtt
 async def test_a_held_payment_is_cancelled_by_the_gateway_and_those_behind_it_move_up(
-    kafka_bootstrap: str, state: StateSection, tmp_path: Path, profiles: dict[str, ProfileSet]
+    kafka_bootstrap: str,
+    state: StateSection,
+    tmp_path: Path,
+    profiles: dict[str, ProfileSet],
+    mosquitto: Mosquitto,
 ) -> None:
     """Cap 15.00: payment 1 (10.00) is booked; 2 (10.00) would exceed the cap and is held; 3
     (3.00) waits behind it. The payer cancels 2: the gateway answers CNCL itself, nothing goes
-    to the other side for it, and 3 now fits: it is released and forwarded."""
-    config = _capped_config(state, tmp_path, "15.00")
+    to the other side for it, and 3 now fits: it is released and forwarded. The outcome is an
+    MQTT event and a metric."""
+    prefix = f"cgw/{uuid.uuid4().hex[:8]}"
+    config = dataclasses.replace(
+        _capped_config(state, tmp_path, "15.00"),
+        mqtt=MqttSection(mosquitto.host, mosquitto.port, f"gw-{prefix[4:]}", prefix=prefix),
+    )
     uetrs = [str(uuid.uuid4()) for _ in range(3)]
     payment = _by(sample("onshore", "pacs.008.001.08"), CAPPED)
     payments = [
         _variant(payment, n + 1, uetrs[n], amount)
         for n, amount in enumerate(["10.00", "10.00", "3.00"])
     ]
-    async with running_gateway(config, kafka_bootstrap) as gw:
+    async with (
+        Listener(mosquitto, prefix, "dashboard") as seen,
+        running_gateway(config, kafka_bootstrap, operated=True) as gw,
+    ):
         on_out, off_out = config.onshore.outbound_topic, config.offshore.outbound_topic
         await gw.publish("onshore", *payments, key=b"jadb")
         assert len(await gw.read(off_out, 1, settle=3.0)) == 1  # 2 and 3 are held
@@ -185,6 +203,18 @@ async def test_a_held_payment_is_cancelled_by_the_gateway_and_those_behind_it_mo
         await gw.publish("offshore", _by(resolution, CAPPED))
         assert len(_of(await gw.read(off_out, 3), "admi.002.001.01")) == 1
         assert len(await gw.read(on_out, 1, settle=1.0)) == 1  # nothing more to the payer
+
+        event = await seen.wait_for(f"{prefix}/message/onshore", status="cancelled")
+        assert event["message_type"] == "camt.056.001.08" and event["reason"] is None
+        assert gw.ops is not None
+        _, body = await http_get(gw.ops.http_port, "/metrics")
+        on = (("outcome", "cancelled"), ("side", "onshore"))
+        assert scrape(body)[("gateway_messages_processed_total", on)] == 1
+    schema = json.loads(
+        (ROOT / "docs" / "events.md").read_text().split("```json\n")[1].split("```")[0]
+    )
+    for _, payload, _ in seen.got:
+        jsonschema.validate(payload, schema)
 
 
 async def test_a_cancellation_accepted_once_netted_waits_for_the_return(
