@@ -141,6 +141,14 @@ async def test_a_forwarded_payment_is_cancelled_across_and_refusals_are_answered
         kinds = sorted(dict(r.headers)["message-type"] for r in dead)
         assert kinds == [b"camt.029.001.09"] + [b"camt.056.001.08"] * 4
 
+        # The cycle's report shows the cancelled payment: voided, not netted.
+        assert gw.cycles is not None
+        assert await gw.cycles.close_now("CNY") == "CNY-000001"
+        (closed, _) = await gw.store.cycles("CNY")
+        report = json.loads(closed.summary or "{}")
+        assert report["voided"] == {"obligations": 1, "gross": "1250000.00"}
+        assert report["obligations"] == 0 and report["gross"] == "0.00"
+
 
 def _capped_config(state: StateSection, tmp: Path, cap: str) -> Config:
     """JADBCNBJXXX's net debit cap set to `cap` (policy queue)."""

@@ -215,7 +215,8 @@ class CycleManager:
             reference = instructions[0].msg_id
         else:  # the transfers' common EndToEndId
             reference = derive_id("SI", cycle.id, cycle.currency)
-        report = summary(cycle.id, cycle.cut_off, netting, totals, reference)
+        voided = await self.store.voided(cycle.id)
+        report = summary(cycle.id, cycle.cut_off, netting, totals, reference, voided)
         rtgs = self.config.settlement.rtgs_side
         close = Close("instructed" if instructions else "settled", report, reference=reference)
         for i in instructions:

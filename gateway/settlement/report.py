@@ -22,7 +22,11 @@ def summary(
     netting: Netting,
     totals: dict[str, tuple[int, int, int, int]],
     instruction_id: str | None,
+    voided: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:
+    """`voided`: (count, minor units) of the cycle's obligations voided before it closed
+    (rejected by the other side, or cancelled): not netted, shown so a cancelled payment's
+    effect is visible."""
     currency = netting.currency
 
     def amount(units: int) -> str:
@@ -50,6 +54,7 @@ def summary(
         "gross": amount(netting.gross),
         "net": amount(netting.net),
         "efficiency": round(netting.efficiency, 6),
+        "voided": {"obligations": voided[0], "gross": amount(voided[1])},
         "participants": participants,
         "bilateral": [
             {"from": a, "to": b, "net": amount(units)}

@@ -168,6 +168,10 @@ class CycleStore(Protocol):
         """The running positions the batches kept for the cycle (minor units)."""
         ...
 
+    async def voided(self, cycle: str) -> tuple[int, int]:
+        """(count, minor units) of the cycle's voided obligations (rejected, cancelled)."""
+        ...
+
     async def finish_close(
         self,
         cycle: str,

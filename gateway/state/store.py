@@ -220,6 +220,17 @@ class Store:
 
         return await self.backend.run(work, write=False)
 
+    async def voided(self, cycle: str) -> tuple[int, int]:
+        async def work(tx: Tx) -> tuple[int, int]:
+            rows = await tx.fetch(
+                "SELECT COUNT(*), COALESCE(SUM(units), 0) FROM obligations "
+                "WHERE cycle = ? AND status = 'void'",
+                cycle,
+            )
+            return int(rows[0][0]), int(rows[0][1])
+
+        return await self.backend.run(work, write=False)
+
     async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
         async def work(tx: Tx) -> dict[str, tuple[int, int, int, int]]:
             return participant_totals(await tx.fetch(_TOTALS_SQL, cycle, cycle))
