@@ -830,9 +830,7 @@ class Translator:
         cap) answered CNCL by the gateway, which the batch's transaction decides."""
         uetr = req.original_uetr
         entry = self.correlations.find(f"uetr:{uetr}")
-        held = entry is None and self.correlations.find_held(f"uetr:{uetr}") is not None
-        if held:
-            entry = self.correlations.find_held(f"uetr:{uetr}")
+        held = entry is None and (entry := self.correlations.find_held(f"uetr:{uetr}")) is not None
         if entry is None:
             # Retried first (it may have overtaken its payment), then refused RJCR NOOR.
             root = ctx.msg.document.getroottree().getroot()

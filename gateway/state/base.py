@@ -55,8 +55,9 @@ class Effects:
     # What a refusal for the cap must answer: the source side and the input record.
     source: str = ""
     value: bytes = b""
-    # What the pipeline decided (translated, rejected, retry, resend, answered) and the
-    # reject's reason code: for metrics and events only.
+    # What the pipeline decided (translated, rejected, retry, resend, answered; a request
+    # read while its payment was held: cancelled or translated, set by the batch's plan) and
+    # the reject's reason code: for metrics and events only.
     outcome: str = "translated"
     reason: str = ""
     detail: str = ""  # a reject's reason in words, for its log line

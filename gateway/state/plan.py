@@ -95,6 +95,9 @@ def plan_batch(batch: list[Effects], ledger: Ledger, held_ids: Iterator[int]) ->
             # What it turned out to be, for metrics and events (each attempt decides afresh).
             e.outcome = "cancelled" if here else "translated"
         if here:
+            assert e.held_outbox and not e.obligations, (
+                "a request cancelled here answers, books nothing"
+            )
             plan.cancelled_here.add(e.claims[0][0])
         for reference in e.voids:
             ledger.void(reference)

@@ -94,18 +94,20 @@ class Store:
 
     async def correlations(self, refs: list[str]) -> list[Correlation]:
         async def work(tx: Tx) -> list[Correlation]:
+            # With them, payments held for their cap, by key only, marked held: a cancellation
+            # request may see them, nothing else (they never reached the other side). One
+            # statement: this is every batch's read.
             rows = await tx.fetch_in(
-                "SELECT key, data FROM correlations WHERE key {in} "
-                "OR outbound_biz_msg_idr {in} OR outbound_msg_id {in}",
+                "SELECT key, data, 0 FROM correlations WHERE key {in} "
+                "OR outbound_biz_msg_idr {in} OR outbound_msg_id {in} "
+                "UNION ALL SELECT key, data, 1 FROM held_correlations WHERE key {in}",
                 refs,
             )
-            found = {key: correlation_from_json(data) for key, data in rows}
-            # Payments held for their cap, by key only: marked held, for a cancellation
-            # request (nothing else answers a payment that never reached the other side).
-            held = await tx.fetch_in("SELECT key, data FROM held_correlations WHERE key {in}", refs)
-            for key, data in held:
-                if key not in found:
-                    found[key] = replace(correlation_from_json(data), held=True)
+            found: dict[str, Correlation] = {}
+            for key, data, held in sorted(rows, key=lambda row: row[2]):
+                if key not in found:  # released meanwhile: its forwarded correlation wins
+                    entry = correlation_from_json(data)
+                    found[key] = replace(entry, held=True) if held else entry
             return list(found.values())
 
         return await self.backend.run(work, write=False) if refs else []
