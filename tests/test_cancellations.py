@@ -251,3 +251,36 @@ async def test_a_cancellation_accepted_once_netted_waits_for_the_return(
             "HPCBCNSHXXX": 125000000,
             "VHBKHKHHXXX": -125000000,
         }
+
+
+async def test_a_refused_cancellation_goes_back_and_changes_nothing(
+    kafka_bootstrap: str, state: StateSection, profiles: dict[str, ProfileSet]
+) -> None:
+    """Offshore asks; onshore refuses (RJCR, with its reason): the refusal is carried back to
+    the offshore payer, and the payment stays booked."""
+    config = gateway_config(f"t{uuid.uuid4().hex[:10]}", state)
+    offshore_uetr = "5e9d2a7b-3c84-4f1e-a6b2-8d0c4e7f1a22"  # the offshore samples' payment
+    refusal = (
+        sample("onshore", "camt.029.001.09")
+        .replace(b"<Conf>CNCL</Conf>", b"<Conf>RJCR</Conf>")
+        .replace(
+            b"<TxCxlSts>ACCR</TxCxlSts>",
+            (
+                "<TxCxlSts>RJCR</TxCxlSts><CxlStsRsnInf><Rsn><Cd>CUST</Cd></Rsn>"
+                "<AddtlInf>收款人拒绝 beneficiary declines</AddtlInf></CxlStsRsnInf>"
+            ).encode(),
+        )
+    )
+    async with running_gateway(config, kafka_bootstrap) as gw:
+        on_out, off_out = config.onshore.outbound_topic, config.offshore.outbound_topic
+        await gw.publish("offshore", sample("offshore", "pacs.008.001.08"))
+        await gw.publish("offshore", sample("offshore", "camt.056.001.08"))
+        assert len(_of(await gw.read(on_out, 2), "camt.056.001.08")) == 1
+        await gw.publish("onshore", refusal)
+        [back] = _checked(_of(await gw.read(off_out, 1), "camt.029.001.09"), "offshore", profiles)
+        assert _resolution(back) == ("RJCR", "CUST")
+        assert (
+            back.doc_text("RsltnOfInvstgtn/CxlDtls/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId")
+            == "OFF-MSG-P8-0001"
+        )
+        assert _statuses(await gw.store.obligations()) == {offshore_uetr: "open"}

@@ -21,7 +21,7 @@ from gateway.iso20022.reader import read_message
 from gateway.sides import Side, other_side
 from gateway.translation import Translator
 from tests.conformance import assert_officially_valid
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SAMPLES
 from tests.corpus import ANSWERS, Example, adapt, adapt_answer, examples
 
 # What adapt() may change: the scheme agents' identification, the header's parties, BizSvc.
@@ -79,6 +79,8 @@ def test_an_adapted_example_is_the_published_one_with_only_identifiers_currency_
 MAPPED = (
     "GrpHdr/MsgId=",
     "GrpHdr/CreDtTm=",
+    "Assgnmt/Id=",  # a case's own identification, issued by the gateway
+    "Assgnmt/CreDtTm=",
     "InstgAgt/FinInstnId/BICFI=",
     "InstdAgt/FinInstnId/BICFI=",
     "InstgAgt/FinInstnId/ClrSysMmbId",
@@ -214,3 +216,21 @@ def test_our_rich_samples_translate_whole(
     assert_officially_valid(given, outcome.message)
     if source == "onshore":  # every Chinese text made Latin, each original kept beside it
         assert len(outcome.notes) == outcome.message.count(b"<OrgnlTxt ") == 13
+
+
+def test_a_rich_cancellation_request_translates_whole(profiles: dict[str, ProfileSet]) -> None:
+    """A request with what CBPR+ lets a camt.056 carry (case, original references, reasons
+    with their originator, the original transaction's parties and remittance, Chinese text):
+    carried whole offshore, the Chinese originals kept beside their Latin forms."""
+    translator = Translator(Config())
+    payment = translator.process(
+        (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes(), "onshore"
+    )
+    assert payment.accepted, payment.error
+    given = (ROOT / "samples/onshore/rich/camt.056.001.08-max.xml").read_bytes()
+    outcome = translator.process(given, "onshore")
+    assert outcome.accepted, outcome.error
+    profiles["offshore"].validate(read_message(outcome.message))
+    assert_carried_whole(given, outcome.message)
+    assert_officially_valid(given, outcome.message)
+    assert outcome.message.count(b"<OrgnlTxt ") >= 1
