@@ -69,8 +69,8 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("/RltdRmtInf/", "remittance"),
     ("/StsRsnInf/AddtlInf", "status.info"),
     ("/RtrRsnInf/AddtlInf", "return.info"),
-    ("/CxlRsnInf/AddtlInf", "status.info"),
-    ("/CxlStsRsnInf/AddtlInf", "status.info"),
+    ("/CxlRsnInf/AddtlInf", "cancellation.info"),
+    ("/CxlStsRsnInf/AddtlInf", "cancellation.info"),
 )
 
 
