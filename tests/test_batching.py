@@ -393,3 +393,54 @@ async def test_the_same_traffic_batched_or_trickled_ends_in_the_same_state(
         ("sese:OFF-SESE-0001", "10125000.00", "void"),
     ]
     assert sum(positions.values()) == 0 and sorted(positions.values()) == [-125000000, 125000000]
+
+
+@pytest.mark.parametrize("first", ["credit", "cancel"])
+async def test_a_cancellation_racing_a_cap_release_in_one_batch(
+    state: StateSection, first: str
+) -> None:
+    """A's payment 2 is held behind its cap; a credit to A and A's request to cancel 2 come in
+    one batch. Credit first: 2 is released and out there, so the request is forwarded. Request
+    first: 2 is cancelled here (the gateway's answer instead), and the credit releases
+    nothing else. Either way 2 is booked, or cancelled, once: never both."""
+
+    def pay(n: int, payer: str, payee: str, amount: str) -> Effects:
+        o = Obligation(payer, payee, Money(Decimal(amount), "CNY"), f"uetr-{n}")
+        return Effects(
+            [(f"msg-{n}", "fp")], list(_row(f"pay-{n}", f"payment {n}")), [o], cap=Decimal(10)
+        )
+
+    cancel = Effects(
+        [("cxl-2", "fp")],
+        list(_row("cxl-2", "request forwarded")),
+        cancel_held="uetr-2",
+        held_outbox=list(_row("cxl-2", "cancelled here")),
+    )
+    credit = pay(3, "B", "A", "8.00")
+    store = store_for(state)
+    await store.open()
+    try:
+        await store.commit_batch([pay(1, "A", "B", "5.00"), pay(2, "A", "B", "8.00")], Rules(T0))
+        assert [h.status for h in await store.held()] == ["queued"]
+        batch = [credit, cancel] if first == "credit" else [cancel, credit]
+        await store.commit_batch(batch, Rules(T0))
+        published: dict[bytes, bytes] = {}
+
+        async def collect(rows: list[OutboxRow]) -> None:
+            published.update((r.key, r.value) for r in rows)
+
+        await store.relay(100, collect)
+        statuses = {o.reference: s for o, s in await store.obligations()}
+        if first == "credit":
+            assert [h.status for h in await store.held()] == ["released"]
+            assert published[b"cxl-2"] == b"request forwarded"
+            assert statuses == {"uetr-1": "open", "uetr-2": "open", "uetr-3": "open"}
+            assert cancel.outcome == "translated"
+        else:
+            assert [h.status for h in await store.held()] == ["cancelled"]
+            assert published[b"cxl-2"] == b"cancelled here"
+            assert b"pay-2" not in published
+            assert statuses == {"uetr-1": "open", "uetr-3": "open"}
+            assert cancel.outcome == "cancelled"
+    finally:
+        await store.close()
