@@ -86,11 +86,27 @@ sed -e 's/ON-BIZ-P8-0001/ON-BIZ-P8-0002/; s/ON-MSG-P8-0001/ON-MSG-P8-0002/' \
     -e 's/0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01/6f1d2c3b-4a5e-4f60-8a71-92b3c4d5e6f7/' \
     -e 's/>1250000.00</>250000.00</' samples/onshore/pacs.008.001.08.xml >"$out/one-way.xml"
 publish --side onshore "$out/one-way.xml"
+echo "== a payment sent by mistake: its payer asks to cancel it, the receiver accepts (camt.056, camt.029 CNCL)"
+mistake=7a3e5c1d-9b2f-4e8a-b6c4-1d2e3f4a5b6c
+sed -e 's/ON-BIZ-P8-0001/ON-BIZ-P8-0003/; s/ON-MSG-P8-0001/ON-MSG-P8-0003/' \
+    -e "s/0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01/$mistake/" \
+    -e 's/>1250000.00</>80000.00</' samples/onshore/pacs.008.001.08.xml >"$out/mistake.xml"
+sed -e 's/ON-MSG-P8-0001/ON-MSG-P8-0003/' -e "s/0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01/$mistake/" \
+    -e 's/>1250000.00</>80000.00</' samples/onshore/camt.056.001.08.xml >"$out/cancel.xml"
+sed -e 's/ON-MSG-P8-0001/ON-MSG-P8-0003/' -e "s/0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01/$mistake/" \
+    samples/offshore/camt.029.001.09.xml >"$out/cancelled.xml"
+publish --side onshore "$out/mistake.xml"
+sleep 1
+publish --side onshore "$out/cancel.xml"
+sleep 1
+publish --side offshore "$out/cancelled.xml"
 sleep 6  # the uncorrelated answers use their retries (0.5 s, 1 s), then are refused
 
 echo "== the operator closes the CNY settlement cycle (net positions -> pacs.029 to the RTGS)"
 connect-gateway cycle close --currency CNY
 connect-gateway cycle report CNY-000001 --format csv
+connect-gateway cycle report CNY-000001 --format json | python -c \
+  'import json, sys; print("voided before the close:", json.load(sys.stdin)["voided"])'
 sleep 2  # the service's relay publishes what the close queued
 echo "== the RTGS confirms the pacs.029 (ACSC): the cycle is settled"
 publish --side offshore samples/offshore/rtgs/pacs.002.001.10-settles-CNY-000001.xml
@@ -130,6 +146,8 @@ $out/gateway.log). What the listing shows:
   attempt 2, 3    an answer that came before its original waited on a retry topic
   NARR            an answer to nothing the gateway sent: refused once its retries ran out
   FF01            a message that is not valid ISO 20022 (or not of this side's dialect)
+  camt.056/029    the payment sent by mistake: cancelled across before the close, so the
+                  cycle report lists it under "voided" and nets without it
   DS21            an unsigned message (the pacs.029 in the gateway's own name: no sender holds
                   its key); every partner message here is signed by its sender (keys in
                   $out/keys, made above), and everything the gateway published carries its own
