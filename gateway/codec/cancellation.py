@@ -8,27 +8,14 @@ from gateway.canonical import (
     CancellationRequest,
     CancellationResolution,
     OriginalGroup,
-    Reason,
 )
 from gateway.codec.context import DecodeContext
-from gateway.iso20022.tree import Map, Node, many, one, txt
+from gateway.codec.status import original_group, reasons
+from gateway.iso20022.tree import Map, many, one, txt
 
 
-def _original_group(m: Map | None) -> OriginalGroup | None:
-    if m is None:
-        return None
-    return OriginalGroup(
-        txt(m, "OrgnlMsgId") or "", txt(m, "OrgnlMsgNmId") or "", txt(m, "OrgnlCreDtTm")
-    )
-
-
-def _reasons(items: list[Node], code: str) -> tuple[Reason, ...]:
-    out = []
-    for item in items:
-        if isinstance(item, dict):
-            info = tuple(x for x in many(item, "AddtlInf") if isinstance(x, str))
-            out.append(Reason(txt(item, "Rsn", code), txt(item, "Rsn", "Prtry"), info))
-    return tuple(out)
+def _original(m: Map | None) -> OriginalGroup | None:
+    return original_group(m) if m is not None else None
 
 
 def decode_request(ctx: DecodeContext) -> CancellationRequest:
@@ -42,9 +29,9 @@ def decode_request(ctx: DecodeContext) -> CancellationRequest:
         assigner=ctx.agent(one(one(assignment, "Assgnr"), "Agt"), "Assgnr"),
         assignee=ctx.agent(one(one(assignment, "Assgne"), "Agt"), "Assgne"),
         original_uetr=txt(tx, "OrgnlUETR") or "",
-        original_group=_original_group(one(tx, "OrgnlGrpInf")),
+        original_group=_original(one(tx, "OrgnlGrpInf")),
         case_id=txt(case, "Id"),
-        reasons=_reasons(many(tx, "CxlRsnInf"), "Cd"),
+        reasons=reasons(many(tx, "CxlRsnInf")),
     )
 
 
@@ -59,7 +46,7 @@ def decode_resolution(ctx: DecodeContext) -> CancellationResolution:
         status=txt(one(root, "Sts"), "Conf") or "",
         original_uetr=txt(tx, "OrgnlUETR") or "",
         transaction_status=txt(tx, "TxCxlSts"),
-        original_group=_original_group(one(tx, "OrgnlGrpInf")),
+        original_group=_original(one(tx, "OrgnlGrpInf")),
         case_id=txt(case, "Id"),
-        reasons=_reasons(many(tx, "CxlStsRsnInf"), "Cd"),
+        reasons=reasons(many(tx, "CxlStsRsnInf")),
     )

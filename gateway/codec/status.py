@@ -14,13 +14,15 @@ from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, dec
 from gateway.iso20022.tree import Map, Node, Spec, leaf, many, one, txt
 
 
-def _original_group(m: Map | None) -> OriginalGroup:
+def original_group(m: Map | None) -> OriginalGroup:
     return OriginalGroup(
         txt(m, "OrgnlMsgId") or "", txt(m, "OrgnlMsgNmId") or "", txt(m, "OrgnlCreDtTm")
     )
 
 
-def _reasons(items: list[Node]) -> tuple[Reason, ...]:
+def reasons(items: list[Node]) -> tuple[Reason, ...]:
+    """Reason blocks (Rsn/Cd or Rsn/Prtry, AddtlInf): a status's, a return's, a
+    cancellation's."""
     out = []
     for item in items:
         if isinstance(item, dict):
@@ -35,20 +37,20 @@ def decode_status(ctx: DecodeContext) -> StatusReport:
     group = None
     if grp is not None:
         group = GroupStatus(
-            _original_group(grp), txt(grp, "GrpSts"), _reasons(many(grp, "StsRsnInf"))
+            original_group(grp), txt(grp, "GrpSts"), reasons(many(grp, "StsRsnInf"))
         )
     transaction = None
     if tx is not None:
         instg, instd = one(tx, "InstgAgt"), one(tx, "InstdAgt")
         transaction = TransactionStatus(
-            original_group=_original_group(one(tx, "OrgnlGrpInf")),
+            original_group=original_group(one(tx, "OrgnlGrpInf")),
             status=txt(tx, "TxSts") or "",
             status_id=txt(tx, "StsId"),
             original_instr_id=txt(tx, "OrgnlInstrId"),
             original_end_to_end_id=txt(tx, "OrgnlEndToEndId"),
             original_tx_id=txt(tx, "OrgnlTxId"),
             original_uetr=txt(tx, "OrgnlUETR"),
-            reasons=_reasons(many(tx, "StsRsnInf")),
+            reasons=reasons(many(tx, "StsRsnInf")),
             accepted_at=txt(tx, "AccptncDtTm"),
             effective_settlement_date=txt(tx, "FctvIntrBkSttlmDt", "Dt"),
             clr_sys_ref=txt(tx, "ClrSysRef"),
@@ -127,7 +129,7 @@ def decode_return(ctx: DecodeContext) -> PaymentReturn:
         created=txt(grp, "CreDtTm") or "",
         settlement_method=txt(grp, "SttlmInf", "SttlmMtd") or "",
         return_id=txt(tx, "RtrId") or "",
-        original_group=_original_group(one(tx, "OrgnlGrpInf")),
+        original_group=original_group(one(tx, "OrgnlGrpInf")),
         original_instr_id=txt(tx, "OrgnlInstrId"),
         original_end_to_end_id=txt(tx, "OrgnlEndToEndId") or "",
         original_tx_id=txt(tx, "OrgnlTxId"),
