@@ -889,7 +889,9 @@ class Translator:
                 ctx.msg,
                 f"no cancellation request for payment {uetr} was sent by the gateway to this side",
             )
-        if r.status not in INVESTIGATION_STATUS_CODES:
+        # No Sts/Conf: a duplicate of another case (DplctOf), a refused modification, an
+        # assignment cancelled: carried back, with no effect.
+        if r.status and r.status not in INVESTIGATION_STATUS_CODES:
             raise ctx.refuse(
                 "NARR", f"Sts/Conf {r.status} is not an ISO 20022 investigation status code"
             )

@@ -140,3 +140,44 @@ def test_a_reloaded_directory_changes_the_member_ids_translated_next(
     os.utime(path, (later, later))
     again = payload.replace(b"0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01", str(uuid.uuid4()).encode())
     assert instructing_member_id(again) == "909"
+
+
+def _requested(config: Config) -> Translator:
+    """A translator that forwarded the onshore payment and its payer's cancellation request."""
+    t = Translator(config)
+    assert t.process(sample("onshore", "pacs.008.001.08"), "onshore").accepted
+    assert t.process(sample("onshore", "camt.056.001.08"), "onshore").accepted
+    return t
+
+
+def test_a_cancellation_accepted_voids_only_while_open_and_others_change_nothing(
+    config: Config,
+) -> None:
+    t = _requested(config)
+    accepted = t.process(sample("offshore", "camt.029.001.09"), "offshore")
+    assert accepted.accepted and accepted.voids_open == ("0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01",)
+    assert accepted.cancels == () and accepted.obligations == ()
+    refused = sample("offshore", "camt.029.001.09").replace(b"<Conf>CNCL<", b"<Conf>RJCR<")
+    out = t.process(refused.replace(b"-0001<", b"-0002<"), "offshore")
+    assert out.accepted and out.voids_open == ()
+
+
+def test_a_resolution_without_a_confirmation_code_is_carried_with_no_effect(
+    config: Config,
+) -> None:
+    """Sts/DplctOf (the request duplicates another case): carried back, nothing voided."""
+    duplicate = sample("offshore", "camt.029.001.09").replace(
+        b"<Conf>CNCL</Conf>",
+        b"<DplctOf><Id>ON-CASE-0000</Id><Cretr><Agt><FinInstnId><BICFI>HPCBCNSHXXX</BICFI>"
+        b"</FinInstnId></Agt></Cretr></DplctOf>",
+    )
+    out = _requested(config).process(duplicate, "offshore")
+    assert out.accepted, out.error
+    assert out.voids_open == ()
+    assert b"<DplctOf><Id>ON-CASE-0000</Id>" in out.message
+
+
+def test_an_unknown_confirmation_code_is_refused(config: Config) -> None:
+    bad = sample("offshore", "camt.029.001.09").replace(b"<Conf>CNCL<", b"<Conf>ZZZZ<")
+    out = _requested(config).process(bad, "offshore")
+    assert not out.accepted and out.error is not None and out.error.code == "NARR"
