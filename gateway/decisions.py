@@ -80,7 +80,9 @@ class Prepared:
     @property
     def claim_keys(self) -> list[str]:
         """The keys the store is asked about before the batch is decided."""
-        return [self.keys.message, *self.keys.transactions] if self.keys else []
+        if self.keys is None:
+            return []
+        return [self.keys.message, *self.keys.transactions, *self.keys.outcomes]
 
 
 class _LookUpOnly:
@@ -160,6 +162,14 @@ class Decider:
                     refused = self._refused_anyway(p, msg, keys)
                     if refused is not None:
                         return refused
+                    resolved = next((seen[k] for k in keys.outcomes if k in seen), None)
+                    if resolved is not None:
+                        # The first request was resolved: this one gets that outcome.
+                        return Effects(
+                            [(f"resend:{p.origin}", p.fingerprint)],
+                            replay_key=resolved.key,
+                            outcome="resend",
+                        )
                     error = refusal(
                         msg,
                         "PDCR",

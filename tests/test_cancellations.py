@@ -125,6 +125,12 @@ async def test_a_forwarded_payment_is_cancelled_across_and_refusals_are_answered
         )
         assert _statuses(await gw.store.obligations()) == {UETR: "void"}
         assert await gw.store.positions("CNY-000001") in ({}, {"HPCBCNSHXXX": 0, "VHBKHKHHXXX": 0})
+        # Another request once it is resolved: answered with that resolution, again.
+        await gw.publish("onshore", _variant(request, 6))
+        again = _of(await gw.read(on_out, 4), "camt.029.001.09")
+        assert [r.value for r in again].count(
+            next(r.value for r in again if b"<Conf>CNCL</Conf>" in r.value)
+        ) == 2
 
         # A request for a payment never received: retried, then RJCR NOOR. A resolution of a
         # request never sent: retried, then admi.002, as any uncorrelated answer.
@@ -133,11 +139,12 @@ async def test_a_forwarded_payment_is_cancelled_across_and_refusals_are_answered
         await gw.publish(
             "offshore", _variant(sample("offshore", "camt.029.001.09"), 5, uetr=unknown)
         )
-        answers = _checked(_of(await gw.read(on_out, 4), "camt.029.001.09"), "onshore", profiles)
+        answers = _checked(_of(await gw.read(on_out, 5), "camt.029.001.09"), "onshore", profiles)
         assert ("RJCR", "NOOR") in [_resolution(m) for m in answers]
         assert len(_of(await gw.read(off_out, 4), "admi.002.001.01")) == 1
         # Dead letters: the refused requests (AG01 twice, PDCR, NOOR) and the uncorrelated
-        # resolution; the accepted request and resolution are not among them.
+        # resolution; the accepted request and resolution, and the one answered again, are
+        # not among them.
         dead = await gw.read(config.kafka.dlq_topic, 5)
         kinds = sorted(dict(r.headers)["message-type"] for r in dead)
         assert kinds == [b"camt.029.001.09"] + [b"camt.056.001.08"] * 4
@@ -211,11 +218,16 @@ async def test_a_held_payment_is_cancelled_by_the_gateway_and_those_behind_it_mo
         assert out[1].doc_text("FIToFICstmrCdtTrf/CdtTrfTxInf/PmtId/UETR") == uetrs[2]
         assert [h.status for h in await gw.store.held()] == ["cancelled", "released"]
         assert _statuses(await gw.store.obligations()) == {uetrs[0]: "open", uetrs[2]: "open"}
+        # Another request for it: the gateway's CNCL again, byte for byte.
+        second = _by(sample("onshore", "camt.056.001.08"), CAPPED)
+        await gw.publish("onshore", _variant(second, 7, uetrs[1], "10.00"), key=b"jadb")
+        again = await gw.read(on_out, 2)
+        assert len(again) == 2 and again[0].value == again[1].value
         # The other side cannot resolve a request it never got: refused after the retries.
         resolution = _variant(sample("offshore", "camt.029.001.09"), 2, uetrs[1])
         await gw.publish("offshore", _by(resolution, CAPPED))
         assert len(_of(await gw.read(off_out, 3), "admi.002.001.01")) == 1
-        assert len(await gw.read(on_out, 1, settle=1.0)) == 1  # nothing more to the payer
+        assert len(await gw.read(on_out, 2, settle=1.0)) == 2  # nothing more to the payer
 
         event = await seen.wait_for(f"{prefix}/message/onshore", status="cancelled")
         assert event["message_type"] == "camt.056.001.08" and event["reason"] is None

@@ -26,6 +26,9 @@ class IdempotencyKeys:
     transactions: tuple[str, ...]
     correlation: str | None  # what ties it to other messages: UETR, original UETR, TxId
     possible_duplicate: bool
+    # Claims its decision looks at without making them (a second cancellation request: its
+    # payment's resolution, answered again).
+    outcomes: tuple[str, ...] = ()
 
 
 def extract_keys(msg: BusinessMessage) -> IdempotencyKeys:
@@ -43,7 +46,9 @@ def extract_keys(msg: BusinessMessage) -> IdempotencyKeys:
         message = f"grp:{get('agent') or '-'}:{group}"
     transactions, correlation = kind.transactions(get)
     flag = msg.header_text("PssblDplct")
-    return IdempotencyKeys(message, transactions, correlation, flag in ("true", "1"))
+    return IdempotencyKeys(
+        message, transactions, correlation, flag in ("true", "1"), kind.outcomes(get)
+    )
 
 
 def fingerprint(msg: BusinessMessage) -> str:

@@ -60,6 +60,9 @@ class MessageType:
     # The reason a different message reusing one of its transaction keys is refused with:
     # DU01, or PDCR for a second cancellation request of one payment.
     clash: str = "DU01"
+    # Claims whose answer a clash on its transaction key is answered with, when one exists
+    # (a second cancellation request: the first one's resolution), from the named paths.
+    outcomes: Callable[[Get], tuple[str, ...]] = lambda get: ()
     # A carried document's own identification, which the gateway sets when it issues it:
     # (element below the root, its id, its creation time).
     identification: tuple[str, str, str] = ("GrpHdr", "MsgId", "CreDtTm")

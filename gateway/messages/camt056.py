@@ -16,6 +16,15 @@ def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     return ((f"cxl:{uetr}",) if uetr else ()), uetr
 
 
+def _outcomes(get: Get) -> tuple[str, ...]:
+    # How a request for the payment was resolved: by the other side (its camt.029 CNCL or
+    # RJCR, carried to the requester), or by the gateway (the payment was still held).
+    uetr = get("orgnl_uetr")
+    if not uetr:
+        return ()
+    return (f"cxlsts:{uetr}:CNCL", f"cxlsts:{uetr}:RJCR", f"cxlres:{uetr}")
+
+
 TYPE = MessageType(
     msg_def="camt.056.001.08",
     title="payment cancellation request",
@@ -34,5 +43,6 @@ TYPE = MessageType(
     carried=True,
     refusal=CAMT029,
     clash="PDCR",
+    outcomes=_outcomes,
     identification=("Assgnmt", "Id", "CreDtTm"),
 )

@@ -367,7 +367,14 @@ async def _apply(tx: Tx, batch: list[Effects], rules: Rules) -> list[bool]:
     await tx.executemany(
         "INSERT INTO claims (key, fingerprint, results, created_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT DO NOTHING",
-        [(key, fp, results[e.claims[0][0]], tx.now) for e in chosen for key, fp in e.claims[1:]],
+        [(key, fp, results[e.claims[0][0]], tx.now) for e in chosen for key, fp in e.claims[1:]]
+        # A request the gateway resolved itself: its answer is the payment's resolution, which
+        # a later request for the payment gets again (gateway/messages/camt056.py, outcomes).
+        + [
+            (f"cxlres:{e.cancel_held}", e.claims[0][1], results[e.claims[0][0]], tx.now)
+            for e in chosen
+            if e.claims[0][0] in plan.cancelled_here
+        ],
     )
     # A payment held or refused for its cap has not reached the other side: nothing answers
     # it. A held one's correlations wait beside it until it is released.
