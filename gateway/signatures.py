@@ -37,7 +37,7 @@ from gateway.config import SecuritySection
 from gateway.directory import Directory, Signatory
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import HEAD, ns
-from gateway.iso20022.reader import BusinessMessage, recover_ids
+from gateway.iso20022.reader import BusinessMessage, message_ids
 from gateway.messages.registry import message_type
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -64,8 +64,7 @@ _PARSER = etree.XMLParser(
 
 
 def _refuse(msg: BusinessMessage, code: str, detail: str) -> errors.SignatureRefused:
-    root = msg.document.getroottree().getroot()
-    return errors.SignatureRefused(detail, reason=code, ids=recover_ids(msg.raw, root))
+    return errors.SignatureRefused(detail, reason=code, ids=message_ids(msg))
 
 
 @lru_cache(maxsize=1024)

@@ -64,7 +64,7 @@ from gateway.iso20022.builders import (
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.profiles import ProfileSet
-from gateway.iso20022.reader import BusinessMessage, read_message, recover_ids, refusal
+from gateway.iso20022.reader import BusinessMessage, message_ids, read_message, refusal
 from gateway.issuing import issue, issue_document
 from gateway.messages.registry import ISSUED_BY_GATEWAY, decode, message_type
 from gateway.sides import SIDES, Side, other_side
@@ -321,9 +321,7 @@ class Translator:
     def cancelled_here(self, msg: BusinessMessage, source: Side) -> bytes:
         """The camt.029 CNCL the gateway answers a cancellation request with when it cancels
         the held payment itself."""
-        root = msg.document.getroottree().getroot()
-        ids = recover_ids(msg.raw, root)
-        return build_camt029(self._answer_context(source), ids, msg.document, "CNCL")
+        return build_camt029(self._answer_context(source), message_ids(msg), msg.document, "CNCL")
 
     def prime(self, originals: Iterable[bytes], source: Side) -> list[Outcome]:
         """Process originals only to learn their correlations (offline `translate --original`)."""
@@ -522,9 +520,10 @@ class Translator:
             settlement=(cycle, outcome, reason, entry.outbound_msg_id),
         )
 
-    def _uncorrelated(self, msg: BusinessMessage, detail: str) -> errors.Uncorrelated:
-        root = msg.document.getroottree().getroot()
-        return errors.Uncorrelated(detail, ids=recover_ids(msg.raw, root), reason="NARR")
+    def _uncorrelated(
+        self, msg: BusinessMessage, detail: str, reason: str = "NARR"
+    ) -> errors.Uncorrelated:
+        return errors.Uncorrelated(detail, ids=message_ids(msg), reason=reason)
 
     def _sides(
         self,
@@ -833,11 +832,10 @@ class Translator:
         held = entry is None and (entry := self.correlations.find_held(f"uetr:{uetr}")) is not None
         if entry is None:
             # Retried first (it may have overtaken its payment), then refused RJCR NOOR.
-            root = ctx.msg.document.getroottree().getroot()
-            raise errors.Uncorrelated(
+            raise self._uncorrelated(
+                ctx.msg,
                 f"no payment with UETR {uetr} was accepted from this side by the gateway",
-                ids=recover_ids(ctx.msg.raw, root),
-                reason="NOOR",
+                "NOOR",
             )
         if entry.source != source:
             raise ctx.refuse(

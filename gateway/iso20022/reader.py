@@ -304,7 +304,11 @@ def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds
     return errors.RecoveredIds(payload_ref(data), **found)
 
 
+def message_ids(msg: BusinessMessage) -> errors.RecoveredIds:
+    """The identifiers of a message that was read, for what answers it."""
+    return recover_ids(msg.raw, msg.document.getroottree().getroot())
+
+
 def refusal(msg: BusinessMessage, reason: str, detail: str) -> errors.Refusal:
     """A business refusal of a readable message, carrying its identifiers for the pacs.002."""
-    root = msg.document.getroottree().getroot()
-    return errors.Refusal(detail, ids=recover_ids(msg.raw, root), reason=reason)
+    return errors.Refusal(detail, ids=message_ids(msg), reason=reason)
