@@ -104,6 +104,12 @@ class _LookUpOnly:
         return self.inner.find_held(key)
 
 
+def _typed(headers: tuple[tuple[str, bytes], ...], msg_def: str) -> tuple[tuple[str, bytes], ...]:
+    """An input's headers on a message of the gateway's own (a reject, an answer): its
+    message-type header names that message's type, not the input's."""
+    return tuple((k, msg_def.encode() if k == "message-type" else v) for k, v in headers)
+
+
 def _ascii(text: str, limit: int = 500) -> bytes:
     return text.encode("ascii", "backslashreplace")[:limit]
 
@@ -233,13 +239,12 @@ class Decider:
         held_outbox = []
         if outcome.held_cancel is not None:
             # The answer if its payment is still held at commit (gateway/state/plan.py).
-            own_type = CAMT029.encode()
             held_outbox.append(
                 OutboxRow(
                     self.config.side(p.source).outbound_topic,
                     keys.message.encode(),
                     outcome.held_answer,
-                    tuple((k, own_type if k == "message-type" else v) for k, v in headers),
+                    _typed(headers, CAMT029),
                 )
             )
         return Effects(
@@ -313,15 +318,11 @@ class Decider:
         # The reject is a message of its own: its type (admi.002, pacs.002, sese.024) is what
         # its header names, not the input's. The DLQ copy below keeps the input's.
         assert outcome.reject_def is not None, "a reject knows what it is"
-        own_type = outcome.reject_def.encode()
         reject = OutboxRow(
             self.config.side(p.source).outbound_topic,
             reject_key,
             outcome.message,
-            (
-                *((k, own_type if k == "message-type" else v) for k, v in headers),
-                ("reject-reason", error.code.encode()),
-            ),
+            (*_typed(headers, outcome.reject_def), ("reject-reason", error.code.encode())),
         )
         value = p.record.value or b""
         limit = self.config.gateway.max_message_bytes
