@@ -210,7 +210,7 @@ class Ledger:
         reversed already: nothing (a rejection changes state once)."""
         found = self.known.get(reference)
         if found is None:
-            self._cancel_held(reference)
+            self.cancel_held(reference)
             return
         if found.status != "open":
             return
@@ -243,22 +243,6 @@ class Ledger:
         if found.cycle == self.head(found.obligation.amount.currency).cycle:
             self.void(reference)
 
-    def is_held(self, reference: str) -> bool:
-        return any(
-            o.reference == reference
-            for queue in self.queues.values()
-            for item in queue
-            for o in item.obligations
-        )
-
-    def cancel_held(self, reference: str) -> bool:
-        """A held payment cancelled at its payer's request: whether it was held (it then
-        leaves its queue, never booked, and those behind it may fit)."""
-        if not self.is_held(reference):
-            return False
-        self._cancel_held(reference)
-        return True
-
     def release_all(self, currency: str) -> None:
         """After a cycle opens: every payer's held payments, while they fit."""
         self._credits += [key for key in sorted(self.queues) if key[1] == currency]
@@ -269,9 +253,10 @@ class Ledger:
         cycle = self.head(self.rules.cap_currency).cycle
         return self.positions.get((cycle, payer), 0) - units >= -cap
 
-    def _cancel_held(self, reference: str) -> None:
-        """A held payment rejected before it was released: out of its queue, never booked;
-        the payer's later held payments may fit now."""
+    def cancel_held(self, reference: str) -> bool:
+        """A held payment rejected, or cancelled at its payer's request, before it was
+        released: out of its queue, never booked; the payer's later held payments may fit
+        now. Whether it was held."""
         for (payer, currency), queue in self.queues.items():
             for item in queue:
                 if any(o.reference == reference for o in item.obligations):
@@ -279,7 +264,8 @@ class Ledger:
                     self.cancelled.append(item.id)
                     self._credits.append((payer, currency))
                     self._release()
-                    return
+                    return True
+        return False
 
     def _book(self, o: Obligation) -> None:
         if o.reference in self.known:
