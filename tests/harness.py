@@ -6,21 +6,51 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.replay.local import LocalGateway as Running
 from gateway.replay.local import local_config as gateway_config
 from gateway.replay.local import local_gateway as running_gateway
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 
 __all__ = [
     "Record",
     "Running",
+    "as_capped_out",
+    "capped_directory",
     "gateway_config",
     "http_get",
     "running_gateway",
     "sample",
     "wait_ready",
 ]
+
+
+# The onshore participant the cap tests hold back (JADBCNBJXXX), and the one the samples
+# name (HPCBCNSHXXX): BIC, CNAPS code, HKNCC code as the offshore samples write it.
+CAPPED_OUT = (b"JADBCNBJXXX", b"313100054321", b"<MmbId>902</MmbId>")
+ROOMY = (b"HPCBCNSHXXX", b"313290012345", b"<MmbId>901</MmbId>")
+
+
+def as_capped_out(msg: bytes) -> bytes:
+    """A sample with JADBCNBJXXX where it names HPCBCNSHXXX (as payer, payee or requester)."""
+    for old, new in zip(ROOMY, CAPPED_OUT, strict=True):
+        msg = msg.replace(old, new)
+    return msg
+
+
+def capped_directory(tmp_path: Path, caps: dict[str, str]) -> str:
+    """The bundled participant directory, written under `tmp_path`, with the net debit caps
+    of the participants in `caps` (BIC -> cap) set; its path."""
+    text = (ROOT / "data" / "participants.toml").read_text(encoding="utf-8")
+    for bic, cap in caps.items():
+        head, tail = text.split(f'bic = "{bic}"', 1)
+        before, after = tail.split("net_debit_cap = ", 1)
+        after = after.split("\n", 1)[1]
+        text = f'{head}bic = "{bic}"{before}net_debit_cap = "{cap}"\n{after}'
+    path = tmp_path / "participants.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,20 @@ from gateway.iso20022.reader import read_message
 from gateway.sides import Side
 from tests.conformance import assert_officially_valid
 from tests.conftest import ROOT
-from tests.harness import gateway_config, http_get, running_gateway, sample
+from tests.harness import (
+    as_capped_out,
+    capped_directory,
+    gateway_config,
+    http_get,
+    running_gateway,
+    sample,
+)
 from tests.ops_io import Listener, scrape
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.kafka
 
-DIRECTORY = Path(__file__).parent.parent / "data" / "participants.toml"
 UETR = "0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01"  # the onshore samples' payment
-CAPPED = (b"JADBCNBJXXX", b"313100054321", b"<MmbId>902</MmbId>")
-ROOMY = (b"HPCBCNSHXXX", b"313290012345", b"<MmbId>901</MmbId>")
 
 
 def _variant(msg: bytes, n: int, uetr: str = UETR, amount: str = "1250000.00") -> bytes:
@@ -41,12 +45,6 @@ def _variant(msg: bytes, n: int, uetr: str = UETR, amount: str = "1250000.00") -
         .replace(UETR.encode(), uetr.encode())
         .replace(b">1250000.00<", f">{amount}<".encode())
     )
-
-
-def _by(msg: bytes, who: tuple[bytes, bytes, bytes]) -> bytes:
-    for old, new in zip(ROOMY, who, strict=True):
-        msg = msg.replace(old, new)
-    return msg
 
 
 def _checked(records: list[Any], side: Side, profiles: dict[str, ProfileSet]) -> list[Any]:
@@ -98,7 +96,7 @@ async def test_a_forwarded_payment_is_cancelled_across_and_refusals_are_answered
         # Refused, never forwarded: a participant that did not instruct the payment, and a
         # request from the other side, each answered RJCR AG01 to its sender (not PDCR,
         # although a request for the payment is pending).
-        other_bank = _by(_variant(request, 2), CAPPED)
+        other_bank = as_capped_out(_variant(request, 2))
         wrong_side = sample("offshore", "camt.056.001.08").replace(
             b"5e9d2a7b-3c84-4f1e-a6b2-8d0c4e7f1a22", UETR.encode()
         )
@@ -160,15 +158,10 @@ async def test_a_forwarded_payment_is_cancelled_across_and_refusals_are_answered
 
 def _capped_config(state: StateSection, tmp: Path, cap: str) -> Config:
     """JADBCNBJXXX's net debit cap set to `cap` (policy queue)."""
-    directory = tmp / "participants.toml"
-    directory.write_text(
-        DIRECTORY.read_text().replace(
-            'net_debit_cap = "80000000000.00"', f'net_debit_cap = "{cap}"'
-        )
-    )
+    directory = capped_directory(tmp, {"JADBCNBJXXX": cap})
     base = Config()
     base = dataclasses.replace(
-        base, translation=dataclasses.replace(base.translation, directory=str(directory))
+        base, translation=dataclasses.replace(base.translation, directory=directory)
     )
     return gateway_config(f"t{uuid.uuid4().hex[:10]}", state, base=base)
 
@@ -191,7 +184,7 @@ async def test_a_held_payment_is_cancelled_by_the_gateway_and_those_behind_it_mo
         mqtt=MqttSection(mosquitto.host, mosquitto.port, f"gw-{prefix[4:]}", prefix=prefix),
     )
     uetrs = [str(uuid.uuid4()) for _ in range(3)]
-    payment = _by(sample("onshore", "pacs.008.001.08"), CAPPED)
+    payment = as_capped_out(sample("onshore", "pacs.008.001.08"))
     payments = [
         _variant(payment, n + 1, uetrs[n], amount)
         for n, amount in enumerate(["10.00", "10.00", "3.00"])
@@ -208,7 +201,9 @@ async def test_a_held_payment_is_cancelled_by_the_gateway_and_those_behind_it_mo
                 break
             await asyncio.sleep(0.1)
         assert [h.status for h in await gw.store.held()] == ["queued", "queued"]
-        request = _variant(_by(sample("onshore", "camt.056.001.08"), CAPPED), 2, uetrs[1], "10.00")
+        request = _variant(
+            as_capped_out(sample("onshore", "camt.056.001.08")), 2, uetrs[1], "10.00"
+        )
         await gw.publish("onshore", request, key=b"jadb")
         [answer] = _checked(await gw.read(on_out, 1), "onshore", profiles)
         assert _resolution(answer) == ("CNCL", None)
@@ -219,13 +214,13 @@ async def test_a_held_payment_is_cancelled_by_the_gateway_and_those_behind_it_mo
         assert [h.status for h in await gw.store.held()] == ["cancelled", "released"]
         assert _statuses(await gw.store.obligations()) == {uetrs[0]: "open", uetrs[2]: "open"}
         # Another request for it: the gateway's CNCL again, byte for byte.
-        second = _by(sample("onshore", "camt.056.001.08"), CAPPED)
+        second = as_capped_out(sample("onshore", "camt.056.001.08"))
         await gw.publish("onshore", _variant(second, 7, uetrs[1], "10.00"), key=b"jadb")
         again = await gw.read(on_out, 2)
         assert len(again) == 2 and again[0].value == again[1].value
         # The other side cannot resolve a request it never got: refused after the retries.
         resolution = _variant(sample("offshore", "camt.029.001.09"), 2, uetrs[1])
-        await gw.publish("offshore", _by(resolution, CAPPED))
+        await gw.publish("offshore", as_capped_out(resolution))
         assert len(_of(await gw.read(off_out, 3), "admi.002.001.01")) == 1
         assert len(await gw.read(on_out, 2, settle=1.0)) == 2  # nothing more to the payer
 

@@ -30,7 +30,7 @@ from gateway.iso20022.reader import read_message
 from gateway.state.base import CycleRecord
 from gateway.topics import ensure_topics
 from tests.conformance import assert_officially_valid
-from tests.harness import Running, gateway_config, running_gateway, sample
+from tests.harness import Running, capped_directory, gateway_config, running_gateway, sample
 from tests.kafka_io import publish as kafka_publish
 
 pytestmark = pytest.mark.kafka
@@ -108,18 +108,6 @@ def rtgs_answer(
 <OrgnlGrpInfAndSts><OrgnlMsgId>{instruction_id}</OrgnlMsgId>
 <OrgnlMsgNmId>{msg_def}</OrgnlMsgNmId><GrpSts>{status}</GrpSts>{rsn}
 </OrgnlGrpInfAndSts></FIToFIPmtStsRpt></Document></BizMsg>""".encode()
-
-
-def capped_directory(tmp_path: Path, caps: dict[str, str]) -> str:
-    text = (ROOT / "data" / "participants.toml").read_text(encoding="utf-8")
-    for bic, cap in caps.items():
-        head, tail = text.split(f'bic = "{bic}"', 1)
-        before, after = tail.split("net_debit_cap = ", 1)
-        after = after.split("\n", 1)[1]
-        text = f'{head}bic = "{bic}"{before}net_debit_cap = "{cap}"\n{after}'
-    path = tmp_path / "participants.toml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 @pytest.fixture

@@ -45,26 +45,20 @@ from gateway.state import StateStore, store_for
 from gateway.state.base import OutboxRow
 from gateway.translation import Translator
 from tests.conftest import SAMPLES
-from tests.harness import Record, sample
+from tests.harness import Record, as_capped_out, capped_directory, sample
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC8)
 PARTITIONS = 2  # per inbound topic
-DIRECTORY = Path(__file__).parent.parent / "data" / "participants.toml"
-# An onshore participant whose cap (0.00 here) leaves no room: each of its payments is held
-# (policy queue) or refused (policy reject), whatever the order, since it is never credited.
-CAPPED_OUT = (b"JADBCNBJXXX", b"313100054321", b"<MmbId>902</MmbId>")
-ROOMY = (b"HPCBCNSHXXX", b"313290012345", b"<MmbId>901</MmbId>")
 
 
 def simulation_config(tmp: Path, policy: str) -> Config:
-    directory = tmp / "participants.toml"
-    directory.write_text(
-        DIRECTORY.read_text().replace('net_debit_cap = "80000000000.00"', 'net_debit_cap = "0.00"')
-    )
+    # JADBCNBJXXX's cap (0.00 here) leaves no room: each of its payments is held (policy
+    # queue) or refused (policy reject), whatever the order, since it is never credited.
+    directory = capped_directory(tmp, {"JADBCNBJXXX": "0.00"})
     base = Config()
     return dataclasses.replace(
         base,
-        translation=dataclasses.replace(base.translation, directory=str(directory)),
+        translation=dataclasses.replace(base.translation, directory=directory),
         settlement=dataclasses.replace(base.settlement, cap_policy=policy),
     )
 
@@ -91,10 +85,7 @@ def _numbered(msg: bytes, side: Side, n: int, amount: str, capped_out: bool = Fa
         .replace(UETRS[side], uetr)
         .replace(b">1250000.00<", f">{amount}<".encode())
     )
-    if capped_out:
-        for old, new in zip(ROOMY, CAPPED_OUT, strict=True):
-            msg = msg.replace(old, new)
-    return msg
+    return as_capped_out(msg) if capped_out else msg
 
 
 def _refused_cancellation(resolution: bytes) -> bytes:
