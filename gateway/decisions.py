@@ -153,7 +153,8 @@ class Decider:
         if reading.error is not None or reading.keys is None:
             error = reading.error or errors.NotWellFormed("unreadable")
             outcome = self.translator.reject(error, p.source, None)
-            ref = payload_ref(p.record.value or b"")
+            # A readable message by its canonical form's hash: any spelling, one reject.
+            ref = error.ids.payload_ref if error.ids else payload_ref(p.record.value or b"")
             return self._reject_effects(p, outcome, [(f"reject:{p.source}:{ref}", ref)])
         keys = reading.keys
         own = seen.get(keys.message)

@@ -57,9 +57,17 @@ _TRANSFORMS = (_ENVELOPED, _C14N)
 xmlsec.cleanup_callbacks()
 
 # Verification parses the bytes as they were signed: the reader drops indentation, which the
-# signature's digest covers. Same hardening as the reader otherwise.
+# signature's digest covers. Comments are left out: the digest's C14N leaves them out too, and
+# a comment inside the signature's own values (a certificate, a digest) must not change what
+# is read there (docs/security.md). Processing instructions stay: C14N signs them. Same
+# hardening as the reader otherwise.
 _PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    huge_tree=False,
+    collect_ids=False,
+    remove_comments=True,
 )
 
 
@@ -108,7 +116,9 @@ def verify(
     _check_form(msg, signature)
 
     sender_participant = directory.signatory(sender)
-    embedded = signature.findtext(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
+    certificate = signature.find(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
+    # Its whole text: a PI (kept for the digest) may stand inside it, and KeyInfo is unsigned.
+    embedded = "".join(certificate.itertext()) if certificate is not None else ""
     if embedded:
         try:
             fingerprint = fingerprint_of_der(base64.b64decode(embedded, validate=False))

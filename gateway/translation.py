@@ -306,6 +306,8 @@ class Translator:
         self, error: errors.MessageError, source: Side, msg: BusinessMessage | None = None
     ) -> Outcome:
         ctx = self._answer_context(source)
+        if error.ids is None and msg is not None:
+            error.ids = message_ids(msg)  # raised below the codecs, which do not know them
         sese_tx = msg.doc_text("SctiesSttlmTxInstr/TxId") if msg is not None else None
         document = msg.document if msg is not None else None
         return Outcome(

@@ -137,9 +137,9 @@ class ProfileSet:
         entry = next(iter(schema.error_log), None)  # type: ignore[call-overload]  # lxml-stubs
         message = _NS_CLUTTER.sub("", entry.message) if entry else "invalid"
         location = _locate(element, entry.line, entry.message) if entry else None
+        # Where, by path (`location`), not by line: lines are the spelling's, not the message's.
         raise errors.SchemaViolation(
-            f"{msg_def} does not conform to the {self.side} profile: {message}"
-            + (f" (line {entry.line})" if entry and entry.line else ""),
+            f"{msg_def} does not conform to the {self.side} profile: {message}",
             location=location,
             ids=recover_ids(msg.raw, element.getroottree().getroot()),
         )

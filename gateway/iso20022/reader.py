@@ -10,6 +10,17 @@ The bytes come from partners over Kafka, so the reader assumes they are hostile:
 - the parser itself is configured never to load a DTD, resolve an entity, touch the network or
   lift libxml2's size safeguards (huge_tree stays off), as a second line of defence.
 Every failure is a typed `MessageError`; nothing else escapes.
+
+One message, one meaning (docs/security.md): the tree every later step reads (keys, checks,
+bookings, outputs) is the one its signature covers. A comment, a processing instruction, a
+CDATA section or a character reference can split a value, or the white space between
+elements, into pieces that a reader of `.text` sees apart, while exclusive C14N (what the
+signature digests; comments left out) joins them. So a body that holds any of them is parsed
+without comments and PIs, CDATA and references resolved into the text around them, and the
+white space between elements dropped as for any message: the same tree as the plain spelling.
+Canonicalising rather than refusing keeps a genuine message with a comment flowing (some
+partners' tools annotate what they generate), and the rule is the same with signatures on or
+off. A PI added after signing still fails the signature: C14N keeps PIs.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, cast
 
 from lxml import etree
 
@@ -34,6 +46,8 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")
 
 _MSG_DEF_IDR = f"{{{ns(HEAD)}}}MsgDefIdr"
+# White space in an element that holds elements (what remove_blank_text drops when parsing).
+_BLANKS = etree.XPath("//*[*]/text()[normalize-space(.) = '']")
 _local = threading.local()
 
 
@@ -54,6 +68,28 @@ def _parser() -> etree.XMLParser:
             remove_blank_text=True,
         )
         _local.parser = parser
+    return parser
+
+
+def _canonical_parser() -> etree.XMLParser:
+    # For a body with comments, PIs, CDATA or character references: white space kept (libxml2
+    # decides what is blank by its neighbours, a comment among them, and keeps blanks written
+    # as references), comments and PIs never built, CDATA delivered as text, so the pieces of
+    # a value join into one text node.
+    parser: etree.XMLParser | None = getattr(_local, "canonical", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_pis=True,
+            remove_comments=True,
+            strip_cdata=True,
+            collect_ids=False,
+        )
+        _local.canonical = parser
     return parser
 
 
@@ -112,9 +148,15 @@ def read_message(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Business
         )
     if not data or data.isspace():
         raise errors.EmptyMessage("message is empty", ids=_ref_only(data))
-    _check_encoding_and_markup(data)
+    body = _check_encoding_and_markup(data)
     try:
-        root = etree.fromstring(data, _parser())
+        if data.find(b"<!", body) >= 0 or data.find(b"<?", body) >= 0 or b"&#" in data:
+            # A comment, CDATA section, PI or character reference in the body (a DOCTYPE there
+            # is a syntax error): its canonical reading (module docstring).
+            root = etree.fromstring(data, _canonical_parser())
+            _drop_blanks(root)
+        else:
+            root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         raise errors.NotWellFormed(
             f"not well-formed XML: {exc.msg}",
@@ -129,12 +171,24 @@ def read_message(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Business
     return _structure(data, root)
 
 
+def _drop_blanks(root: etree._Element) -> None:
+    """ISO 20022 has no mixed content: white space beside elements is not data."""
+    for blank in cast(list[Any], _BLANKS(root)):  # lxml's text results: str + getparent()
+        owner = blank.getparent()
+        assert owner is not None
+        if blank.is_tail:
+            owner.tail = None
+        else:
+            owner.text = None
+
+
 def _ref_only(data: bytes) -> errors.RecoveredIds:
     return errors.RecoveredIds(payload_ref(data))
 
 
-def _check_encoding_and_markup(data: bytes) -> None:
-    """Refuse what the parser should never see: other encodings, and markup in the prolog."""
+def _check_encoding_and_markup(data: bytes) -> int:
+    """Refuse what the parser should never see: other encodings, and markup in the prolog.
+    Returns where the root element starts."""
     if data.startswith(_WIDE_BOMS):
         raise errors.UnsupportedEncoding(
             "only UTF-8 is accepted (UTF-16/32 byte order mark)", ids=_ref_only(data)
@@ -150,26 +204,26 @@ def _check_encoding_and_markup(data: bytes) -> None:
                 f"only UTF-8 is accepted, the declaration says {enc.group(1).decode('ascii')}",
                 ids=_ref_only(data),
             )
-    _check_prolog(data, decl.end() if decl else start)
+    return _check_prolog(data, decl.end() if decl else start)
 
 
-def _check_prolog(data: bytes, pos: int) -> None:
+def _check_prolog(data: bytes, pos: int) -> int:
     """Refuse declarations and processing instructions before the root element.
 
     A DOCTYPE (and so any ENTITY) is only legal in the prolog: anywhere later it is a syntax
     error the parser reports. So walking the prolog, which is a few bytes, is enough; the body
-    is not scanned. Processing instructions inside the body are inert (nothing processes them)
-    and the parser drops them.
+    is not scanned for declarations. Comments, CDATA and processing instructions in the body
+    are read through the canonical form (module docstring).
     """
     while True:
         lt = data.find(b"<", pos)
         if lt < 0:
-            return  # no element at all: the parser will say so
+            return len(data)  # no element at all: the parser will say so
         marker = data[lt + 1 : lt + 2]
         if marker == b"!" and data.startswith(b"<!--", lt):
             end = data.find(b"-->", lt + 4)
             if end < 0:
-                return  # unterminated comment: the parser will say so
+                return lt  # unterminated comment: the parser will say so
             pos = end + 3
             continue
         if marker == b"!":
@@ -182,7 +236,7 @@ def _check_prolog(data: bytes, pos: int) -> None:
             raise errors.ForbiddenMarkup(
                 "processing instructions are not allowed", ids=_ref_only(data)
             )
-        return  # the root element starts here
+        return lt  # the root element starts here
 
 
 def _elements(parent: etree._Element) -> list[etree._Element]:
@@ -284,10 +338,14 @@ _FIRST_DOCUMENT = _by_local_names("Document")
 
 
 def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds:
-    """Best effort: the identifiers a reject should carry. Only called on the error path."""
+    """Best effort: the identifiers a reject should carry. Only called on the error path.
+
+    A message that was read is referred to by its canonical form's hash, so that every
+    spelling of it gets the same reject; unreadable bytes by their own."""
     found: dict[str, str] = {}
     if root is None:
         return errors.RecoveredIds(payload_ref(data))
+    reference = payload_ref(etree.tostring(root, method="c14n", exclusive=True))
     for field_name, xpath, shape in _RECOVER:
         hits = xpath(root)
         if isinstance(hits, list) and hits and isinstance(hits[0], etree._Element):
@@ -301,7 +359,7 @@ def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds
             if doc_def in _known():  # the reject can only name a message it knows
                 found["msg_def"] = doc_def
             break
-    return errors.RecoveredIds(payload_ref(data), **found)
+    return errors.RecoveredIds(reference, **found)
 
 
 def message_ids(msg: BusinessMessage) -> errors.RecoveredIds:

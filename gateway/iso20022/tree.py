@@ -18,6 +18,8 @@ from typing import cast
 
 from lxml import etree
 
+from gateway.iso20022 import errors
+
 
 @dataclass(frozen=True)
 class Leaf:
@@ -106,6 +108,10 @@ def txt(m: Map | None, *path: str) -> str | None:
         return value  # type: ignore[return-value]
     if cls is Leaf:
         return value.text  # type: ignore[union-attr]
+    if cls is dict or isinstance(value, etree._Element):
+        # A value's path names an element with children: refused (FF01), never read as empty.
+        where = "/".join(path)
+        raise errors.SchemaViolation(f"{where} must hold a value, not elements", location=where)
     return value if isinstance(value, str) else None
 
 
