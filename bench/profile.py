@@ -30,6 +30,7 @@ from typing import Any
 from bench.common import pin_to_one_core, write_json
 from bench.translate import messages
 from gateway.adapters import dialect
+from gateway.authorisation import sender_of
 from gateway.carry import carry
 from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
@@ -76,8 +77,9 @@ def stages(count: int, rounds: int) -> dict[str, float]:
         t4 = clock()
         body = decode(DecodeContext(dialect("onshore"), directory, msg))
         header = decode_header(msg)
+        sender = sender_of(msg, directory)
         t5 = clock()
-        result = translator._route(msg, body, header, keys, "onshore", "offshore", directory)
+        result = translator._route(msg, body, header, sender, "onshore", "offshore", directory)
         t6 = clock()
         assert result.rewrite is not None  # a pacs.008 is carried whole
         carried = carry(

@@ -349,6 +349,7 @@ class CancellationResolution:
     status: str  # Sts/Conf: CNCL (cancelled as asked), RJCR (refused), PDCR (pending), ...
     original_uetr: str
     transaction_status: str | None = None  # TxCxlSts: ACCR, RJCR, PDCR, PACR
+    assigner: Agent | None = None  # who resolves: the payment's instructed agent
     original_group: OriginalGroup | None = None
     case_id: str | None = None
     reasons: tuple[Reason, ...] = ()

@@ -17,7 +17,9 @@ Refusals use the ISO external status reason codes for signatures:
   DS0E the signer's certificate is unknown, or another participant's than AppHdr Fr's
   DS0D the signer's certificate is not valid at the time of receipt (expired, not yet valid)
   DS0A the signature does not match the message (altered after signing)
-  DS19 Fr may not sign for the instructing agent (not itself, not in its `sends_for`)
+Whether Fr may send the message at all (for the party its role entitles, itself or one in its
+`sends_for`: DS19 when signed) is decided with the message's meaning, by role, for every type:
+gateway/authorisation.py.
 """
 
 from __future__ import annotations
@@ -34,11 +36,10 @@ from lxml import etree
 
 from gateway.certificates import Certificate, fingerprint_of_der, read_certificate
 from gateway.config import SecuritySection
-from gateway.directory import Directory, Signatory
+from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import HEAD, ns
 from gateway.iso20022.reader import BusinessMessage, message_ids
-from gateway.messages.registry import message_type
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _HEAD = ns(HEAD)
@@ -151,7 +152,6 @@ def verify(
             ctx.verify(signature)
         except xmlsec.Error:
             continue
-        _check_signatory(msg, sender_participant, directory)
         return cert
     raise _refuse(msg, "DS0A", "the signature does not match the message (altered after signing)")
 
@@ -184,22 +184,6 @@ def _check_form(msg: BusinessMessage, signature: etree._Element) -> None:
     digest = reference.find(f"{{{DS}}}DigestMethod")
     if digest is None or digest.get("Algorithm") != _DIGEST:
         raise _refuse(msg, "DS0B", "the digest must be SHA-256")
-
-
-def _check_signatory(msg: BusinessMessage, sender: Signatory, directory: Directory) -> None:
-    """Fr signs for the instructing agent: itself, or one its directory entry names."""
-    path = message_type(msg.msg_def).path("agent")
-    instructing = msg.doc_text(path) if path else None
-    if not instructing:
-        return  # the message names no instructing agent by BIC (answers, member-id only)
-    agent = directory.participant(instructing)
-    if agent is None or agent.bic == sender.bic or agent.bic in sender.sends_for:
-        return
-    raise _refuse(
-        msg,
-        "DS19",
-        f"{sender.bic} may not sign for the instructing agent {agent.bic} (not in its sends_for)",
-    )
 
 
 def _validity(cert: Certificate, now: datetime) -> str:

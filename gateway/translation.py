@@ -23,6 +23,7 @@ from typing import Protocol
 from lxml import etree
 
 from gateway.adapters import dialect
+from gateway.authorisation import From, authorise, sender_of
 from gateway.calendars import Calendars
 from gateway.canonical import (
     Business,
@@ -116,6 +117,10 @@ class Correlation:
     owner_lei: str | None = None
     account: SecuritiesAccount | None = None
     outbound_created: str | None = None  # the CreDtTm the gateway gave what it sent
+    # Who instructed the original and who received it (BICs): who may cancel it, and who may
+    # answer it (gateway/authorisation.py). None in entries kept before they were recorded.
+    instructing: str | None = None
+    receiver: str | None = None
     # Read from beside a payment held for its cap (never forwarded yet): only a cancellation
     # request may see it (gateway/state/store.py, held_correlations).
     held: bool = False
@@ -229,6 +234,8 @@ class _Result:
     # What a carried type's document gets rewritten (gateway/carry.py; which types are carried
     # is declared in gateway/messages/). None for the encoded ones.
     rewrite: Rewrite | None = None
+    # Set by `Translator._authorise`: nothing is translated that its sender may not send.
+    authorised: bool = False
 
 
 class Translator:
@@ -334,13 +341,23 @@ class Translator:
         target = other_side(source)
         directory = self.directory.current()
         body = decode(DecodeContext(dialect(source), directory, msg))
+        if msg.msg_def in ISSUED_BY_GATEWAY:
+            kind = message_type(msg.msg_def)
+            raise refusal(
+                msg,
+                "AG01",
+                f"{kind.title}s ({kind.family}) are issued by the gateway only, never accepted "
+                "from a side",
+            )
+        sender = sender_of(msg, directory)  # AppHdr Fr, resolved: every branch authorises it
         if isinstance(body, StatusReport) and _original_def(body) in GATEWAY_INSTRUCTIONS:
             entry = self._cycle_entry(body)
             if entry is not None or _original_def(body) == SETTLEMENT_REQUEST:
-                return self._settlement_answer(msg, body, keys, source, entry)
+                return self._settlement_answer(msg, body, keys, source, entry, sender)
         header = decode_header(msg)
         now = self.clock()
-        result = self._route(msg, body, header, keys, source, target, directory)
+        result = self._route(msg, body, header, sender, source, target, directory)
+        assert result.authorised, f"{msg.msg_def} translated without its sender authorised"
 
         msg_id = derive_id("GWM", keys.message)
         biz_id = derive_id("GW", keys.message)
@@ -437,42 +454,48 @@ class Translator:
         msg: BusinessMessage,
         body: Business,
         header: Header | None,
-        keys: IdempotencyKeys,
+        sender: From | None,
         source: Side,
         target: Side,
         directory: Directory,
     ) -> _Result:
         ctx = DecodeContext(dialect(source), directory, msg)
-        if msg.msg_def in ISSUED_BY_GATEWAY:
-            kind = message_type(msg.msg_def)
-            raise ctx.refuse(
-                "AG01",
-                f"{kind.title}s ({kind.family}) are issued by the gateway only, never accepted "
-                "from a side",
-            )
+        # Each branch authorises its sender (`_authorise`) before anything else about the
+        # message is decided, once it knows who is entitled.
         if isinstance(body, Payment):
-            return self._payment(ctx, body, header, source, target, directory)
+            return self._payment(ctx, body, header, sender, source, target, directory)
         if isinstance(body, PaymentReturn):
-            return self._return(ctx, body, source, target, directory)
+            return self._return(ctx, body, sender, source, target, directory)
         if isinstance(body, StatusReport):
-            return self._status(ctx, body, target)
+            return self._status(ctx, body, sender, target)
         if isinstance(body, SecuritiesInstruction):
-            return self._securities(ctx, body, header, source, target, directory)
+            return self._securities(ctx, body, header, sender, source, target, directory)
         if isinstance(body, SecuritiesStatus | SecuritiesConfirmation):
-            return self._securities_answer(ctx, body, target)
+            return self._securities_answer(ctx, body, sender, target)
         if isinstance(body, CancellationRequest):
-            return self._cancellation(ctx, body, header, source)
+            return self._cancellation(ctx, body, header, sender, source)
         if isinstance(body, CancellationResolution):
-            return self._resolution(ctx, body, target)
+            return self._resolution(ctx, body, sender, target)
         if isinstance(body, MessageReject):
             entry = self.correlations.find_outbound(body.reference)
             if entry is None or entry.source != target:
                 raise self._uncorrelated(
                     msg, f"admi.002 refers to {body.reference}, which the gateway did not send"
                 )
+            self._authorise(msg, entry.receiver, sender)
             fixed = dataclasses.replace(body, reference=entry.biz_msg_idr or entry.msg_id)
-            return _Result(fixed, to=entry.sender_bic)
+            return _Result(fixed, to=entry.sender_bic, authorised=True)
         raise AssertionError(f"{msg.msg_def} is registered but not routed")
+
+    def _authorise(
+        self,
+        msg: BusinessMessage,
+        entitled: str | None,
+        sender: From | None,
+        named: str | None = None,
+    ) -> None:
+        """Refuses unless `sender` may send `msg` for `entitled` (gateway/authorisation.py)."""
+        authorise(msg, message_type(msg.msg_def).sender, entitled, sender, named=named)
 
     def _cycle_entry(self, s: StatusReport) -> Correlation | None:
         """The correlation of the gateway's settlement instruction `s` answers, if it does."""
@@ -489,6 +512,7 @@ class Translator:
         keys: IdempotencyKeys,
         source: Side,
         entry: Correlation | None,
+        sender: From | None,
     ) -> Outcome:
         """A status report on one of a cycle's settlement instructions: the cycle's outcome."""
         rtgs = self.config.settlement.rtgs_side
@@ -496,6 +520,8 @@ class Translator:
             raise refusal(
                 msg, "AG01", f"settlement instructions are answered by the {rtgs} side only"
             )
+        # Only the configured RTGS system confirms or fails a cycle.
+        self._authorise(msg, self.config.side(rtgs).system_bic, sender)
         if entry is None:
             raise self._uncorrelated(
                 msg, "no settlement instruction with that message id was sent by the gateway"
@@ -572,10 +598,13 @@ class Translator:
         ctx: DecodeContext,
         p: Payment,
         header: Header | None,
+        sender: From | None,
         source: Side,
         target: Side,
         directory: Directory,
     ) -> _Result:
+        # The payer is the instructing agent, however the message names it (BIC, member id).
+        self._authorise(ctx.msg, p.instructing.bic, sender, p.instructing.bic)
         self._sides(ctx, directory, source, target, p.instructing.bic, p.instructed.bic)
         self._settles_in_the_scheme(ctx, p)
         settlement_date, notes = self._settlement_date(ctx, p.settlement_date)
@@ -591,6 +620,8 @@ class Translator:
             created=p.created,
             outbound_biz_msg_idr="",
             outbound_msg_id="",
+            instructing=p.instructing.bic,
+            receiver=p.instructed.bic,
         )
         obligations = [Obligation(p.instructing.bic, p.instructed.bic, p.amount, p.uetr)]
         if p.kind == "institution" and p.settlement_method == "COVE":
@@ -606,6 +637,7 @@ class Translator:
             correlation=correlation,
             notes=notes,
             rewrite=Rewrite("", "", settlement_date=settlement_date),
+            authorised=True,
         )
 
     def _settles_in_the_scheme(self, ctx: DecodeContext, p: Payment) -> None:
@@ -641,7 +673,9 @@ class Translator:
             )
         return entry
 
-    def _status(self, ctx: DecodeContext, s: StatusReport, target: Side) -> _Result:
+    def _status(
+        self, ctx: DecodeContext, s: StatusReport, sender: From | None, target: Side
+    ) -> _Result:
         t = s.transaction
         group = s.group
         if t is None and group is None:
@@ -658,6 +692,9 @@ class Translator:
             group.original_group.msg_id if group else None
         )
         entry = self._original(ctx.msg, uetr, orgnl_msg, target)
+        # The payment's receiver reports on it, and no one else.
+        named = t.instructing.bic if t is not None and t.instructing is not None else None
+        self._authorise(ctx.msg, entry.receiver, sender, named)
         original = OriginalGroup(entry.msg_id, entry.msg_def, entry.created)
         if t is not None:
             t = dataclasses.replace(t, original_group=original)
@@ -672,12 +709,27 @@ class Translator:
             to=entry.sender_bic,
             cancels=cancels,
             rewrite=Rewrite("", "", original=original),
+            authorised=True,
         )
 
     def _return(
-        self, ctx: DecodeContext, r: PaymentReturn, source: Side, target: Side, directory: Directory
+        self,
+        ctx: DecodeContext,
+        r: PaymentReturn,
+        sender: From | None,
+        source: Side,
+        target: Side,
+        directory: Directory,
     ) -> _Result:
         entry = self._original(ctx.msg, r.original_uetr, r.original_group.msg_id, target)
+        # The payment's receiver returns it, to the payment's instructing agent.
+        self._authorise(ctx.msg, entry.receiver, sender, r.instructing.bic)
+        if entry.instructing is not None and r.instructed.bic != entry.instructing:
+            raise ctx.refuse(
+                "RC01",
+                f"InstdAgt {r.instructed.bic}: a return goes back to the payment's instructing "
+                f"agent, {entry.instructing}",
+            )
         self._sides(ctx, directory, source, target, r.instructing.bic, r.instructed.bic)
         settlement_date, notes = self._settlement_date(ctx, r.settlement_date)
         original = OriginalGroup(entry.msg_id, entry.msg_def, entry.created)
@@ -691,6 +743,7 @@ class Translator:
             obligations=[obligation],
             notes=notes,
             rewrite=Rewrite("", "", settlement_date=settlement_date, original=original),
+            authorised=True,
         )
 
     # -- Bond Connect -------------------------------------------------------------------------
@@ -699,6 +752,7 @@ class Translator:
         ctx: DecodeContext,
         s: SecuritiesInstruction,
         header: Header | None,
+        sender: From | None,
         source: Side,
         target: Side,
         directory: Directory,
@@ -707,6 +761,8 @@ class Translator:
         owner = directory.participant(s.owner_bic)
         if owner is None or owner.side != source:
             raise ctx.refuse("RC01", f"account owner {s.owner_bic} is not a {source} participant")
+        # The account owner instructs on its account, and no one else.
+        self._authorise(ctx.msg, owner.bic, sender, owner.bic)
         own_side, other = (
             (s.receiving, s.delivering) if s.movement == "RECE" else (s.delivering, s.receiving)
         )
@@ -764,8 +820,16 @@ class Translator:
             owner_bic=s.owner_bic,
             owner_lei=s.owner_lei,
             account=s.account,
+            instructing=owner.bic,
+            receiver=market,  # the depository where it settles answers it
         )
-        return _Result(translated, obligations=obligations, correlation=correlation, notes=notes)
+        return _Result(
+            translated,
+            obligations=obligations,
+            correlation=correlation,
+            notes=notes,
+            authorised=True,
+        )
 
     def _cash_leg(
         self,
@@ -796,7 +860,11 @@ class Translator:
         return Obligation(payer, payee, cash.amount, f"sese:{s.tx_id}")
 
     def _securities_answer(
-        self, ctx: DecodeContext, body: SecuritiesStatus | SecuritiesConfirmation, target: Side
+        self,
+        ctx: DecodeContext,
+        body: SecuritiesStatus | SecuritiesConfirmation,
+        sender: From | None,
+        target: Side,
     ) -> _Result:
         entry = self.correlations.find(f"sese:{body.owner_tx_id}")
         if entry is None or entry.source != target:
@@ -805,6 +873,7 @@ class Translator:
                 f"no securities instruction {body.owner_tx_id} "
                 "was sent by the gateway to this side",
             )
+        self._authorise(ctx.msg, entry.receiver, sender)
         account = entry.account or SecuritiesAccount("")
         restored: Business
         if isinstance(body, SecuritiesConfirmation):
@@ -821,11 +890,16 @@ class Translator:
         cancels = (
             [_reference(entry)] if isinstance(body, SecuritiesStatus) and not body.accepted else []
         )
-        return _Result(restored, to=entry.sender_bic, cancels=cancels)
+        return _Result(restored, to=entry.sender_bic, cancels=cancels, authorised=True)
 
     # -- cancellations ------------------------------------------------------------------------
     def _cancellation(
-        self, ctx: DecodeContext, req: CancellationRequest, header: Header | None, source: Side
+        self,
+        ctx: DecodeContext,
+        req: CancellationRequest,
+        header: Header | None,
+        sender: From | None,
+        source: Side,
     ) -> _Result:
         """A camt.056: forwarded to the payment's receiver, or (the payment still held for its
         cap) answered CNCL by the gateway, which the batch's transaction decides."""
@@ -845,11 +919,9 @@ class Translator:
                 f"payment {uetr} came from the {entry.source} side: only its instructing "
                 "participant may ask to cancel it",
             )
+        # Only the payment's instructing party asks to cancel it (or one sending for it).
+        self._authorise(ctx.msg, entry.instructing, sender, req.assigner.bic)
         requester = header.sender if header else req.assigner.bic
-        if requester != entry.sender_bic:
-            raise ctx.refuse(
-                "AG01", f"{requester} did not instruct payment {uetr}: it cannot cancel it"
-            )
         correlation = Correlation(
             key=f"cxl:{uetr}",
             source=source,
@@ -861,6 +933,8 @@ class Translator:
             created=entry.created,
             outbound_biz_msg_idr="",
             outbound_msg_id="",
+            instructing=entry.instructing,
+            receiver=entry.receiver,  # the payment's receiver resolves the request
         )
         # The other side knows the payment by the ids the gateway gave it.
         original = OriginalGroup(entry.outbound_msg_id, entry.msg_def, entry.outbound_created)
@@ -876,9 +950,12 @@ class Translator:
             held_cancel=uetr if held else None,
             notes=notes,
             rewrite=Rewrite("", "", original=original),
+            authorised=True,
         )
 
-    def _resolution(self, ctx: DecodeContext, r: CancellationResolution, target: Side) -> _Result:
+    def _resolution(
+        self, ctx: DecodeContext, r: CancellationResolution, sender: From | None, target: Side
+    ) -> _Result:
         """A camt.029 answering a request the gateway forwarded: back to the requester. CNCL
         voids the payment's obligation while its cycle is open; anything else changes
         nothing (once netted, the money comes back by a pacs.004 return)."""
@@ -889,6 +966,8 @@ class Translator:
                 ctx.msg,
                 f"no cancellation request for payment {uetr} was sent by the gateway to this side",
             )
+        assigner = r.assigner.bic if r.assigner is not None else None
+        self._authorise(ctx.msg, entry.receiver, sender, assigner)
         # No Sts/Conf: a duplicate of another case (DplctOf), a refused modification, an
         # assignment cancelled: carried back, with no effect.
         if r.status and r.status not in INVESTIGATION_STATUS_CODES:
@@ -901,4 +980,5 @@ class Translator:
             to=entry.sender_bic,
             voids_open=[uetr] if r.status == "CNCL" else [],
             rewrite=Rewrite("", "", original=original),
+            authorised=True,
         )

@@ -12,85 +12,20 @@ always.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.config import Config, SecuritySection, TranslationSection
 from gateway.iso20022 import errors
 from gateway.signatures import DS
-from gateway.translation import MemoryCorrelations, Outcome, Translator
+from gateway.translation import Outcome
 from tests.conftest import ROOT
-from tests.signing import Identity, directory_with, identity, signed
-from tests.test_golden import CASES, FIXED, case_input
-
-SENDERS = (
-    "HPCBCNSHXXX",
-    "JADBCNBJXXX",
-    "VHBKHKHHXXX",
-    "KLBKHKHHXXX",
-    "CCDCCNBJXXX",
-    "SHCHCNSHXXX",
-    "CMUAHKHHXXX",
-    "HKICHKHHXXX",
-    "CIPSCNSHXXX",
-)
-_FR = re.compile(rb"<Fr>\s*<FIId>\s*<FinInstnId>\s*<BICFI>([A-Z0-9]+)</BICFI>")
-
-
-@dataclass
-class Gateway:
-    translator: Translator
-    people: dict[str, Identity] = dataclasses.field(repr=False)
-    signatures: bool
-
-    def as_sent(self, data: bytes) -> bytes:
-        """The message as its sender sends it: signed by AppHdr Fr when signatures are on."""
-        found = _FR.search(data)
-        if not self.signatures or found is None or found.group(1).decode() not in self.people:
-            return data
-        return signed(data, self.people[found.group(1).decode()])
-
-    def outcome(self, case: dict[str, Any], data: bytes) -> Outcome:
-        t = self.translator
-        t.correlations = MemoryCorrelations()
-        for original in case.get("originals", []):
-            side = case.get(
-                "originals_from", "offshore" if case["from"] == "onshore" else "onshore"
-            )
-            primed = t.process(self.as_sent((ROOT / original).read_bytes()), side)
-            assert primed.accepted, primed.error
-        return t.process(data, case["from"])
-
-
-def _gateway(folder: Path, signatures: bool) -> Gateway:
-    people = {bic: identity(bic, valid_from_days=-90) for bic in (*SENDERS, "SHHKCNSHGWY")}
-    directory = directory_with(folder, {bic: [people[bic]] for bic in SENDERS})
-    security = SecuritySection()
-    if signatures:
-        (folder / "gw.key").write_bytes(people["SHHKCNSHGWY"].key_pem)
-        (folder / "gw.pem").write_bytes(people["SHHKCNSHGWY"].cert_pem)
-        security = SecuritySection(
-            require_signatures=True,
-            signing_key_file=str(folder / "gw.key"),
-            signing_certificate_file=str(folder / "gw.pem"),
-        )
-    config = dataclasses.replace(
-        Config(), translation=TranslationSection(directory=str(directory)), security=security
-    )
-    return Gateway(Translator(config, clock=lambda: FIXED).prepare(), people, signatures)
-
-
-@pytest.fixture(scope="module", params=["signed", "unsigned"])
-def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Gateway:
-    return _gateway(tmp_path_factory.mktemp("spelling"), request.param == "signed")
+from tests.golden_gateway import Gateway, golden_gateway
+from tests.test_golden import CASES, case_input
 
 
 def canonical_output(data: bytes) -> bytes:
@@ -165,6 +100,11 @@ def respelled(draw: st.DrawFn, data: bytes) -> bytes:
     return out
 
 
+@pytest.fixture(scope="module", params=["signed", "unsigned"])
+def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Gateway:
+    return golden_gateway(tmp_path_factory.mktemp("spelling"), request.param == "signed")
+
+
 @settings(
     max_examples=250,
     deadline=None,
@@ -194,7 +134,7 @@ def test_a_comment_in_a_signed_uetr_is_the_same_payment(tmp_path: Path) -> None:
     UETR and BizMsgIdr, reads as the same message (same keys, same fingerprint)."""
     from gateway.iso20022.keys import extract_keys, fingerprint
 
-    gw = _gateway(tmp_path, signatures=True)
+    gw = golden_gateway(tmp_path, signatures=True)
     plain = gw.as_sent((ROOT / "samples/onshore/pacs.008.001.08.xml").read_bytes())
     spelled = plain.replace(b"0b7c3f2e-", b"0b7c3f2e-<!---->").replace(
         b"ON-BIZ-P8-", b"ON-BIZ-<!---->P8-"

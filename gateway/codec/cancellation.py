@@ -40,6 +40,7 @@ def decode_resolution(ctx: DecodeContext) -> CancellationResolution:
     assignment = one(root, "Assgnmt")
     tx = one(one(root, "CxlDtls"), "TxInfAndSts")  # one, with its UETR (profile)
     case = one(tx, "RslvdCase") or one(root, "RslvdCase")
+    assigner = one(one(assignment, "Assgnr"), "Agt")
     return CancellationResolution(
         assignment_id=txt(assignment, "Id") or "",
         created=txt(assignment, "CreDtTm") or "",
@@ -49,4 +50,5 @@ def decode_resolution(ctx: DecodeContext) -> CancellationResolution:
         original_group=_original(one(tx, "OrgnlGrpInf")),
         case_id=txt(case, "Id"),
         reasons=reasons(many(tx, "CxlStsRsnInf")),
+        assigner=ctx.agent(assigner, "Assgnr") if assigner is not None else None,
     )

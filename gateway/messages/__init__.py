@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from gateway.canonical import Business
 from gateway.codec.context import DecodeContext, EncodeContext
@@ -22,6 +23,21 @@ ADMI002 = "admi.002.001.01"
 CAMT029 = "camt.029.001.09"
 PACS002 = "pacs.002.001.10"
 SESE024 = "sese.024.001.10"
+
+
+# Who may send a message of a type (docs/domain.md, "Who may send what"); the party a role
+# names is found per message by the translation and checked by `gateway/authorisation.py`:
+#   instructing         the instructing party the message itself names (its payer, its
+#                       account owner), resolved through the directory
+#   payment_instructor  the instructing party of the payment it names, as the gateway
+#                       correlated that payment
+#   original_receiver   the party that received the original it answers, as the gateway
+#                       correlated it (a payment's instructed agent, a securities
+#                       instruction's depository, the RTGS system for a cycle's instruction)
+#   gateway             nobody: the gateway issues it, and refuses it from a side (AG01)
+# AppHdr Fr must be that party, or send for it (`sends_for`); with a signature, the signer is
+# Fr (gateway/signatures.py).
+Sender = Literal["instructing", "payment_instructor", "original_receiver", "gateway"]
 
 
 def _no_transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
@@ -38,6 +54,8 @@ class MessageType:
     encode: Callable[[EncodeContext, Business, str, str], tuple[str, Spec]] | None
     # Does this type encode `body`? (pacs.008 and pacs.009 share the Payment model.)
     matches: Callable[[Business], bool]
+    # Who may send it (`Sender` above): every type says, there is no default.
+    sender: Sender
     # Named paths below the root: msg_id, agent (the instructing party), and what the
     # transaction keys and correlation read (docs/domain.md, "Idempotency keys").
     paths: Mapping[str, str] = field(default_factory=dict)
@@ -55,8 +73,6 @@ class MessageType:
     capped: bool = False
     # The reject that answers a business refusal of it (a reading failure: always admi.002).
     refusal: str = ADMI002
-    # Issued by the gateway only: a side that sends one is refused (AG01).
-    issued_by_gateway: bool = False
     # The reason a different message reusing one of its transaction keys is refused with:
     # DU01, or PDCR for a second cancellation request of one payment.
     clash: str = "DU01"
@@ -66,6 +82,11 @@ class MessageType:
     # A carried document's own identification, which the gateway sets when it issues it:
     # (element below the root, its id, its creation time).
     identification: tuple[str, str, str] = ("GrpHdr", "MsgId", "CreDtTm")
+
+    @property
+    def issued_by_gateway(self) -> bool:
+        """Issued by the gateway only: a side that sends one is refused (AG01)."""
+        return self.sender == "gateway"
 
     @property
     def family(self) -> str:

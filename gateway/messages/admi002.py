@@ -24,4 +24,5 @@ TYPE = MessageType(
     paths={"ref": "RltdRef/Ref"},
     answer_refs=("RltdRef/Ref",),
     answers=True,
+    sender="original_receiver",
 )

@@ -33,4 +33,5 @@ TYPE = MessageType(
     answers=True,
     carried=True,
     identification=("Assgnmt", "Id", "CreDtTm"),
+    sender="original_receiver",
 )

@@ -14,5 +14,5 @@ TYPE = MessageType(
     encode=admin.encode_statement,  # type: ignore[arg-type]
     matches=lambda body: isinstance(body, CycleStatement),
     paths={"msg_id": "GrpHdr/MsgId"},
-    issued_by_gateway=True,
+    sender="gateway",
 )

@@ -45,4 +45,5 @@ TYPE = MessageType(
     clash="PDCR",
     outcomes=_outcomes,
     identification=("Assgnmt", "Id", "CreDtTm"),
+    sender="payment_instructor",
 )

@@ -32,4 +32,5 @@ TYPE = MessageType(
     answer_refs=("TxInfAndSts/OrgnlGrpInf/OrgnlMsgId", "OrgnlGrpInfAndSts/OrgnlMsgId"),
     carried=True,
     answers=True,
+    sender="original_receiver",
 )

@@ -30,4 +30,5 @@ TYPE = MessageType(
     carried=True,
     refusal=PACS002,
     answers=True,
+    sender="original_receiver",
 )

@@ -36,6 +36,7 @@ def credit_transfer(
         carried=True,
         capped=True,
         refusal=PACS002,
+        sender="instructing",
     )
 
 

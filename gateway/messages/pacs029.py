@@ -15,5 +15,5 @@ TYPE = MessageType(
     encode=admin.encode_net_settlement,  # type: ignore[arg-type]
     matches=lambda body: isinstance(body, NetSettlement),
     paths={"msg_id": "GrpHdr/MsgId"},
-    issued_by_gateway=True,
+    sender="gateway",
 )

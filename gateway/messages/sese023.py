@@ -31,4 +31,5 @@ TYPE = MessageType(
     transactions=_transactions,
     capped=True,
     refusal=SESE024,
+    sender="instructing",
 )

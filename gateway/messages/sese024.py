@@ -38,4 +38,5 @@ TYPE = MessageType(
     paths={"tx_id": "TxId/AcctOwnrTxId", "svc_id": "TxId/AcctSvcrTxId"},
     transactions=securities_answer_transactions("sese.024"),
     answers=True,
+    sender="original_receiver",
 )

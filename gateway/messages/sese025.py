@@ -25,4 +25,5 @@ TYPE = MessageType(
     paths={"tx_id": "TxIdDtls/AcctOwnrTxId", "svc_id": "TxIdDtls/AcctSvcrTxId"},
     transactions=securities_answer_transactions("sese.025"),
     answers=True,
+    sender="original_receiver",
 )

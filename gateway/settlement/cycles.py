@@ -239,6 +239,8 @@ class CycleManager:
                     created=cycle.cut_off,
                     outbound_biz_msg_idr=i.biz_msg_idr,
                     outbound_msg_id=i.msg_id,
+                    instructing=self.config.gateway.bic,
+                    receiver=self.config.side(rtgs).system_bic,  # only it answers
                 )
             )
         close.rows += self._report_rows(report)
