@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -92,6 +93,23 @@ INVESTIGATION_STATUS_CODES = frozenset(
     "ACDA ACNS ACVA CHQS CNCL CONF CWFW DNOR DPRV IDUP INFO IPAY IPYI MODI MWFW NOIN PDCR "
     "RJCR UWFW".split()
 )
+
+
+# xs:date, as the profiles take it: surrounding blanks collapse, and a time zone may follow.
+_XS_DATE = re.compile(r"\s*([0-9]{4})-([0-9]{2})-([0-9]{2})(Z|[+-][0-9]{2}:[0-9]{2})?\s*")
+
+
+def _calendar_day(ctx: DecodeContext, value: str) -> date:
+    """The business day a settlement date names. Its time zone, if any, qualifies the day and
+    does not move it: the scheme's calendars are both UTC+8's. A year beyond 9999, or before
+    year 1, which xs:date allows, is no settlement date (DT01)."""
+    found = _XS_DATE.fullmatch(value)
+    try:
+        if found is None:
+            raise ValueError(value)
+        return date(int(found[1]), int(found[2]), int(found[3]))
+    except ValueError:
+        raise ctx.refuse("DT01", f"settlement date {value.strip()} is not a usable date") from None
 
 
 def _original_def(s: StatusReport) -> str | None:
@@ -577,7 +595,7 @@ class Translator:
             )
 
     def _settlement_date(self, ctx: DecodeContext, value: str) -> tuple[str, list[str]]:
-        day = date.fromisoformat(value.strip())  # xs:date collapses surrounding blanks
+        day = _calendar_day(ctx, value)
         if self.calendars.is_common_business_day(day):
             return value, []
         closed = ", ".join(self.calendars.closed_on(day))

@@ -48,7 +48,8 @@ def decode_net_settlement(ctx: DecodeContext) -> NetSettlement:
         records.append(
             MovementRecord(
                 id=txt(rec, "Id") or "",
-                sequence=int(txt(rec, "SeqNb") or "0"),
+                # xs:decimal with no fraction digits: "2.0" and "+02" are 2 as well.
+                sequence=int(Decimal(txt(rec, "SeqNb") or "0")),
                 amount=money,
                 direction=cast(Literal["CRDT", "DBIT"], txt(rec, "Amt", "CdtDbt")),
                 participant=txt(rec, "Ptcpt", "Id", "OrgId", "AnyBIC") or "",
@@ -115,7 +116,9 @@ def decode_statement(ctx: DecodeContext) -> CycleStatement:
     totals = one(stmt, "TxsSummry")
 
     def total(name: str) -> tuple[int, Decimal]:
-        return int(txt(totals, name, "NbOfNtries") or "0"), Decimal(txt(totals, name, "Sum") or "0")
+        return int(Decimal(txt(totals, name, "NbOfNtries") or "0")), Decimal(
+            txt(totals, name, "Sum") or "0"
+        )
 
     return CycleStatement(
         msg_id=txt(grp, "MsgId") or "",
