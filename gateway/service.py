@@ -41,6 +41,12 @@ async def serve(config: Config) -> int:
     except InstanceConflict as exc:
         print(f"connect-gateway: {exc}", file=sys.stderr)
         return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Before anything is started (the embedded broker is a child process): a signal from now
+    # on asks for a stop; none kills the process half-way.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     broker: EmbeddedBroker | None = None
     bootstrap = config.kafka.bootstrap_servers
     if not bootstrap:
@@ -57,10 +63,6 @@ async def serve(config: Config) -> int:
         )
     store = store_for(config.state)
     stuck = False  # the pipeline ignored even its cancellation (see _until_stopped)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await ensure_topics(
             bootstrap,
@@ -115,6 +117,7 @@ async def serve(config: Config) -> int:
             await asyncio.to_thread(broker.stop)
         if held is not None:
             held.close()  # the state file is free for the next instance
+        _ignore_signals(loop)
     if stuck:
         # A task that ignores cancellation would keep asyncio.run from returning: the state is
         # consistent (see _until_stopped), so the process ends here, as SIGTERM asked.
@@ -123,6 +126,16 @@ async def serve(config: Config) -> int:
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+def _ignore_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """The stop is done but for the process's own exit: a signal from now on (a supervisor
+    or operator asking again) must not kill it mid-exit. asyncio.run restores the default
+    handlers when it closes the loop, and the default for SIGTERM ends the process (143), so
+    the loop's handlers are handed back here, for ones that ignore."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 async def _until_stopped(run: asyncio.Task[None], stop: asyncio.Event) -> bool:

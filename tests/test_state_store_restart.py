@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from bench.translate import messages
 from gateway.config import StateSection
 from gateway.embedded_broker import BrokerStartError
 from gateway.replay.clients import publish, read_topic
@@ -108,8 +110,8 @@ async def test_sigterm_during_a_database_outage_exits_0_and_the_record_comes_aga
     """The database goes away while a batch is being committed: the batch is retried in place
     (kafka.transient_retry_seconds is long here), and SIGTERM still ends the service with exit
     0, without waiting the fault out. Its offsets were not committed, so the record is
-    processed once the database is back, by the next start. The outage is logged once by the
-    settlement ticks, not with a traceback every tick."""
+    processed once the database is back, by the next start. The outage is logged by the store
+    when it starts, not with a traceback every tick."""
     server, state = await own_database()
     proc = None
     try:
@@ -158,4 +160,71 @@ async def test_sigterm_during_a_database_outage_exits_0_and_the_record_comes_aga
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        await asyncio.to_thread(server.stop)
+
+
+async def test_three_instances_ride_out_a_database_restart_quietly_and_stop_on_any_sigterm(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Three instances share a PostgreSQL store that restarts under them: each logs the outage
+    once when it starts and once when it ends, and no traceback (asyncpg's pool included);
+    every payment is applied once. Then each stops on SIGTERM, one of them signalled again
+    and again all through its stop: every stop still ends with exit 0."""
+    server, state = await own_database()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        config_file, config = write_config(tmp_path, state)
+        await ensure_topics(kafka_bootstrap, config.topics())
+        logs = [tmp_path / f"gateway-{i}.log" for i in range(3)]
+        procs = [start_gateway(config_file, kafka_bootstrap, log) for log in logs]
+        async with asyncio.timeout(120):
+            for proc, log in zip(procs, logs, strict=True):
+                while b"gateway ready" not in log.read_bytes():
+                    assert proc.poll() is None, log.read_text()[-3000:]
+                    await asyncio.sleep(0.2)
+        payloads = messages(40, distinct=False, seed=7)
+        topic = config.onshore.inbound_topic
+        await publish(
+            kafka_bootstrap, topic, [(str(i).encode(), p) for i, p in enumerate(payloads[:20])]
+        )
+        await read_topic(
+            kafka_bootstrap, config.offshore.outbound_topic, 20, 90, distinct_keys=True
+        )
+
+        await asyncio.to_thread(server.stop, True)  # the database restarts under them
+        await publish(
+            kafka_bootstrap, topic, [(str(i).encode(), p) for i, p in enumerate(payloads[20:])]
+        )
+        await asyncio.sleep(4)  # every instance meets the outage (its settlement ticks, at least)
+        await asyncio.to_thread(server.start)
+        out = await read_topic(
+            kafka_bootstrap, config.offshore.outbound_topic, 40, 120, distinct_keys=True
+        )
+        assert len({r.key for r in out}) == 40
+
+        first, *others = procs
+        for proc in others:
+            proc.send_signal(signal.SIGTERM)
+        # One instance is told again and again, all through its stop, as an impatient
+        # supervisor or operator would: the stop must not be cut short.
+        first.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(150):
+            while first.poll() is None:
+                first.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.05)
+        codes = [first.returncode, *[await asyncio.to_thread(p.wait, 150) for p in others]]
+        texts = [log.read_text() for log in logs]
+        assert codes == [0, 0, 0], (codes, texts[0][-3000:])
+        for text in texts:
+            assert "Traceback" not in text, text[-5000:]
+            assert text.count("state store unavailable") == 1, text[-3000:]
+            assert text.count("state store available again") == 1, text[-3000:]
+            assert "stopped after" in text, text[-3000:]
+        async with running_gateway(config, kafka_bootstrap) as gw:
+            assert len(await gw.store.obligations()) == 40
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
         await asyncio.to_thread(server.stop)

@@ -125,7 +125,8 @@ class Operations:
             self.metrics.mqtt_connected.set(1 if self.mqtt and self.mqtt.connected else 0)
             self.metrics.ready.set(1 if ready else 0)
             if checks != self.checks:
-                if self.checks:
+                changed = {k for k in checks if checks[k] != self.checks.get(k)}
+                if self.checks and changed != {"state"}:  # the store logs its own outage
                     (log.info if ready else log.warning)("readiness: %s", checks)
                 self.checks, self.ready = checks, ready
                 self.events.emit(

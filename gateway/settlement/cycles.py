@@ -120,22 +120,15 @@ class CycleManager:
     async def run(self, stop: asyncio.Event) -> None:
         """Close what is due and finish what is closing, every tick, until `stop`."""
         interval = self.config.settlement.tick_ms / 1000
-        failing = False  # an outage is logged when it starts and when it ends, not per tick
         while not stop.is_set():
             try:
                 await self.tick()
-                if failing:
-                    log.info("settlement ticks work again")
-                failing = False
             except Exception as exc:
-                # The store may be down: the pipeline retries and stops on that; the next
-                # tick tries again. Nothing half-done is lost (every step is repeatable).
-                transient = self.store.is_transient(exc)
-                if not transient:
+                # The store may be down (the store logs its outage, once): the pipeline
+                # retries and stops on that; the next tick tries again. Nothing half-done is
+                # lost (every step is repeatable).
+                if not self.store.is_transient(exc):
                     log.exception("settlement tick failed")
-                elif not failing:
-                    log.warning("settlement ticks fail (%s); tried again every tick", exc)
-                failing = failing or transient
             try:
                 await asyncio.wait_for(stop.wait(), interval)
             except TimeoutError:

@@ -152,8 +152,11 @@ class PostgresBackend:
                     kind, encoder=lambda s: s, decoder=lambda s: s, schema="pg_catalog"
                 )
 
+        # min_size=0: asyncpg keeps no connection floor, whose restoring task logs a traceback
+        # every try while the server is down; connections are made when a step needs one
+        # (and kept for reuse), and a step that fails is retried by its caller.
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._pool_size, init=setup, command_timeout=60
+            self._dsn, min_size=0, max_size=self._pool_size, init=setup, command_timeout=60
         )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)

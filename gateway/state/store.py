@@ -9,11 +9,13 @@ relay), so a batch is applied alike on both, and a fix is made in one place.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import TypeVar
 
 from gateway.canonical import Obligation
 from gateway.clock import UTC8
@@ -38,8 +40,11 @@ from gateway.state.base import (
     participant_totals,
 )
 from gateway.state.plan import Plan, currencies_touched, plan_batch, references_touched, release
-from gateway.state.tx import Backend, Row, Tx
+from gateway.state.tx import Backend, Row, Tx, Work
 from gateway.translation import Correlation
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _CYCLE_COLUMNS = (
     "id, currency, seq, status, opened_at, due_at, cut_off, instruction_id, summary, reason"
@@ -58,11 +63,53 @@ _TOTALS_SQL = (
 )
 
 
+class Outage:
+    """A state-store outage, logged once when it starts and once when it ends, however many
+    steps meet it meanwhile (the pipeline, the relay and the settlement ticks all retry)."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def begins(self, exc: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "state store unavailable (%s: %s); every step waits for it and retries",
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "-",
+            )
+
+    def ends(self) -> None:
+        if self.since is not None:
+            log.warning("state store available again after %.1f s", time.monotonic() - self.since)
+            self.since = None
+
+
 class Store:
     """The `StateStore` over one backend."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.outage = Outage()
+
+    async def _run(self, work: Work[T], write: bool) -> T:
+        """Every transaction of the store: where an outage is seen to start and to end."""
+        try:
+            result = await self.backend.run(work, write)
+        except Exception as exc:
+            if self.backend.is_transient(exc):
+                self.outage.begins(exc)
+            raise
+        self.outage.ends()
+        return result
+
+    async def _relay(
+        self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]
+    ) -> int:
+        # Its faults may be the broker's (publish), so only its success tells of the store.
+        sent = await self.backend.relay(limit, publish)
+        self.outage.ends()
+        return sent
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.backend!r})"
@@ -80,7 +127,7 @@ class Store:
         async def work(tx: Tx) -> None:
             await tx.fetch("SELECT 1")
 
-        await self.backend.run(work, write=False)
+        await self._run(work, write=False)
 
     # -- claims and the outbox -----------------------------------------------------------------
     async def claims(self, keys: list[str]) -> dict[str, ClaimState]:
@@ -90,7 +137,7 @@ class Store:
             )
             return {key: ClaimState(key, fp, _ids(results)) for key, fp, results in rows}
 
-        return await self.backend.run(work, write=False) if keys else {}
+        return await self._run(work, write=False) if keys else {}
 
     async def correlations(self, refs: list[str]) -> list[Correlation]:
         async def work(tx: Tx) -> list[Correlation]:
@@ -110,7 +157,7 @@ class Store:
                     found[key] = replace(entry, held=True) if held else entry
             return list(found.values())
 
-        return await self.backend.run(work, write=False) if refs else []
+        return await self._run(work, write=False) if refs else []
 
     async def commit_batch(self, batch: list[Effects], rules: Rules | None = None) -> list[bool]:
         rules = rules or Rules(datetime.now(UTC8))
@@ -118,10 +165,10 @@ class Store:
         async def work(tx: Tx) -> list[bool]:
             return await _apply(tx, batch, rules)
 
-        return await self.backend.run(work, write=True)
+        return await self._run(work, write=True)
 
     async def relay(self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]) -> int:
-        return await self.backend.relay(limit, publish)
+        return await self._relay(limit, publish)
 
     async def outbox_rows(self, ids: list[int]) -> list[OutboxRow]:
         async def work(tx: Tx) -> list[OutboxRow]:
@@ -129,7 +176,7 @@ class Store:
                 await tx.fetch_in(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id {{in}}", ids)
             )
 
-        return await self.backend.run(work, write=False) if ids else []
+        return await self._run(work, write=False) if ids else []
 
     async def counts(self) -> dict[str, int]:
         async def work(tx: Tx) -> dict[str, int]:
@@ -140,7 +187,7 @@ class Store:
             )
             return dict(zip(("claims", "unsent", "obligations"), row, strict=True))
 
-        return await self.backend.run(work, write=False)
+        return await self._run(work, write=False)
 
     async def obligations(self, status: str | None = None) -> list[tuple[Obligation, str]]:
         async def work(tx: Tx) -> list[tuple[Obligation, str]]:
@@ -153,7 +200,7 @@ class Store:
             )
             return [(obligation_from_row(*r[:5]), r[5]) for r in rows]
 
-        return await self.backend.run(work, write=False)
+        return await self._run(work, write=False)
 
     # -- settlement cycles ---------------------------------------------------------------------
     async def cycles(
@@ -171,7 +218,7 @@ class Store:
             )
             return [CycleRecord(*r) for r in rows]
 
-        return await self.backend.run(work, write=False)
+        return await self._run(work, write=False)
 
     async def freeze(self, currency: str, rules: Rules, cycle: str | None = None) -> str | None:
         async def work(tx: Tx) -> str | None:
@@ -183,7 +230,7 @@ class Store:
             await _write_ledger(tx, ledger)
             return rolled.frozen if rolled else None
 
-        return await self.backend.run(work, write=True)
+        return await self._run(work, write=True)
 
     async def take_close(self, cycle: str, owner: str, lease_seconds: float) -> bool:
         async def work(tx: Tx) -> bool:
@@ -199,7 +246,7 @@ class Store:
             )
             return done == 1
 
-        return await self.backend.run(work, write=True)
+        return await self._run(work, write=True)
 
     async def net_cycle(self, cycle: str, currency: str) -> Netting:
         async def work(tx: Tx) -> Netting:
@@ -211,7 +258,7 @@ class Store:
                 netter.add(rows)
             return netter.result()
 
-        return await self.backend.run(work, write=False)
+        return await self._run(work, write=False)
 
     async def positions(self, cycle: str) -> dict[str, int]:
         async def work(tx: Tx) -> dict[str, int]:
@@ -220,7 +267,7 @@ class Store:
             )
             return {participant: units for participant, units in rows}
 
-        return await self.backend.run(work, write=False)
+        return await self._run(work, write=False)
 
     async def voided(self, cycle: str) -> tuple[int, int]:
         async def work(tx: Tx) -> tuple[int, int]:
@@ -231,13 +278,13 @@ class Store:
             )
             return int(rows[0][0]), int(rows[0][1])
 
-        return await self.backend.run(work, write=False)
+        return await self._run(work, write=False)
 
     async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
         async def work(tx: Tx) -> dict[str, tuple[int, int, int, int]]:
             return participant_totals(await tx.fetch(_TOTALS_SQL, cycle, cycle))
 
-        return await self.backend.run(work, write=False)
+        return await self._run(work, write=False)
 
     async def finish_close(
         self,
@@ -269,7 +316,7 @@ class Store:
             await _insert_correlations(tx, correlations)
             return True
 
-        return await self.backend.run(work, write=True)
+        return await self._run(work, write=True)
 
     # -- held payments -------------------------------------------------------------------------
     async def release_held(self, currency: str, rules: Rules) -> int:
@@ -287,7 +334,7 @@ class Store:
             await _write_ledger(tx, ledger)
             return len(plan.released)
 
-        return await self.backend.run(work, write=True)
+        return await self._run(work, write=True)
 
     async def refusals(self) -> list[HeldPayment]:
         return await self.held("refusing")
@@ -302,7 +349,7 @@ class Store:
                 await _insert_outbox(tx, outbox)
             return done == 1
 
-        return await self.backend.run(work, write=True)
+        return await self._run(work, write=True)
 
     async def held(self, status: str | None = None) -> list[HeldPayment]:
         async def work(tx: Tx) -> list[HeldPayment]:
@@ -316,7 +363,7 @@ class Store:
                 HeldPayment(i, src, bytes(value), payer, st) for i, src, value, payer, st in rows
             ]
 
-        return await self.backend.run(work, write=False)
+        return await self._run(work, write=False)
 
 
 # -- a batch, inside its transaction -----------------------------------------------------------
