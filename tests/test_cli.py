@@ -413,3 +413,39 @@ def test_sign_then_verify_from_the_command_line(tmp_path: Path) -> None:
         "sign", payment, "--key", str(tmp_path / "c.pem"), "--cert", str(tmp_path / "c.pem")
     )
     assert broken.returncode == 2 and broken.stderr.count(b"\n") == 1, broken.stderr
+
+
+def test_translate_with_signatures_reads_what_was_signed_and_who_may_send_it(
+    tmp_path: Path,
+) -> None:
+    """The attacks as the offline command meets them, signatures required: a respelled
+    amount and UETR are read as signed (and the output carries no comment); a payment signed
+    by HPCB in JADB's name (its CNAPS member id alone) is refused DS19, exit 3."""
+    from tests.signing import directory_with, identity, signed
+    from tests.test_authorisation_e2e import _member_only
+
+    hpcb = identity("HPCBCNSHXXX")
+    directory = directory_with(tmp_path, {"HPCBCNSHXXX": [hpcb]})
+    env = {
+        **os.environ,
+        "CONNECT_GATEWAY__SECURITY__REQUIRE_SIGNATURES": "true",
+        "CONNECT_GATEWAY__TRANSLATION__DIRECTORY": str(directory),
+    }
+    payment = (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes()
+    respelled = (
+        signed(payment, hpcb)
+        .replace(b">1250000.00<", b">1250<!---->000.00<")
+        .replace(b"0b7c3f2e-6d1a", b"0b7c3f2e-<!-- -->6d1a")
+    )
+    done = cli("translate", "--from", "onshore", "-", stdin=respelled, env=env)
+    assert done.returncode == 0, done.stderr
+    out = read_message(done.stdout)
+    tx = "FIToFICstmrCdtTrf/CdtTrfTxInf"
+    assert out.doc_text(f"{tx}/IntrBkSttlmAmt") == "1250000.00"
+    assert out.doc_text(f"{tx}/PmtId/UETR") == "0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01"
+    assert b"<!--" not in done.stdout
+
+    in_jadbs_name = signed(_member_only(payment, "InstgAgt", "CNAPS", "313100054321"), hpcb)
+    refused = cli("translate", "--from", "onshore", "-", stdin=in_jadbs_name, env=env)
+    assert refused.returncode == 3, refused.stderr
+    assert "DS19" in refused.stderr.decode() and b"pacs.002.001.10" in refused.stdout
