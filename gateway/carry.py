@@ -223,9 +223,12 @@ def _scheme_agent(
     assert fin is not None
     bic, member = _child(fin, "BICFI"), _child(fin, "ClrSysMmbId")
     member_id = _child(member, "MmbId") if member is not None else None
+    scheme = _child(member, "ClrSysId") if member is not None else None
+    system = _child(scheme, "Cd") if scheme is not None else None
     participant = scheme_participant(
         directory,
-        source.clearing_system,
+        # The member id's own clearing system, as named (the dialect's by default).
+        (system.text or "").strip() if system is not None else source.clearing_system,
         bic.text if bic is not None else None,
         member_id.text if member_id is not None else None,
         role,

@@ -237,3 +237,23 @@ def _rtgs_gateway(factory: pytest.TempPathFactory) -> Gateway:
     if "gw" not in _rtgs:
         _rtgs["gw"] = golden_gateway(factory.mktemp("rtgs"), signatures=True)
     return _rtgs["gw"]
+
+
+def test_a_member_id_is_read_in_the_clearing_system_it_names() -> None:
+    """A member id is resolved in the system its ClrSysId/Cd names (the dialect's when none is
+    given), never assumed to be the dialect's: an operator's profile may allow another."""
+    from gateway.codec.context import scheme_participant
+    from gateway.iso20022 import errors
+
+    def refuse(reason: str, detail: str) -> errors.Refusal:
+        return errors.Refusal(detail, reason=reason)
+
+    def named(system: str, member: str, bic: str | None = None) -> str:
+        return scheme_participant(SAMPLE_DIRECTORY, system, bic, member, "InstgAgt", refuse).bic
+
+    assert named("CNAPS", "313290012345") == named("HKNCC", "901") == "HPCBCNSHXXX"
+    with pytest.raises(errors.Refusal) as caught:
+        named("HKNCC", "313290012345")  # a CNAPS code read as HKNCC names nobody
+    assert caught.value.code == "RC01"
+    with pytest.raises(errors.Refusal):
+        named("HKNCC", "902", bic="HPCBCNSHXXX")  # JADB's HKNCC code beside HPCB's BIC

@@ -58,7 +58,8 @@ class DecodeContext:
         fin = one(m, "FinInstnId")
         participant = scheme_participant(
             self.directory,
-            self.dialect.clearing_system,
+            # The member id's own clearing system, as named (the dialect's by default).
+            txt(fin, "ClrSysMmbId", "ClrSysId", "Cd") or self.dialect.clearing_system,
             txt(fin, "BICFI"),
             txt(fin, "ClrSysMmbId", "MmbId"),
             role,
