@@ -24,6 +24,7 @@ from gateway.iso20022.builders import (
     envelope_text,
     header_spec,
     iso_datetime,
+    plain,
     serialise,
 )
 from gateway.iso20022.profiles import ProfileSet
@@ -63,7 +64,7 @@ def issue(
     ctx = EncodeContext(dialect(side), directory, charset, source)
     msg_def, document = encode_text(ctx, body, msg_id, iso_datetime(created))
     header = header_spec(**_header(config, side, to, biz_msg_idr, msg_def, created))
-    data = envelope_text(header, document).encode("utf-8")
+    data = plain(envelope_text(header, document).encode("utf-8"))
     if check is not None:
         check(msg_def, data)
     else:

@@ -110,8 +110,20 @@ def envelope_element(header: etree._Element, document: etree._Element) -> etree.
     return root
 
 
+_DECLARATION = len(b"<?xml version='1.0' encoding='UTF-8'?>")
+
+
+def plain(data: bytes) -> bytes:
+    """An output, checked. One meaning (docs/security.md): what the gateway builds from the
+    canonical reading holds no comment and no processing instruction, so no reader downstream
+    can see a value other than the one the gateway signed. A scan, not a tree walk."""
+    assert data.find(b"<!--") < 0 and data.find(b"<?", _DECLARATION) < 0, "markup in an output"
+    return data
+
+
 def serialise(root: etree._Element) -> bytes:
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    """Everything the gateway emits from a tree, as bytes."""
+    return plain(bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8")))
 
 
 def envelope(header: etree._Element, document: etree._Element) -> bytes:
