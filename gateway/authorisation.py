@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, message_ids, refusal
-from gateway.iso20022.tree import one
+from gateway.iso20022.tree import one, txt
 from gateway.messages import Sender
 
 # Short: a refusal's text must fit a reject's AddtlInf (105 characters) whole.
@@ -40,7 +40,7 @@ class From:
     """AppHdr Fr, resolved through the directory."""
 
     bic: str
-    sends_for: frozenset[str]  # BICs, 11 characters
+    sends_for: tuple[str, ...]  # BICs, 11 characters (the directory's, normalised at load)
     signed: bool  # the message carries a signature (verified by then: the signer is Fr)
 
 
@@ -53,7 +53,8 @@ def sender_of(msg: BusinessMessage, directory: Directory) -> From | None:
     name the same party). None for a bare Document (no AppHdr)."""
     if msg.header is None:
         return None
-    bic = msg.header_text("Fr/FIId/FinInstnId/BICFI") or ""
+    fin = one(msg.header_map, "Fr", "FIId", "FinInstnId")  # once: this runs per message
+    bic = (txt(fin, "BICFI") or "").strip()
     party = directory.signatory(bic) if bic else None
     if party is None:
         raise refusal(
@@ -62,9 +63,9 @@ def sender_of(msg: BusinessMessage, directory: Directory) -> From | None:
             f"AppHdr Fr {bic or '(no BIC)'} is not a participant, depository or system of "
             "the connect scheme",
         )
-    member = msg.header_text("Fr/FIId/FinInstnId/ClrSysMmbId/MmbId")
+    member = (txt(fin, "ClrSysMmbId", "MmbId") or "").strip()
     if member:
-        system = msg.header_text("Fr/FIId/FinInstnId/ClrSysMmbId/ClrSysId/Cd") or ""
+        system = (txt(fin, "ClrSysMmbId", "ClrSysId", "Cd") or "").strip()
         by_member = directory.by_member_id(system, member)
         if by_member is None or by_member.bic != party.bic:
             raise refusal(
@@ -74,11 +75,7 @@ def sender_of(msg: BusinessMessage, directory: Directory) -> From | None:
                 + (f"is {by_member.bic}'s" if by_member else "is no participant's"),
             )
     sgntr = one(msg.header_map, "Sgntr")
-    return From(
-        party.bic,
-        frozenset(bic11(b) for b in party.sends_for),
-        signed=sgntr is not None and "Signature" in sgntr,
-    )
+    return From(party.bic, party.sends_for, signed=sgntr is not None and "Signature" in sgntr)
 
 
 def authorise(
