@@ -103,6 +103,10 @@ def _calendar_day(ctx: DecodeContext, value: str) -> date:
     """The business day a settlement date names. Its time zone, if any, qualifies the day and
     does not move it: the scheme's calendars are both UTC+8's. A year beyond 9999, or before
     year 1, which xs:date allows, is no settlement date (DT01)."""
+    try:
+        return date.fromisoformat(value)  # the usual form, in C
+    except ValueError:
+        pass
     found = _XS_DATE.fullmatch(value)
     try:
         if found is None:

@@ -108,6 +108,8 @@ def txt(m: Map | None, *path: str) -> str | None:
         return value  # type: ignore[return-value]
     if cls is Leaf:
         return value.text  # type: ignore[union-attr]
+    if value is None:
+        return None
     if cls is dict or isinstance(value, etree._Element):
         # A value's path names an element with children: refused (FF01), never read as empty.
         where = "/".join(path)
