@@ -39,7 +39,7 @@ from gateway.config import SecuritySection
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import HEAD, ns
-from gateway.iso20022.reader import BusinessMessage, message_ids
+from gateway.iso20022.reader import BusinessMessage, hardened_parser, message_ids
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _HEAD = ns(HEAD)
@@ -62,14 +62,7 @@ xmlsec.cleanup_callbacks()
 # a comment inside the signature's own values (a certificate, a digest) must not change what
 # is read there (docs/security.md). Processing instructions stay: C14N signs them. Same
 # hardening as the reader otherwise.
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    huge_tree=False,
-    collect_ids=False,
-    remove_comments=True,
-)
+_PARSER = hardened_parser(remove_comments=True)
 
 
 def _refuse(msg: BusinessMessage, code: str, detail: str) -> errors.SignatureRefused:

@@ -51,45 +51,43 @@ _BLANKS = etree.XPath("//*[*]/text()[normalize-space(.) = '']")
 _local = threading.local()
 
 
-def _parser() -> etree.XMLParser:
-    # lxml parsers are not safe to share between threads; one per thread.
-    parser: etree.XMLParser | None = getattr(_local, "parser", None)
-    if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            remove_pis=True,
-            collect_ids=False,
-            # Indentation between elements is not content (ISO 20022 has no mixed content):
-            # dropped while parsing, in C, so nothing after it walks or carries it.
-            remove_blank_text=True,
-        )
-        _local.parser = parser
-    return parser
+def hardened_parser(
+    *, remove_pis: bool = False, remove_comments: bool = False, remove_blank_text: bool = False
+) -> etree.XMLParser:
+    """A parser that never loads a DTD, resolves an entity, touches the network or lifts
+    libxml2's size safeguards (CDATA delivered as text): every parser of untrusted bytes."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        collect_ids=False,
+        strip_cdata=True,
+        remove_pis=remove_pis,
+        remove_comments=remove_comments,
+        remove_blank_text=remove_blank_text,
+    )
 
 
-def _canonical_parser() -> etree.XMLParser:
-    # For a body with comments, PIs, CDATA or character references: white space kept (libxml2
-    # decides what is blank by its neighbours, a comment among them, and keeps blanks written
-    # as references), comments and PIs never built, CDATA delivered as text, so the pieces of
-    # a value join into one text node.
-    parser: etree.XMLParser | None = getattr(_local, "canonical", None)
+# lxml parsers are not safe to share between threads: one of each per thread.
+_PARSERS = {
+    # Indentation between elements is not content (ISO 20022 has no mixed content): dropped
+    # while parsing, in C, so nothing after it walks or carries it.
+    "plain": {"remove_pis": True, "remove_blank_text": True},
+    # For a body with comments, PIs, CDATA or character references: white space kept
+    # (libxml2 decides what is blank by its neighbours, a comment among them, and keeps blanks
+    # written as references), comments and PIs never built, CDATA delivered as text, so the
+    # pieces of a value join into one text node.
+    "canonical": {"remove_pis": True, "remove_comments": True},
+}
+
+
+def _parser(kind: str = "plain") -> etree.XMLParser:
+    parser: etree.XMLParser | None = getattr(_local, kind, None)
     if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            remove_pis=True,
-            remove_comments=True,
-            strip_cdata=True,
-            collect_ids=False,
-        )
-        _local.canonical = parser
+        parser = hardened_parser(**_PARSERS[kind])
+        setattr(_local, kind, parser)
     return parser
 
 
@@ -153,7 +151,7 @@ def read_message(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Business
         if has_markup(data, body) or b"&#" in data:
             # A comment, CDATA section, PI or character reference in the body (a DOCTYPE there
             # is a syntax error): its canonical reading (module docstring).
-            root = etree.fromstring(data, _canonical_parser())
+            root = etree.fromstring(data, _parser("canonical"))
             _drop_blanks(root)
         else:
             root = etree.fromstring(data, _parser())
