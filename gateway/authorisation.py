@@ -85,8 +85,9 @@ def authorise(
     sender: From | None,
     *,
     named: str | None = None,
-) -> None:
-    """Raise the refusal unless `sender` may send `msg` as the party its role entitles.
+) -> str:
+    """The entitled party (11-character BIC), once `sender` is shown to send `msg` for it;
+    the refusal is raised otherwise.
 
     `entitled`: that party's BIC (None: nobody is known to be); `named`: the party the message
     itself names in that role (its InstgAgt, Assgnr, account owner), resolved, if it names one.
@@ -103,10 +104,10 @@ def authorise(
         raise refusal(msg, "AG01", f"{named} may not send this {what}: only {entitled}, {who}, may")
     if sender is None:
         if named is not None:
-            return  # a bare Document speaks for the party it names (signatures off only)
+            return entitled  # a bare Document speaks for the party it names (signatures off)
         raise refusal(msg, "AG01", f"no AppHdr Fr: only {entitled}, {who}, may send this {what}")
     if sender.bic == entitled or entitled in sender.sends_for:
-        return
+        return entitled
     if sender.signed:
         raise errors.SignatureRefused(
             f"{sender.bic} may not sign for {entitled}, {who} of this {what} (sends_for)",

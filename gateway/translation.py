@@ -256,8 +256,9 @@ class _Result:
     # What a carried type's document gets rewritten (gateway/carry.py; which types are carried
     # is declared in gateway/messages/). None for the encoded ones.
     rewrite: Rewrite | None = None
-    # Set by `Translator._authorise`: nothing is translated that its sender may not send.
-    authorised: bool = False
+    # The party its sender was authorised for, as `Translator._authorise` returned it: nothing
+    # is translated that its sender may not send.
+    authorised: str | None = None
 
 
 class Translator:
@@ -379,7 +380,7 @@ class Translator:
         header = decode_header(msg)
         now = self.clock()
         result = self._route(msg, body, header, sender, source, target, directory)
-        assert result.authorised, f"{msg.msg_def} translated without its sender authorised"
+        assert result.authorised is not None, f"{msg.msg_def} translated unauthorised"
 
         msg_id = derive_id("GWM", keys.message)
         biz_id = derive_id("GW", keys.message)
@@ -504,9 +505,9 @@ class Translator:
                 raise self._uncorrelated(
                     msg, f"admi.002 refers to {body.reference}, which the gateway did not send"
                 )
-            self._authorise(msg, entry.receiver, sender)
+            entitled = self._authorise(msg, entry.receiver, sender)
             fixed = dataclasses.replace(body, reference=entry.biz_msg_idr or entry.msg_id)
-            return _Result(fixed, to=entry.sender_bic, authorised=True)
+            return _Result(fixed, to=entry.sender_bic, authorised=entitled)
         raise AssertionError(f"{msg.msg_def} is registered but not routed")
 
     def _authorise(
@@ -515,9 +516,10 @@ class Translator:
         entitled: str | None,
         sender: From | None,
         named: str | None = None,
-    ) -> None:
-        """Refuses unless `sender` may send `msg` for `entitled` (gateway/authorisation.py)."""
-        authorise(msg, message_type(msg.msg_def).sender, entitled, sender, named=named)
+    ) -> str:
+        """The entitled party, once `sender` is shown to send `msg` for it; refused otherwise
+        (gateway/authorisation.py)."""
+        return authorise(msg, message_type(msg.msg_def).sender, entitled, sender, named=named)
 
     def _cycle_entry(self, s: StatusReport) -> Correlation | None:
         """The correlation of the gateway's settlement instruction `s` answers, if it does."""
@@ -626,7 +628,7 @@ class Translator:
         directory: Directory,
     ) -> _Result:
         # The payer is the instructing agent, however the message names it (BIC, member id).
-        self._authorise(ctx.msg, p.instructing.bic, sender, p.instructing.bic)
+        entitled = self._authorise(ctx.msg, p.instructing.bic, sender, p.instructing.bic)
         self._sides(ctx, directory, source, target, p.instructing.bic, p.instructed.bic)
         self._settles_in_the_scheme(ctx, p)
         settlement_date, notes = self._settlement_date(ctx, p.settlement_date)
@@ -659,7 +661,7 @@ class Translator:
             correlation=correlation,
             notes=notes,
             rewrite=Rewrite("", "", settlement_date=settlement_date),
-            authorised=True,
+            authorised=entitled,
         )
 
     def _settles_in_the_scheme(self, ctx: DecodeContext, p: Payment) -> None:
@@ -716,7 +718,7 @@ class Translator:
         entry = self._original(ctx.msg, uetr, orgnl_msg, target)
         # The payment's receiver reports on it, and no one else.
         named = t.instructing.bic if t is not None and t.instructing is not None else None
-        self._authorise(ctx.msg, entry.receiver, sender, named)
+        entitled = self._authorise(ctx.msg, entry.receiver, sender, named)
         original = OriginalGroup(entry.msg_id, entry.msg_def, entry.created)
         if t is not None:
             t = dataclasses.replace(t, original_group=original)
@@ -731,7 +733,7 @@ class Translator:
             to=entry.sender_bic,
             cancels=cancels,
             rewrite=Rewrite("", "", original=original),
-            authorised=True,
+            authorised=entitled,
         )
 
     def _return(
@@ -745,7 +747,7 @@ class Translator:
     ) -> _Result:
         entry = self._original(ctx.msg, r.original_uetr, r.original_group.msg_id, target)
         # The payment's receiver returns it, to the payment's instructing agent.
-        self._authorise(ctx.msg, entry.receiver, sender, r.instructing.bic)
+        entitled = self._authorise(ctx.msg, entry.receiver, sender, r.instructing.bic)
         if entry.instructing is not None and r.instructed.bic != entry.instructing:
             raise ctx.refuse(
                 "RC01",
@@ -765,7 +767,7 @@ class Translator:
             obligations=[obligation],
             notes=notes,
             rewrite=Rewrite("", "", settlement_date=settlement_date, original=original),
-            authorised=True,
+            authorised=entitled,
         )
 
     # -- Bond Connect -------------------------------------------------------------------------
@@ -784,7 +786,7 @@ class Translator:
         if owner is None or owner.side != source:
             raise ctx.refuse("RC01", f"account owner {s.owner_bic} is not a {source} participant")
         # The account owner instructs on its account, and no one else.
-        self._authorise(ctx.msg, owner.bic, sender, owner.bic)
+        entitled = self._authorise(ctx.msg, owner.bic, sender, owner.bic)
         own_side, other = (
             (s.receiving, s.delivering) if s.movement == "RECE" else (s.delivering, s.receiving)
         )
@@ -850,7 +852,7 @@ class Translator:
             obligations=obligations,
             correlation=correlation,
             notes=notes,
-            authorised=True,
+            authorised=entitled,
         )
 
     def _cash_leg(
@@ -895,7 +897,7 @@ class Translator:
                 f"no securities instruction {body.owner_tx_id} "
                 "was sent by the gateway to this side",
             )
-        self._authorise(ctx.msg, entry.receiver, sender)
+        entitled = self._authorise(ctx.msg, entry.receiver, sender)
         account = entry.account or SecuritiesAccount("")
         restored: Business
         if isinstance(body, SecuritiesConfirmation):
@@ -912,7 +914,7 @@ class Translator:
         cancels = (
             [_reference(entry)] if isinstance(body, SecuritiesStatus) and not body.accepted else []
         )
-        return _Result(restored, to=entry.sender_bic, cancels=cancels, authorised=True)
+        return _Result(restored, to=entry.sender_bic, cancels=cancels, authorised=entitled)
 
     # -- cancellations ------------------------------------------------------------------------
     def _cancellation(
@@ -942,7 +944,7 @@ class Translator:
                 "participant may ask to cancel it",
             )
         # Only the payment's instructing party asks to cancel it (or one sending for it).
-        self._authorise(ctx.msg, entry.instructing, sender, req.assigner.bic)
+        entitled = self._authorise(ctx.msg, entry.instructing, sender, req.assigner.bic)
         requester = header.sender if header else req.assigner.bic
         correlation = Correlation(
             key=f"cxl:{uetr}",
@@ -972,7 +974,7 @@ class Translator:
             held_cancel=uetr if held else None,
             notes=notes,
             rewrite=Rewrite("", "", original=original),
-            authorised=True,
+            authorised=entitled,
         )
 
     def _resolution(
@@ -989,7 +991,7 @@ class Translator:
                 f"no cancellation request for payment {uetr} was sent by the gateway to this side",
             )
         assigner = r.assigner.bic if r.assigner is not None else None
-        self._authorise(ctx.msg, entry.receiver, sender, assigner)
+        entitled = self._authorise(ctx.msg, entry.receiver, sender, assigner)
         # No Sts/Conf: a duplicate of another case (DplctOf), a refused modification, an
         # assignment cancelled: carried back, with no effect.
         if r.status and r.status not in INVESTIGATION_STATUS_CODES:
@@ -1002,5 +1004,5 @@ class Translator:
             to=entry.sender_bic,
             voids_open=[uetr] if r.status == "CNCL" else [],
             rewrite=Rewrite("", "", original=original),
-            authorised=True,
+            authorised=entitled,
         )
