@@ -9,7 +9,7 @@ so nothing is re-formatted on the way through.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
@@ -378,10 +378,3 @@ class Obligation:
     payee: str
     amount: Money
     reference: str  # UETR, or the securities TxId
-
-
-@dataclass(frozen=True)
-class Decoded:
-    header: Header | None
-    body: Business
-    notes: tuple[str, ...] = field(default=())

@@ -319,7 +319,6 @@ class ReloadingDirectory:
         self._directory = load_directory(path)
         self._stamp = self._mtime()
         self._checked = time.monotonic()
-        self.last_error: str | None = None
 
     def _mtime(self) -> int:
         try:
@@ -342,7 +341,6 @@ class ReloadingDirectory:
             try:
                 fresh = load_directory(self.path)
             except DirectoryError as exc:
-                self.last_error = str(exc)
                 log.error(
                     "participant directory not reloaded, version %s stays in force: %s",
                     self._directory.version,
@@ -355,5 +353,5 @@ class ReloadingDirectory:
                 self._directory.version,
                 fresh.version,
             )
-            self._directory, self._stamp, self.last_error = fresh, stamp, None
+            self._directory, self._stamp = fresh, stamp
             return True

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from gateway.canonical import Account, Address, Agent, Customer, Money, Reason, Supplementary
+from gateway.canonical import Account, Address, Agent, Customer, Money, Supplementary
 from gateway.charset import CharsetPolicy, CharsetRefusal, is_latin
 from gateway.directory import Directory, Flow, Participant
 from gateway.iso20022 import errors
@@ -131,12 +131,6 @@ def decode_account(m: Map | None) -> Account | None:
     if m is None:
         return None
     return Account(txt(m, "Id", "Othr", "Id") or "", txt(m, "Ccy"))
-
-
-def decode_reason(m: Map | None, code_path: tuple[str, ...] = ("Rsn",)) -> Reason:
-    rsn = one(m, *code_path)
-    info = tuple(x for x in many(m, "AddtlInf") if isinstance(x, str))
-    return Reason(txt(rsn, "Cd"), txt(rsn, "Prtry"), info)
 
 
 def decode_supplementary(items: list[Node]) -> tuple[Supplementary, ...]:

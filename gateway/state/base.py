@@ -101,9 +101,6 @@ class HeldPayment:
     status: str  # queued | released | refusing | refused | cancelled (rejected while held)
 
 
-CYCLE_STATUSES = ("open", "closing", "instructed", "settled", "failed")
-
-
 class ClaimsStore(Protocol):
     """Idempotency claims, the outbox and what a batch books: the pipeline's side."""
 
@@ -125,8 +122,6 @@ class ClaimsStore(Protocol):
         """Hand up to `limit` unsent rows, oldest first, to `publish`; once it returns, mark
         them sent. Rows being relayed by another instance are left to it. The number relayed."""
         ...
-
-    async def outbox_rows(self, ids: list[int]) -> list[OutboxRow]: ...
 
     async def counts(self) -> dict[str, int]:
         """claims, unsent outbox rows, obligations: for health checks and tests."""

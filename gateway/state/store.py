@@ -170,14 +170,6 @@ class Store:
     async def relay(self, limit: int, publish: Callable[[list[OutboxRow]], Awaitable[None]]) -> int:
         return await self._relay(limit, publish)
 
-    async def outbox_rows(self, ids: list[int]) -> list[OutboxRow]:
-        async def work(tx: Tx) -> list[OutboxRow]:
-            return _outbox_rows(
-                await tx.fetch_in(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id {{in}}", ids)
-            )
-
-        return await self._run(work, write=False) if ids else []
-
     async def counts(self) -> dict[str, int]:
         async def work(tx: Tx) -> dict[str, int]:
             (row,) = await tx.fetch(
