@@ -137,18 +137,20 @@ class Decider:
         """Each record's effects, in order (None: a copy of a record already processed).
         `claims` and `known`: what the store holds for the batch's keys and answers; `wall`:
         the time (epoch seconds) a retry's delay counts from."""
-        self.translator.correlations = MemoryCorrelations(list(known))
+        correlations = MemoryCorrelations(list(known))  # and what the batch adds, in order
         seen: dict[str, ClaimState] = dict(claims)  # plus what this batch claims as it goes
         decided: list[Effects | None] = []
         for p in prepared:
-            e = self._decide(p, seen, wall)
+            e = self._decide(p, seen, wall, correlations)
             if e is not None:
                 for key, fp in e.claims:
                     seen.setdefault(key, ClaimState(key, fp, ()))
             decided.append(e)
         return decided
 
-    def _decide(self, p: Prepared, seen: dict[str, ClaimState], wall: float) -> Effects | None:
+    def _decide(
+        self, p: Prepared, seen: dict[str, ClaimState], wall: float, known: Correlations
+    ) -> Effects | None:
         reading = p.reading
         if reading.error is not None or reading.keys is None:
             error = reading.error or errors.NotWellFormed("unreadable")
@@ -166,7 +168,7 @@ class Decider:
                 if own is None and message_type(reading.msg_def).clash == "PDCR":
                     # Whoever may not ask at all is told so (AG01), not that a request of
                     # someone else's is pending.
-                    refused = self._refused_anyway(p, msg, keys)
+                    refused = self._refused_anyway(p, msg, keys, known)
                     if refused is not None:
                         return refused
                     resolved = next((seen[k] for k in keys.outcomes if k in seen), None)
@@ -204,7 +206,7 @@ class Decider:
             if reading.deferred:
                 # An answer: translated now, once, with what the store and the records
                 # before it in this batch know.
-                outcome = self.translator.process_message(self.message(p), keys, p.source)
+                outcome = self.translator.process_message(self.message(p), keys, p.source, known)
             elif reading.outcome is None:
                 raise RuntimeError(reading.failure)  # it failed where it was read
             else:
@@ -215,7 +217,7 @@ class Decider:
                 # be held or refused in this batch's transaction, and nothing may answer what
                 # never reached the other side. Its answers wait on the retry topics until
                 # its acceptance is committed (or are refused once their retries run out).
-                self.translator.correlations.remember(outcome.correlation)
+                known.remember(outcome.correlation)
         except Exception as exc:
             log.exception("internal error on %s (%s)", p.origin, keys.message)
             internal = errors.InternalError(
@@ -263,16 +265,11 @@ class Decider:
         )
 
     def _refused_anyway(
-        self, p: Prepared, msg: BusinessMessage, keys: IdempotencyKeys
+        self, p: Prepared, msg: BusinessMessage, keys: IdempotencyKeys, known: Correlations
     ) -> Effects | None:
         """The refusal a record would get on its own merits (not for a missing original),
         found without learning anything from it; None if it would not be refused."""
-        known = self.translator.correlations
-        self.translator.correlations = _LookUpOnly(known)
-        try:
-            outcome = self.translator.process_message(msg, keys, p.source)
-        finally:
-            self.translator.correlations = known
+        outcome = self.translator.process_message(msg, keys, p.source, _LookUpOnly(known))
         if outcome.accepted or isinstance(outcome.error, errors.Uncorrelated):
             return None
         return self._reject_effects(p, outcome, [(keys.message, p.fingerprint)])

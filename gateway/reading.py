@@ -47,7 +47,6 @@ def read_records(translator: Translator, items: list[tuple[bytes, Side]]) -> lis
     # Speculation: nothing is known, and nothing learnt here is used, not even by a later
     # record of this batch: an answer is correlated only when the batch is decided, with
     # what the store and the decided records before it know (Pipeline._decide).
-    translator.correlations = NoCorrelations()
     return [_read_one(translator, value, side) for value, side in items]
 
 
@@ -62,7 +61,7 @@ def _read_one(translator: Translator, value: bytes, side: Side) -> Reading:
     if msg.msg_def in ANSWERS:
         return Reading(keys, fp, msg.msg_def, None, refs, deferred=True)
     try:
-        outcome = translator.process_message(msg, keys, side)
+        outcome = translator.process_message(msg, keys, side, NoCorrelations())
     except Exception as exc:  # a defect of ours: the pipeline answers and dead-letters it
         log.exception("internal error translating %s", keys.message)
         return Reading(keys, fp, msg.msg_def, None, refs, None, f"{type(exc).__name__}: {exc}")

@@ -279,6 +279,8 @@ class Translator:
         )
         self.calendars = Calendars.load(Path(tr.calendars) if tr.calendars else None)
         self.charset = CharsetPolicy.load(Path(tr.charset_policy) if tr.charset_policy else None)
+        # The offline CLI's own (it learns originals as it goes); set here only: the pipeline
+        # passes the batch's to each call instead.
         self.correlations: Correlations = correlations or MemoryCorrelations()
         self.signer = signer_for(config.security)
 
@@ -291,11 +293,15 @@ class Translator:
         return self
 
     # -- the one entry point -------------------------------------------------------------
-    def process(self, data: bytes, source: Side) -> Outcome:
+    def process(
+        self, data: bytes, source: Side, correlations: Correlations | None = None
+    ) -> Outcome:
+        """`correlations`: the originals answers may name (default: the translator's own, which
+        the offline CLI fills as it goes)."""
         msg: BusinessMessage | None = None
         try:
             msg = self.read(data, source)
-            return self.process_message(msg, extract_keys(msg), source)
+            return self.process_message(msg, extract_keys(msg), source, correlations)
         except errors.MessageError as exc:
             return self.reject(exc, source, msg)
 
@@ -313,11 +319,18 @@ class Translator:
         )
         return msg
 
-    def process_message(self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side) -> Outcome:
+    def process_message(
+        self,
+        msg: BusinessMessage,
+        keys: IdempotencyKeys,
+        source: Side,
+        correlations: Correlations | None = None,
+    ) -> Outcome:
         """Translate a message already read and validated (the pipeline reads first, to look up
-        its keys and correlations in the state store)."""
+        its keys and correlations in the state store, and passes them here)."""
+        known = correlations if correlations is not None else self.correlations
         try:
-            return self._translate(msg, keys, source)
+            return self._translate(msg, keys, source, known)
         except errors.MessageError as exc:
             return self.reject(exc, source, msg)
 
@@ -360,7 +373,9 @@ class Translator:
         return [self.process(data, source) for data in originals]
 
     # -- translation ------------------------------------------------------------------------
-    def _translate(self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side) -> Outcome:
+    def _translate(
+        self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side, known: Correlations
+    ) -> Outcome:
         target = other_side(source)
         directory = self.directory.current()
         body = decode(DecodeContext(dialect(source), directory, msg))
@@ -374,12 +389,12 @@ class Translator:
             )
         sender = sender_of(msg, directory)  # AppHdr Fr, resolved: every branch authorises it
         if isinstance(body, StatusReport) and _original_def(body) in GATEWAY_INSTRUCTIONS:
-            entry = self._cycle_entry(body)
+            entry = self._cycle_entry(body, known)
             if entry is not None or _original_def(body) == SETTLEMENT_REQUEST:
                 return self._settlement_answer(msg, body, keys, source, entry, sender)
         header = decode_header(msg)
         now = self.clock()
-        result = self._route(msg, body, header, sender, source, target, directory)
+        result = self._route(msg, body, header, sender, source, target, directory, known)
         assert result.authorised is not None, f"{msg.msg_def} translated unauthorised"
 
         msg_id = derive_id("GWM", keys.message)
@@ -440,7 +455,7 @@ class Translator:
             if result.held_cancel is None:
                 # A request for a held payment is forwarded only if the payment was released
                 # by the time its batch commits: nothing may answer it before then.
-                self.correlations.remember(correlation)
+                known.remember(correlation)
         held_answer = self.cancelled_here(msg, source) if result.held_cancel else b""
         return Outcome(
             True,
@@ -481,6 +496,7 @@ class Translator:
         source: Side,
         target: Side,
         directory: Directory,
+        known: Correlations,
     ) -> _Result:
         ctx = DecodeContext(dialect(source), directory, msg)
         # Each branch authorises its sender (`_authorise`) before anything else about the
@@ -488,19 +504,19 @@ class Translator:
         if isinstance(body, Payment):
             return self._payment(ctx, body, header, sender, source, target, directory)
         if isinstance(body, PaymentReturn):
-            return self._return(ctx, body, sender, source, target, directory)
+            return self._return(ctx, body, sender, source, target, directory, known)
         if isinstance(body, StatusReport):
-            return self._status(ctx, body, sender, target)
+            return self._status(ctx, body, sender, target, known)
         if isinstance(body, SecuritiesInstruction):
             return self._securities(ctx, body, header, sender, source, target, directory)
         if isinstance(body, SecuritiesStatus | SecuritiesConfirmation):
-            return self._securities_answer(ctx, body, sender, target)
+            return self._securities_answer(ctx, body, sender, target, known)
         if isinstance(body, CancellationRequest):
-            return self._cancellation(ctx, body, header, sender, source)
+            return self._cancellation(ctx, body, header, sender, source, known)
         if isinstance(body, CancellationResolution):
-            return self._resolution(ctx, body, sender, target)
+            return self._resolution(ctx, body, sender, target, known)
         if isinstance(body, MessageReject):
-            entry = self.correlations.find_outbound(body.reference)
+            entry = known.find_outbound(body.reference)
             if entry is None or entry.source != target:
                 raise self._uncorrelated(
                     msg, f"admi.002 refers to {body.reference}, which the gateway did not send"
@@ -521,12 +537,12 @@ class Translator:
         (gateway/authorisation.py)."""
         return authorise(msg, message_type(msg.msg_def).sender, entitled, sender, named=named)
 
-    def _cycle_entry(self, s: StatusReport) -> Correlation | None:
+    def _cycle_entry(self, s: StatusReport, known: Correlations) -> Correlation | None:
         """The correlation of the gateway's settlement instruction `s` answers, if it does."""
         original = s.group.original_group if s.group else None
         if original is None and s.transaction is not None:
             original = s.transaction.original_group
-        entry = self.correlations.find_outbound(original.msg_id) if original else None
+        entry = known.find_outbound(original.msg_id) if original else None
         return entry if entry is not None and entry.key.startswith("cycle:") else None
 
     def _settlement_answer(
@@ -684,11 +700,16 @@ class Translator:
                 )
 
     def _original(
-        self, msg: BusinessMessage, uetr: str | None, orgnl_msg_id: str | None, target: Side
+        self,
+        msg: BusinessMessage,
+        uetr: str | None,
+        orgnl_msg_id: str | None,
+        target: Side,
+        known: Correlations,
     ) -> Correlation:
-        entry = self.correlations.find(f"uetr:{uetr}") if uetr else None
+        entry = known.find(f"uetr:{uetr}") if uetr else None
         if entry is None and orgnl_msg_id:
-            entry = self.correlations.find_outbound(orgnl_msg_id)
+            entry = known.find_outbound(orgnl_msg_id)
         if entry is None or entry.source != target:
             raise self._uncorrelated(
                 msg,
@@ -698,7 +719,12 @@ class Translator:
         return entry
 
     def _status(
-        self, ctx: DecodeContext, s: StatusReport, sender: From | None, target: Side
+        self,
+        ctx: DecodeContext,
+        s: StatusReport,
+        sender: From | None,
+        target: Side,
+        known: Correlations,
     ) -> _Result:
         t = s.transaction
         group = s.group
@@ -715,7 +741,7 @@ class Translator:
         orgnl_msg = (t.original_group.msg_id if t else None) or (
             group.original_group.msg_id if group else None
         )
-        entry = self._original(ctx.msg, uetr, orgnl_msg, target)
+        entry = self._original(ctx.msg, uetr, orgnl_msg, target, known)
         # The payment's receiver reports on it, and no one else.
         named = t.instructing.bic if t is not None and t.instructing is not None else None
         entitled = self._authorise(ctx.msg, entry.receiver, sender, named)
@@ -744,8 +770,9 @@ class Translator:
         source: Side,
         target: Side,
         directory: Directory,
+        known: Correlations,
     ) -> _Result:
-        entry = self._original(ctx.msg, r.original_uetr, r.original_group.msg_id, target)
+        entry = self._original(ctx.msg, r.original_uetr, r.original_group.msg_id, target, known)
         # The payment's receiver returns it, to the payment's instructing agent.
         entitled = self._authorise(ctx.msg, entry.receiver, sender, r.instructing.bic)
         if entry.instructing is not None and r.instructed.bic != entry.instructing:
@@ -889,8 +916,9 @@ class Translator:
         body: SecuritiesStatus | SecuritiesConfirmation,
         sender: From | None,
         target: Side,
+        known: Correlations,
     ) -> _Result:
-        entry = self.correlations.find(f"sese:{body.owner_tx_id}")
+        entry = known.find(f"sese:{body.owner_tx_id}")
         if entry is None or entry.source != target:
             raise self._uncorrelated(
                 ctx.msg,
@@ -924,12 +952,13 @@ class Translator:
         header: Header | None,
         sender: From | None,
         source: Side,
+        known: Correlations,
     ) -> _Result:
         """A camt.056: forwarded to the payment's receiver, or (the payment still held for its
         cap) answered CNCL by the gateway, which the batch's transaction decides."""
         uetr = req.original_uetr
-        entry = self.correlations.find(f"uetr:{uetr}")
-        held = entry is None and (entry := self.correlations.find_held(f"uetr:{uetr}")) is not None
+        entry = known.find(f"uetr:{uetr}")
+        held = entry is None and (entry := known.find_held(f"uetr:{uetr}")) is not None
         if entry is None:
             # Retried first (it may have overtaken its payment), then refused RJCR NOOR.
             raise self._uncorrelated(
@@ -978,13 +1007,18 @@ class Translator:
         )
 
     def _resolution(
-        self, ctx: DecodeContext, r: CancellationResolution, sender: From | None, target: Side
+        self,
+        ctx: DecodeContext,
+        r: CancellationResolution,
+        sender: From | None,
+        target: Side,
+        known: Correlations,
     ) -> _Result:
         """A camt.029 answering a request the gateway forwarded: back to the requester. CNCL
         voids the payment's obligation while its cycle is open; anything else changes
         nothing (once netted, the money comes back by a pacs.004 return)."""
         uetr = r.original_uetr
-        entry = self.correlations.find(f"cxl:{uetr}")
+        entry = known.find(f"cxl:{uetr}")
         if entry is None or entry.source != target:
             raise self._uncorrelated(
                 ctx.msg,

@@ -58,15 +58,14 @@ class Gateway:
         self, case: dict[str, Any], data: bytes, known: tuple[Correlation, ...] = ()
     ) -> Outcome:
         """`data` processed as `case` says: its originals first, then it, from its side."""
-        t = self.translator
-        t.correlations = MemoryCorrelations(known)
+        t, correlations = self.translator, MemoryCorrelations(known)
         for original in case.get("originals", []):
             side = case.get(
                 "originals_from", "offshore" if case["from"] == "onshore" else "onshore"
             )
-            primed = t.process(self.as_sent((ROOT / original).read_bytes()), side)
+            primed = t.process(self.as_sent((ROOT / original).read_bytes()), side, correlations)
             assert primed.accepted, primed.error
-        return t.process(data, case["from"])
+        return t.process(data, case["from"], correlations)
 
 
 def golden_gateway(folder: Path, signatures: bool) -> Gateway:

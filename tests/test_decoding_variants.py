@@ -66,16 +66,16 @@ def variant(draw: st.DrawFn, data: bytes) -> bytes:
 
 
 def outcome(case: dict[str, object], data: bytes) -> Outcome:
-    _translator.correlations = MemoryCorrelations()
+    correlations = MemoryCorrelations()
     originals = case.get("originals", [])
     assert isinstance(originals, list)
     for original in originals:
         side = case.get("originals_from", "offshore" if case["from"] == "onshore" else "onshore")
         assert side in ("onshore", "offshore")
-        _translator.process((ROOT / original).read_bytes(), side)
+        _translator.process((ROOT / original).read_bytes(), side, correlations)
     source = case["from"]
     assert source in ("onshore", "offshore")
-    return _translator.process(data, source)
+    return _translator.process(data, source, correlations)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
