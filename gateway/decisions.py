@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Protocol, cast
 
 from gateway.config import Config
+from gateway.correlations import Correlation, Correlations, LookUpOnly, MemoryCorrelations
 from gateway.iso20022 import errors
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
@@ -26,13 +27,7 @@ from gateway.messages.registry import CAPPED, message_type
 from gateway.reading import Reading
 from gateway.sides import Side
 from gateway.state.base import ClaimState, Effects, OutboxRow
-from gateway.translation import (
-    Correlation,
-    Correlations,
-    MemoryCorrelations,
-    Outcome,
-    Translator,
-)
+from gateway.translation import Outcome, Translator
 
 log = logging.getLogger(__name__)
 
@@ -83,25 +78,6 @@ class Prepared:
         if self.keys is None:
             return []
         return [self.keys.message, *self.keys.transactions, *self.keys.outcomes]
-
-
-class _LookUpOnly:
-    """Correlations to look up in, never to add to."""
-
-    def __init__(self, inner: Correlations) -> None:
-        self.inner = inner
-
-    def remember(self, entry: Correlation) -> None:
-        pass
-
-    def find(self, key: str) -> Correlation | None:
-        return self.inner.find(key)
-
-    def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None:
-        return self.inner.find_outbound(biz_msg_idr_or_msg_id)
-
-    def find_held(self, key: str) -> Correlation | None:
-        return self.inner.find_held(key)
 
 
 def _typed(headers: tuple[tuple[str, bytes], ...], msg_def: str) -> tuple[tuple[str, bytes], ...]:
@@ -269,7 +245,7 @@ class Decider:
     ) -> Effects | None:
         """The refusal a record would get on its own merits (not for a missing original),
         found without learning anything from it; None if it would not be refused."""
-        outcome = self.translator.process_message(msg, keys, p.source, _LookUpOnly(known))
+        outcome = self.translator.process_message(msg, keys, p.source, LookUpOnly(known))
         if outcome.accepted or isinstance(outcome.error, errors.Uncorrelated):
             return None
         return self._reject_effects(p, outcome, [(keys.message, p.fingerprint)])

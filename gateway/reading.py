@@ -19,12 +19,13 @@ import time
 from dataclasses import dataclass
 
 from gateway.config import Config
+from gateway.correlations import NoCorrelations, keys_of
 from gateway.iso20022 import errors
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
 from gateway.iso20022.reader import BusinessMessage
 from gateway.messages.registry import ANSWER_REFERENCES, ANSWERS
 from gateway.sides import Side
-from gateway.translation import NoCorrelations, Outcome, Translator
+from gateway.translation import Outcome, Translator
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def correlation_refs(msg: BusinessMessage, keys: IdempotencyKeys) -> tuple[str, 
     refs: list[str] = []
     c = keys.correlation
     if c:
-        refs += [c, f"uetr:{c}", f"sese:{c}", f"cxl:{c}"]
+        refs += [c, *keys_of(c)]
     for path in ANSWER_REFERENCES:
         value = msg.doc_text(path)
         if value:

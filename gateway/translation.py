@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Protocol
 
 from lxml import etree
 
@@ -52,6 +51,16 @@ from gateway.clock import Clock, now_utc8
 from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
 from gateway.config import Config
+from gateway.correlations import (
+    CYCLE,
+    Correlation,
+    Correlations,
+    MemoryCorrelations,
+    cancellation_key,
+    payment_key,
+    reference,
+    securities_key,
+)
 from gateway.directory import Directory, ReloadingDirectory
 from gateway.directory import default_path as default_directory_path
 from gateway.iso20022 import errors
@@ -120,95 +129,6 @@ def _original_def(s: StatusReport) -> str | None:
     if s.group is not None:
         return s.group.original_group.msg_def
     return s.transaction.original_group.msg_def if s.transaction is not None else None
-
-
-@dataclass(frozen=True)
-class Correlation:
-    """An accepted instruction, as the answers coming back about it will need it."""
-
-    key: str  # "uetr:<uuid>" or "sese:<TxId>"
-    source: Side  # where the original came from (where answers go back to)
-    sender_bic: str | None  # AppHdr Fr of the original
-    biz_msg_idr: str | None  # AppHdr BizMsgIdr of the original
-    msg_id: str  # GrpHdr MsgId of the original (sese.023: its TxId)
-    msg_def: str
-    created: str | None
-    outbound_biz_msg_idr: str  # what the gateway sent to the other side
-    outbound_msg_id: str
-    owner_bic: str | None = None  # sese.023: the account owner and account behind the nominee
-    owner_lei: str | None = None
-    account: SecuritiesAccount | None = None
-    outbound_created: str | None = None  # the CreDtTm the gateway gave what it sent
-    # Who instructed the original and who received it (BICs): who may cancel it, and who may
-    # answer it (gateway/authorisation.py). None in entries kept before they were recorded.
-    instructing: str | None = None
-    receiver: str | None = None
-    # Read from beside a payment held for its cap (never forwarded yet): only a cancellation
-    # request may see it (gateway/state/store.py, held_correlations).
-    held: bool = False
-
-
-def _reference(entry: Correlation) -> str:
-    """The obligation reference of a correlated original: its UETR, or sese:<TxId>."""
-    return entry.key.removeprefix("uetr:")
-
-
-class Correlations(Protocol):
-    def remember(self, entry: Correlation) -> None: ...
-    def find(self, key: str) -> Correlation | None: ...
-    def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None: ...
-    def find_held(self, key: str) -> Correlation | None: ...
-
-
-class MemoryCorrelations:
-    """In-process correlations: for the offline CLI and tests. The pipeline keeps its own in the
-    state store, written in the same transaction as the outbox."""
-
-    def __init__(self, known: Iterable[Correlation] = ()) -> None:
-        self._by_key: dict[str, Correlation] = {}
-        self._by_outbound: dict[str, Correlation] = {}
-        self._held: dict[str, Correlation] = {}
-        self.added: list[Correlation] = []
-        for entry in known:
-            self.remember(entry, new=False)
-
-    def remember(self, entry: Correlation, new: bool = True) -> None:
-        if entry.held:
-            # Nothing answers a payment that never reached the other side: kept apart.
-            self._held[entry.key] = entry
-            return
-        self._by_key[entry.key] = entry
-        self._by_outbound[entry.outbound_biz_msg_idr] = entry
-        self._by_outbound[entry.outbound_msg_id] = entry
-        if new:
-            self.added.append(entry)
-
-    def find(self, key: str) -> Correlation | None:
-        return self._by_key.get(key)
-
-    def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None:
-        return self._by_outbound.get(biz_msg_idr_or_msg_id)
-
-    def find_held(self, key: str) -> Correlation | None:
-        return self._held.get(key)
-
-
-class NoCorrelations:
-    """Knows nothing and learns nothing: for translating ahead of the state store, where
-    an answer must not be correlated to an original whose fate this batch has not decided
-    (a payment read just before it may yet be held or refused for its cap)."""
-
-    def remember(self, entry: Correlation) -> None:
-        pass
-
-    def find(self, key: str) -> Correlation | None:
-        return None
-
-    def find_outbound(self, biz_msg_idr_or_msg_id: str) -> Correlation | None:
-        return None
-
-    def find_held(self, key: str) -> Correlation | None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -543,7 +463,7 @@ class Translator:
         if original is None and s.transaction is not None:
             original = s.transaction.original_group
         entry = known.find_outbound(original.msg_id) if original else None
-        return entry if entry is not None and entry.key.startswith("cycle:") else None
+        return entry if entry is not None and entry.key.startswith(CYCLE) else None
 
     def _settlement_answer(
         self,
@@ -651,7 +571,7 @@ class Translator:
         if settlement_date != p.settlement_date:  # rolled (settlement_date_policy = "roll")
             p = dataclasses.replace(p, settlement_date=settlement_date)
         correlation = Correlation(
-            key=f"uetr:{p.uetr}",
+            key=payment_key(p.uetr),
             source=source,
             sender_bic=header.sender if header else p.instructing.bic,
             biz_msg_idr=header.biz_msg_idr if header else None,
@@ -707,7 +627,7 @@ class Translator:
         target: Side,
         known: Correlations,
     ) -> Correlation:
-        entry = known.find(f"uetr:{uetr}") if uetr else None
+        entry = known.find(payment_key(uetr)) if uetr else None
         if entry is None and orgnl_msg_id:
             entry = known.find_outbound(orgnl_msg_id)
         if entry is None or entry.source != target:
@@ -753,7 +673,7 @@ class Translator:
         rejected = (t is not None and t.status == "RJCT") or (
             group is not None and group.status == "RJCT"
         )
-        cancels = [_reference(entry)] if rejected else []
+        cancels = [reference(entry)] if rejected else []
         return _Result(
             dataclasses.replace(s, transaction=t, group=group),
             to=entry.sender_bic,
@@ -859,7 +779,7 @@ class Translator:
             f"{nominee.owner_bic} account {nominee.account} at {market}"
         )
         correlation = Correlation(
-            key=f"sese:{s.tx_id}",
+            key=securities_key(s.tx_id),
             source=source,
             sender_bic=header.sender if header else s.owner_bic,
             biz_msg_idr=header.biz_msg_idr if header else None,
@@ -908,7 +828,7 @@ class Translator:
             if cash.direction == "DBIT"
             else (counterparty.bic, s.owner_bic)
         )
-        return Obligation(payer, payee, cash.amount, f"sese:{s.tx_id}")
+        return Obligation(payer, payee, cash.amount, securities_key(s.tx_id))
 
     def _securities_answer(
         self,
@@ -918,7 +838,7 @@ class Translator:
         target: Side,
         known: Correlations,
     ) -> _Result:
-        entry = known.find(f"sese:{body.owner_tx_id}")
+        entry = known.find(securities_key(body.owner_tx_id))
         if entry is None or entry.source != target:
             raise self._uncorrelated(
                 ctx.msg,
@@ -940,7 +860,7 @@ class Translator:
                 )
             restored = dataclasses.replace(body, details=details)
         cancels = (
-            [_reference(entry)] if isinstance(body, SecuritiesStatus) and not body.accepted else []
+            [reference(entry)] if isinstance(body, SecuritiesStatus) and not body.accepted else []
         )
         return _Result(restored, to=entry.sender_bic, cancels=cancels, authorised=entitled)
 
@@ -957,8 +877,8 @@ class Translator:
         """A camt.056: forwarded to the payment's receiver, or (the payment still held for its
         cap) answered CNCL by the gateway, which the batch's transaction decides."""
         uetr = req.original_uetr
-        entry = known.find(f"uetr:{uetr}")
-        held = entry is None and (entry := known.find_held(f"uetr:{uetr}")) is not None
+        entry = known.find(payment_key(uetr))
+        held = entry is None and (entry := known.find_held(payment_key(uetr))) is not None
         if entry is None:
             # Retried first (it may have overtaken its payment), then refused RJCR NOOR.
             raise self._uncorrelated(
@@ -976,7 +896,7 @@ class Translator:
         entitled = self._authorise(ctx.msg, entry.instructing, sender, req.assigner.bic)
         requester = header.sender if header else req.assigner.bic
         correlation = Correlation(
-            key=f"cxl:{uetr}",
+            key=cancellation_key(uetr),
             source=source,
             sender_bic=requester,
             biz_msg_idr=header.biz_msg_idr if header else None,
@@ -1018,7 +938,7 @@ class Translator:
         voids the payment's obligation while its cycle is open; anything else changes
         nothing (once netted, the money comes back by a pacs.004 return)."""
         uetr = r.original_uetr
-        entry = known.find(f"cxl:{uetr}")
+        entry = known.find(cancellation_key(uetr))
         if entry is None or entry.source != target:
             raise self._uncorrelated(
                 ctx.msg,

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Config, SecuritySection, TranslationSection
+from gateway.correlations import Correlation, MemoryCorrelations
 from gateway.directory import Directory, default_path, load_directory
-from gateway.translation import Correlation, MemoryCorrelations, Outcome, Translator
+from gateway.translation import Outcome, Translator
 from tests.conftest import ROOT
 from tests.signing import Identity, directory_with, identity, signed
 from tests.test_golden import FIXED

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.adapters import dialect
+from gateway.correlations import Correlation
 from gateway.iso20022.reader import read_message
 from gateway.messages.registry import message_type
 from gateway.sides import Side
-from gateway.translation import Correlation
 from tests.conftest import ROOT
 from tests.golden_gateway import (
     SAMPLE_DIRECTORY,

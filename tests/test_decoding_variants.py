@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gateway.config import Config
+from gateway.correlations import MemoryCorrelations
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import read_message
-from gateway.translation import MemoryCorrelations, Outcome, Translator
+from gateway.translation import Outcome, Translator
 from tests.conftest import ROOT
 from tests.test_golden import CASES, FIXED, case_input
 

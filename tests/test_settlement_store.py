@@ -13,10 +13,10 @@ import pytest
 from gateway.canonical import Money, Obligation
 from gateway.clock import UTC8
 from gateway.config import StateSection
+from gateway.correlations import Correlation
 from gateway.settlement.ledger import Rules
 from gateway.state import StateStore, store_for
 from gateway.state.base import Effects, OutboxRow
-from gateway.translation import Correlation
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC8)
 
@@ -98,7 +98,7 @@ async def test_a_held_payment_can_be_answered_only_once_released(store: StateSto
     await store.commit_batch([first, second], rules)
     assert [h.status for h in await store.held()] == ["queued"]
     # The held one is read only marked held: a cancellation request may see it, nothing
-    # else may answer it (translation.MemoryCorrelations keeps it apart).
+    # else may answer it (correlations.MemoryCorrelations keeps it apart).
     found = await store.correlations(["uetr:uetr-1", "uetr:uetr-2"])
     assert sorted((c.key, c.held) for c in found) == [
         ("uetr:uetr-1", False),

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from gateway.canonical import CancellationRequest
 from gateway.codec import cancellation
+from gateway.correlations import cancellation_key
 from gateway.messages import CAMT029, Get, MessageType
 
 
 def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     # One request per payment at a time: a second one clashes on this key (PDCR).
     uetr = get("orgnl_uetr")
-    return ((f"cxl:{uetr}",) if uetr else ()), uetr
+    return ((cancellation_key(uetr),) if uetr else ()), uetr
 
 
 def _outcomes(get: Get) -> tuple[str, ...]:

@@ -6,13 +6,14 @@ from typing import Literal
 
 from gateway.canonical import Payment
 from gateway.codec import payments
+from gateway.correlations import payment_key
 from gateway.messages import PACS002, Get, MessageType
 
 
 def payment_transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     """A payment is keyed by its UETR, end to end."""
     uetr = get("uetr")
-    return ((f"uetr:{uetr}",), uetr) if uetr else ((), None)
+    return ((payment_key(uetr),), uetr) if uetr else ((), None)
 
 
 def credit_transfer(

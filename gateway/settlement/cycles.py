@@ -29,6 +29,7 @@ from datetime import datetime
 
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
+from gateway.correlations import Correlation, cycle_key
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.reader import read_message
 from gateway.settlement.instruction import settlement_request, settlement_transfers
@@ -38,7 +39,7 @@ from gateway.settlement.report import participant_record, summary, to_json
 from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.settlement.statement import statements
 from gateway.state.base import CycleRecord, OutboxRow, StateStore
-from gateway.translation import Correlation, Translator
+from gateway.translation import Translator
 
 log = logging.getLogger(__name__)
 
@@ -264,9 +265,9 @@ class CycleManager:
             data = settlement_request(
                 netting, cycle, cut_off, self.config, directory, charset, profiles
             )
-            return [] if data is None else [_instruction(cycle, f"cycle:{cycle}", data)]
+            return [] if data is None else [_instruction(cycle, cycle_key(cycle), data)]
         return [
-            _instruction(f"{cycle}:{bic}", f"cycle:{cycle}:{bic}", data)
+            _instruction(f"{cycle}:{bic}", cycle_key(cycle, bic), data)
             for bic, _, data in settlement_transfers(
                 netting, cycle, cut_off, self.config, directory, charset, profiles
             )

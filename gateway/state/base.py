@@ -12,9 +12,9 @@ from typing import Protocol
 
 from gateway.canonical import Money, Obligation, SecuritiesAccount
 from gateway.clock import UTC8
+from gateway.correlations import Correlation
 from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import Netting
-from gateway.translation import Correlation
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from gateway.canonical import Obligation
 from gateway.clock import UTC8
+from gateway.correlations import Correlation
 from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
 from gateway.settlement.netting import Netter, Netting
 from gateway.state.base import (
@@ -41,7 +42,6 @@ from gateway.state.base import (
 )
 from gateway.state.plan import Plan, currencies_touched, plan_batch, references_touched, release
 from gateway.state.tx import Backend, Row, Tx, Work
-from gateway.translation import Correlation
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
