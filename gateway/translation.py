@@ -88,22 +88,6 @@ SETTLEMENT_REQUEST = "pacs.029.001.01"
 GATEWAY_INSTRUCTIONS = (SETTLEMENT_REQUEST, "pacs.009.001.08")
 
 
-# ExternalPaymentTransactionStatus1Code and ExternalPaymentGroupStatus1Code (ISO external
-# code lists): the profiles take any 4 letters, as the standard does; the gateway acts on a
-# status only if it knows what it means.
-PAYMENT_STATUS_CODES = frozenset(
-    "ACCC ACCP ACFC ACIS ACPD ACSC ACSP ACTC ACWC ACWP BLCK CANC PART PATC PDNG PRES RCVD "
-    "RJCT".split()
-)
-
-
-# ExternalInvestigationExecutionConfirmation1Code: the gateway acts on CNCL only.
-INVESTIGATION_STATUS_CODES = frozenset(
-    "ACDA ACNS ACVA CHQS CNCL CONF CWFW DNOR DPRV IDUP INFO IPAY IPYI MODI MWFW NOIN PDCR "
-    "RJCR UWFW".split()
-)
-
-
 # xs:date, as the profiles take it: surrounding blanks collapse, and a time zone may follow.
 _XS_DATE = re.compile(r"\s*([0-9]{4})-([0-9]{2})-([0-9]{2})(Z|[+-][0-9]{2}:[0-9]{2})?\s*")
 
@@ -653,7 +637,7 @@ class Translator:
         if t is not None and not t.status:
             raise ctx.refuse("NARR", "TxInfAndSts without TxSts: the status is the answer")
         for status in (t.status if t else None, group.status if group else None):
-            if status is not None and status not in PAYMENT_STATUS_CODES:
+            if status is not None and status not in message_type(ctx.msg.msg_def).codes:
                 raise ctx.refuse(
                     "NARR", f"TxSts/GrpSts {status} is not an ISO 20022 payment status code"
                 )
@@ -948,7 +932,7 @@ class Translator:
         entitled = self._authorise(ctx.msg, entry.receiver, sender, assigner)
         # No Sts/Conf: a duplicate of another case (DplctOf), a refused modification, an
         # assignment cancelled: carried back, with no effect.
-        if r.status and r.status not in INVESTIGATION_STATUS_CODES:
+        if r.status and r.status not in message_type(ctx.msg.msg_def).codes:
             raise ctx.refuse(
                 "NARR", f"Sts/Conf {r.status} is not an ISO 20022 investigation status code"
             )

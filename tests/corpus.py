@@ -111,7 +111,7 @@ def adapt_answer(
     """An answer (pacs.002, pacs.004) adapted as `adapt` does, answering the payment with
     `original_uetr`. The corpus's status codes are placeholders ("EXTx"): they become ACSP, a
     status the gateway knows (it acts on statuses; the profiles take any code)."""
-    from gateway.translation import PAYMENT_STATUS_CODES
+    from gateway.messages.pacs002 import STATUS_CODES as PAYMENT_STATUS_CODES
 
     root = etree.fromstring(adapt(raw, source, config, directory))
     for el in root.iter("{*}OrgnlUETR"):

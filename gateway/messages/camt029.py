@@ -15,6 +15,12 @@ def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     return ((f"cxlsts:{uetr}:{status}",) if uetr and status else ()), uetr
 
 
+# ExternalInvestigationExecutionConfirmation1Code; the gateway acts on CNCL only.
+STATUS_CODES = frozenset(
+    "ACDA ACNS ACVA CHQS CNCL CONF CWFW DNOR DPRV IDUP INFO IPAY IPYI MODI MWFW NOIN PDCR "
+    "RJCR UWFW".split()
+)
+
 TYPE = MessageType(
     msg_def="camt.029.001.09",
     title="resolution of investigation",
@@ -34,4 +40,5 @@ TYPE = MessageType(
     carried=True,
     identification=("Assgnmt", "Id", "CreDtTm"),
     sender="original_receiver",
+    codes=STATUS_CODES,
 )

@@ -14,6 +14,12 @@ def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     return ((f"status:{correlation}:{state}",) if correlation and state else ()), correlation
 
 
+# ExternalPaymentTransactionStatus1Code and ExternalPaymentGroupStatus1Code.
+STATUS_CODES = frozenset(
+    "ACCC ACCP ACFC ACIS ACPD ACSC ACSP ACTC ACWC ACWP BLCK CANC PART PATC PDNG PRES RCVD "
+    "RJCT".split()
+)
+
 TYPE = MessageType(
     msg_def="pacs.002.001.10",
     title="payment status report",
@@ -33,4 +39,5 @@ TYPE = MessageType(
     carried=True,
     answers=True,
     sender="original_receiver",
+    codes=STATUS_CODES,
 )
