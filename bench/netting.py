@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench.common import line, pin_to_one_core, spread, write_json
 from gateway.config import Config, StateSection, TranslationSection
-from gateway.settlement.cycles import CycleManager
+from gateway.cycles import CycleManager
 from gateway.state.base import CycleRecord
 from gateway.state.sqlite import SqliteStore
 from gateway.state.tx import Tx

@@ -188,7 +188,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 
 
 async def _cycle(config: Config, args: argparse.Namespace) -> int:
-    from gateway.settlement.cycles import CycleManager
+    from gateway.cycles import CycleManager
     from gateway.settlement.report import to_csv
     from gateway.state import store_for
     from gateway.translation import Translator

@@ -43,13 +43,13 @@ from aiokafka.errors import KafkaError
 
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
+from gateway.cycles import rules_for
 from gateway.decisions import Decider, Prepared, header, prepare_record
 from gateway.iso20022.reader import payload_ref
 from gateway.kafka_clients import connection_options
 from gateway.reading import init_worker, read_in_worker, read_records, warm_up
 from gateway.relay import Relay
 from gateway.retrying import broker_fault, retrying
-from gateway.settlement.cycles import rules_for
 from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.sides import SIDES, Side
 from gateway.state.base import Effects, StateStore

@@ -14,13 +14,13 @@ import signal
 import sys
 
 from gateway.config import Config
+from gateway.cycles import CycleManager
 from gateway.embedded_broker import BrokerStartError, EmbeddedBroker
 from gateway.instance import InstanceConflict, check_ports, lock_state_file
 from gateway.kafka_clients import connection_options
 from gateway.ops import logs
 from gateway.ops.operations import Operations
 from gateway.pipeline import Pipeline
-from gateway.settlement.cycles import CycleManager
 from gateway.state import store_for
 from gateway.topics import ensure_topics
 

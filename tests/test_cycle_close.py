@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from gateway.canonical import Money, Obligation
 from gateway.clock import UTC8
 from gateway.config import Config, StateSection
-from gateway.settlement.cycles import CycleManager
+from gateway.cycles import CycleManager
 from gateway.settlement.ledger import Rules
 from gateway.state import StateStore, store_for
 from gateway.state.base import Effects, OutboxRow

@@ -36,9 +36,9 @@ from hypothesis import strategies as st
 
 from gateway.clock import UTC8
 from gateway.config import Config, StateSection
+from gateway.cycles import CycleManager
 from gateway.decisions import Decider, prepare_record
 from gateway.reading import read_records
-from gateway.settlement.cycles import CycleManager
 from gateway.settlement.ledger import Rules
 from gateway.sides import Side, other_side
 from gateway.state import StateStore, store_for

@@ -26,8 +26,8 @@ from gateway.sides import SIDES
 from gateway.state.base import CycleRecord, OutboxRow, StateStore
 
 if TYPE_CHECKING:
+    from gateway.cycles import CycleManager
     from gateway.pipeline import Pipeline
-    from gateway.settlement.cycles import CycleManager
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from gateway.config import (
     SideSection,
     StateSection,
 )
+from gateway.cycles import CycleManager
 from gateway.ops.operations import Operations
 from gateway.pipeline import Pipeline
 from gateway.replay.clients import publish, read_topic
-from gateway.settlement.cycles import CycleManager
 from gateway.sides import SIDES, Side
 from gateway.state import StateStore, store_for
 from gateway.topics import ensure_topics
