@@ -28,7 +28,7 @@ from gateway.iso20022.builders import (
     serialise,
 )
 from gateway.iso20022.profiles import ProfileSet
-from gateway.iso20022.reader import BusinessMessage, read_message
+from gateway.iso20022.reader import BusinessMessage
 from gateway.messages.registry import encode_text
 from gateway.sides import Side
 from gateway.signatures import signer_for
@@ -54,24 +54,27 @@ def issue(
     profiles: ProfileSet,
     to: str | None = None,
     source: BusinessMessage | None = None,
-    check: Callable[[str, bytes], None] | None = None,
+    check: Callable[[str, etree._Element], None] | None = None,
 ) -> Issued:
     """`body` as a message from the gateway to `side`: to `to` (default: the side's system),
     with `msg_id` and `biz_msg_idr`, created at `created`. `source`: the message it
     translates, if any (its text is the charset policy's original). `check`: how a failed
-    check is answered (default: the profile's error is raised)."""
+    check is answered (default: the profile's error is raised).
+
+    Rendered as text and parsed once: the profile validates that tree, the signer signs it
+    (unsigned, the rendered text is the output, byte for byte)."""
     assert profiles.side == side, f"{side} message checked against the {profiles.side} profile"
     ctx = EncodeContext(dialect(side), directory, charset, source)
     msg_def, document = encode_text(ctx, body, msg_id, iso_datetime(created))
     header = header_spec(**_header(config, side, to, biz_msg_idr, msg_def, created))
     data = plain(envelope_text(header, document).encode("utf-8"))
+    root = etree.fromstring(data)  # the gateway's own text: nothing in it to harden against
     if check is not None:
-        check(msg_def, data)
+        check(msg_def, root)
     else:
-        profiles.validate(read_message(data))
+        profiles.validate_built(msg_def, root)
     signer = signer_for(config.security)
     if signer is not None:
-        root = etree.fromstring(data)
         signer.sign(root)
         data = serialise(root)
     return Issued(msg_def, data, tuple(ctx.notes))

@@ -343,9 +343,7 @@ class Translator:
                 charset=self.charset,
                 profiles=self.profiles[target],
                 source=msg,
-                check=lambda msg_def, data: self._check_output(
-                    msg, msg_def, etree.fromstring(data), target
-                ),
+                check=lambda msg_def, root: self._check_output(msg, msg_def, root, target),
             )
             data, issued_notes = issued.data, issued.notes
         correlation = result.correlation
