@@ -177,3 +177,34 @@ def test_a_void_sees_what_its_batch_booked_and_cancels_a_held_payment() -> None:
     assert ledger.voided == ["ref-1"]
     assert [b.obligation.reference for b in ledger.booked] == ["ref-1", "ref-3"]
     assert ledger.positions[("CNY-000001", "A")] == -10
+
+
+def test_the_ledger_asserts_its_invariants() -> None:
+    """What the store would write is checked first: an uneven move, a payment held in two
+    places or in another's queue, or an obligation undone twice is a defect, never written."""
+    import pytest
+
+    def fresh() -> Ledger:
+        ledger = Ledger({}, {}, {}, Rules(T0))
+        ledger.post(
+            [Obligation("HPCBCNSHXXX", "VHBKHKHHXXX", Money(Decimal("10"), "CNY"), "r1")], None
+        )
+        ledger.check()  # as the ledger leaves it: sound
+        return ledger
+
+    uneven = fresh()
+    uneven.deltas[("CNY-000001", "HPCBCNSHXXX")] += 1
+    held = QueuedPayment(7, "JADBCNBJXXX", "CNY", 100, 0, ())
+    twice = fresh()
+    twice.queues[("JADBCNBJXXX", "CNY")] = deque([held, held])
+    elsewhere = fresh()
+    elsewhere.queues[("HPCBCNSHXXX", "CNY")] = deque([held])
+    stays = fresh()
+    stays.queues[("JADBCNBJXXX", "CNY")] = deque([held])
+    stays.cancelled.append(7)
+    undone = fresh()
+    undone.void("r1")
+    undone.reversed.append("r1")
+    for broken in (uneven, twice, elsewhere, stays, undone):
+        with pytest.raises(AssertionError):
+            broken.check()

@@ -248,6 +248,29 @@ class Ledger:
         self._credits += [key for key in sorted(self.queues) if key[1] == currency]
         self._release()
 
+    def check(self) -> None:
+        """The ledger's invariants, asserted before the store writes what it decided."""
+        # Every move has its opposite: what it does to a cycle's positions sums to zero.
+        moved: dict[str, int] = {}
+        for (cycle, _), units in self.deltas.items():
+            moved[cycle] = moved.get(cycle, 0) + units
+        assert all(total == 0 for total in moved.values()), f"positions moved unevenly: {moved}"
+        # Each held payment stands in exactly one queue, its payer's, until it leaves it.
+        queued = [
+            item.id
+            for (payer, currency), queue in self.queues.items()
+            for item in queue
+            if item.payer == payer and item.currency == currency
+        ]
+        assert len(queued) == sum(map(len, self.queues.values())), "a payment in another's queue"
+        assert len(set(queued)) == len(queued), "a held payment queued twice"
+        gone = {item.id for item in self.released}.union(self.cancelled)
+        assert gone.isdisjoint(queued), "a released or cancelled payment still queued"
+        # An obligation is undone once: voided in the open cycle, or reversed once netted.
+        undone = [*self.voided, *self.reversed]
+        assert len(set(undone)) == len(undone), f"an obligation undone twice: {undone}"
+        assert all(self.known[r].status == "void" for r in self.voided), "voided, yet not void"
+
     # -- internals ----------------------------------------------------------------------------
     def _fits(self, payer: str, units: int, cap: int) -> bool:
         cycle = self.head(self.rules.cap_currency).cycle

@@ -135,11 +135,6 @@ def plan_batch(batch: list[Effects], ledger: Ledger, held_ids: Iterator[int]) ->
                     )
                 )
         release(plan, ledger, before)
-    # Every move has its opposite: what a batch does to a cycle's positions sums to zero.
-    moved: dict[str, int] = {}
-    for (cycle, _), units in ledger.deltas.items():
-        moved[cycle] = moved.get(cycle, 0) + units
-    assert all(total == 0 for total in moved.values()), f"positions moved unevenly: {moved}"
     return plan
 
 

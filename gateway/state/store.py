@@ -565,6 +565,7 @@ async def _open_cycle(tx: Tx, head: Head, replace: bool = True) -> None:
 async def _write_ledger(tx: Tx, ledger: Ledger) -> None:
     """What the ledger decided: rolled and new cycles, bookings, voids, reversals, position
     moves, released and cancelled held payments."""
+    ledger.check()  # what the ledger decided holds to its invariants, or nothing is written
     for rolled in ledger.rolled:
         await tx.execute(
             "UPDATE cycles SET status = 'closing', cut_off = ?, updated_at = ? "
