@@ -35,6 +35,7 @@ from gateway.carry import carry
 from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
 from gateway.config import Config
+from gateway.correlations import NoCorrelations
 from gateway.iso20022.builders import (
     Party,
     build_header,
@@ -79,7 +80,9 @@ def stages(count: int, rounds: int) -> dict[str, float]:
         header = decode_header(msg)
         sender = sender_of(msg, directory)
         t5 = clock()
-        result = translator._route(msg, body, header, sender, "onshore", "offshore", directory)
+        result = translator._route(
+            msg, body, header, sender, "onshore", "offshore", directory, NoCorrelations()
+        )
         t6 = clock()
         assert result.rewrite is not None  # a pacs.008 is carried whole
         carried = carry(
