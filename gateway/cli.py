@@ -190,6 +190,7 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 async def _cycle(config: Config, args: argparse.Namespace) -> int:
     from gateway.cycles import CycleManager
     from gateway.settlement.report import to_csv
+    from gateway.settlement.statuses import CycleStatus
     from gateway.state import store_for
     from gateway.translation import Translator
 
@@ -203,7 +204,7 @@ async def _cycle(config: Config, args: argparse.Namespace) -> int:
                 _fail(f"no {args.currency} cycle: nothing has been booked in {args.currency}")
             (closed,) = [c for c in await store.cycles(args.currency) if c.id == frozen]
             print(f"{closed.id} {closed.status} cut-off {closed.cut_off}")
-            if closed.status == "closing":
+            if closed.status == CycleStatus.CLOSING:
                 print("another instance holds the close; it will finish it", file=sys.stderr)
             return EXIT_OK
         cycles = await store.cycles(getattr(args, "currency", None))

@@ -31,13 +31,17 @@ from gateway.clock import Clock, now_utc8
 from gateway.config import Config
 from gateway.correlations import Correlation, cycle_key
 from gateway.iso20022.ids import derive_id
-from gateway.iso20022.reader import read_message
-from gateway.settlement.instruction import settlement_request, settlement_transfers
+from gateway.settlement.instruction import (
+    Instructed,
+    settlement_request,
+    settlement_transfers,
+)
 from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import Netting, NettingError
 from gateway.settlement.report import participant_record, summary, to_json
 from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.settlement.statement import statements
+from gateway.settlement.statuses import CycleStatus
 from gateway.state.base import CycleRecord, OutboxRow, StateStore
 from gateway.translation import Translator
 
@@ -57,12 +61,11 @@ class Instruction:
     data: bytes
 
 
-def _instruction(key: str, correlation: str, data: bytes) -> Instruction:
-    msg = read_message(data)
-    group = msg.doc_text("MulSttlmReq/GrpHdr/MsgId") or msg.doc_text("FICdtTrf/GrpHdr/MsgId")
-    assert group is not None and msg.header is not None
-    biz = msg.header_text("BizMsgIdr") or group
-    return Instruction(key, correlation, group, biz, msg.msg_def, data)
+def _instruction(key: str, correlation: str, issued: Instructed) -> Instruction:
+    """An instruction with the ids it was issued with (none read back from its bytes)."""
+    return Instruction(
+        key, correlation, issued.msg_id, issued.biz_msg_idr, issued.msg_def, issued.data
+    )
 
 
 @dataclass
@@ -140,13 +143,13 @@ class CycleManager:
         cycles this call finished."""
         now = self.clock()
         # Only the open and closing cycles: the settled ones (and their reports) pile up.
-        open_cycles = await self.store.cycles(status="open")
+        open_cycles = await self.store.cycles(status=CycleStatus.OPEN)
         for cycle in open_cycles:
             due = datetime.fromisoformat(cycle.due_at) if cycle.due_at else None
             if due is not None and now >= due:
                 await self.store.freeze(cycle.currency, self.rules(), cycle.id)
         finished = []
-        for cycle in await self.store.cycles(status="closing"):
+        for cycle in await self.store.cycles(status=CycleStatus.CLOSING):
             if await self.finish(cycle):
                 finished.append(cycle.id)
         # Held payments wait for room: a new cycle makes some (a close that crashed after
@@ -162,7 +165,7 @@ class CycleManager:
         frozen = await self.store.freeze(currency, self.rules())
         if frozen is not None:
             for cycle in await self.store.cycles(currency):
-                if cycle.id == frozen and cycle.status == "closing":
+                if cycle.id == frozen and cycle.status == CycleStatus.CLOSING:
                     await self.finish(cycle)
         return frozen
 
@@ -175,7 +178,7 @@ class CycleManager:
             close = await self._build(cycle)
         except NettingError as exc:
             log.error("cycle %s cannot settle: %s", cycle.id, exc)
-            close = Close("failed", {"cycle": cycle.id, "error": str(exc)})
+            close = Close(CycleStatus.FAILED, {"cycle": cycle.id, "error": str(exc)})
         done = await self.store.finish_close(
             cycle.id,
             self.owner,
@@ -212,7 +215,11 @@ class CycleManager:
         voided = await self.store.voided(cycle.id)
         report = summary(cycle.id, cycle.cut_off, netting, totals, reference, voided)
         rtgs = self.config.settlement.rtgs_side
-        close = Close("instructed" if instructions else "settled", report, reference=reference)
+        close = Close(
+            CycleStatus.INSTRUCTED if instructions else CycleStatus.SETTLED,
+            report,
+            reference=reference,
+        )
         for i in instructions:
             headers = (
                 ("message-type", i.msg_def.encode()),
@@ -262,13 +269,13 @@ class CycleManager:
         charset = self.translator.charset
         profiles = self.translator.profiles[self.config.settlement.rtgs_side]
         if self.config.settlement.instruction == "pacs.029":
-            data = settlement_request(
+            request = settlement_request(
                 netting, cycle, cut_off, self.config, directory, charset, profiles
             )
-            return [] if data is None else [_instruction(cycle, cycle_key(cycle), data)]
+            return [] if request is None else [_instruction(cycle, cycle_key(cycle), request)]
         return [
-            _instruction(f"{cycle}:{bic}", cycle_key(cycle, bic), data)
-            for bic, _, data in settlement_transfers(
+            _instruction(f"{cycle}:{bic}", cycle_key(cycle, bic), transfer)
+            for bic, transfer in settlement_transfers(
                 netting, cycle, cut_off, self.config, directory, charset, profiles
             )
         ]
@@ -292,6 +299,6 @@ class CycleManager:
         if not self.listeners:
             return
         for cycle in await self.store.cycles(currency):
-            if cycle.id == closed or cycle.status == "open":
+            if cycle.id == closed or cycle.status == CycleStatus.OPEN:
                 for listener in self.listeners:
                     await listener(cycle, "closed" if cycle.id == closed else "opened")

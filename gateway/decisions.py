@@ -25,6 +25,7 @@ from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
 from gateway.messages import CAMT029
 from gateway.messages.registry import CAPPED, message_type
 from gateway.reading import Reading
+from gateway.settlement.statuses import RecordOutcome
 from gateway.sides import Side
 from gateway.state.base import ClaimState, Effects, OutboxRow
 from gateway.translation import Outcome, Translator
@@ -153,7 +154,7 @@ class Decider:
                         return Effects(
                             [(f"resend:{p.origin}", p.fingerprint)],
                             replay_key=resolved.key,
-                            outcome="resend",
+                            outcome=RecordOutcome.RESEND,
                         )
                     error = refusal(
                         msg,
@@ -175,7 +176,7 @@ class Decider:
                 return Effects(
                     [(f"resend:{p.origin}", p.fingerprint)],
                     replay_key=earlier.key,
-                    outcome="resend",
+                    outcome=RecordOutcome.RESEND,
                 )
             return None  # redelivery of a processed record: no second effect
         try:
@@ -211,7 +212,9 @@ class Decider:
         claims = [(keys.message, p.fingerprint)] + [(k, p.fingerprint) for k in keys.transactions]
         if outcome.settlement is not None:
             # The RTGS answering a cycle's instruction: recorded, nothing to publish.
-            return Effects(claims, cycle_outcomes=[outcome.settlement], outcome="answered")
+            return Effects(
+                claims, cycle_outcomes=[outcome.settlement], outcome=RecordOutcome.ANSWERED
+            )
         target = self.config.side(outcome.destination).outbound_topic
         headers = self._headers(p, outcome, keys)
         row = OutboxRow(target, keys.message.encode(), outcome.message, headers)
@@ -319,7 +322,11 @@ class Decider:
             ),
         )
         return Effects(
-            claims, [reject, dlq], outcome="rejected", reason=error.code, detail=str(error)
+            claims,
+            [reject, dlq],
+            outcome=RecordOutcome.REJECTED,
+            reason=error.code,
+            detail=str(error),
         )
 
     def _retry_effects(self, p: Prepared, outcome: Outcome, wall: float) -> Effects:
@@ -344,7 +351,7 @@ class Decider:
         )
         # Claimed by the record's own coordinates: a batch replayed after a crash does not
         # queue a second retry.
-        return Effects([(f"retry:{p.origin}", p.fingerprint)], [row], outcome="retry")
+        return Effects([(f"retry:{p.origin}", p.fingerprint)], [row], outcome=RecordOutcome.RETRY)
 
     def cap_reject(self, source: str, value: bytes, payer: str) -> list[OutboxRow]:
         """The pacs.002 RJCT AM04 (or the type's own refusal) of a payment the ledger refused

@@ -78,6 +78,7 @@ from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, message_ids, read_message, refusal
 from gateway.issuing import issue, issue_document
 from gateway.messages.registry import ISSUED_BY_GATEWAY, decode, message_type
+from gateway.settlement.statuses import CycleStatus, SettlementAnswer
 from gateway.sides import SIDES, Side, other_side
 from gateway.signatures import signer_for, verify
 
@@ -131,10 +132,9 @@ class Outcome:
     cancels: tuple[
         str, ...
     ] = ()  # references whose obligations a rejection by the other side voids
-    # The RTGS's answer to one of a cycle's settlement instructions: (cycle, status, reason,
-    # the instruction's MsgId), status being settled, failed, or the interim ISO status.
-    # Nothing is published for it.
-    settlement: tuple[str, str, str, str] | None = None
+    # The RTGS's answer to one of a cycle's settlement instructions. Nothing is published
+    # for it.
+    settlement: SettlementAnswer | None = None
     # A reject's own definition (admi.002, pacs.002, sese.024); `msg_def` is the input's.
     reject_def: str | None = None
     # References whose obligations are voided only while still in their open cycle (a
@@ -477,7 +477,9 @@ class Translator:
         text = "; ".join(
             " ".join(filter(None, (r.code or r.proprietary, *r.info))) for r in reasons
         )
-        outcome = {"ACSC": "settled", "RJCT": "failed"}.get(status or "", status or "unknown")
+        outcome = {"ACSC": CycleStatus.SETTLED, "RJCT": CycleStatus.FAILED}.get(
+            status or "", status or "unknown"
+        )
         reason = f"{status}: {text}" if text else str(status)
         cycle = entry.key.split(":")[1]
         return Outcome(
@@ -487,7 +489,7 @@ class Translator:
             msg.msg_def,
             keys,
             None,
-            settlement=(cycle, outcome, reason, entry.outbound_msg_id),
+            settlement=SettlementAnswer(cycle, outcome, reason, entry.outbound_msg_id),
         )
 
     def _uncorrelated(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.canonical import Account, Agent, Money, MovementRecord, NetSettlement, Payment
@@ -26,6 +27,17 @@ from gateway.issuing import issue
 from gateway.settlement.netting import Netting, NettingError, from_minor
 
 
+@dataclass(frozen=True)
+class Instructed:
+    """A settlement instruction as issued: the ids it was given (derived from the cycle, and
+    the participant for a transfer) and its bytes. Whoever records it needs not read it."""
+
+    msg_def: str
+    msg_id: str
+    biz_msg_idr: str
+    data: bytes
+
+
 def settlement_request(
     netting: Netting,
     cycle: str,
@@ -34,7 +46,7 @@ def settlement_request(
     directory: Directory,
     charset: CharsetPolicy,
     profiles: ProfileSet | None = None,
-) -> bytes | None:
+) -> Instructed | None:
     """The pacs.029 in the gateway's envelope, to the RTGS side (settlement.rtgs_side) and
     validated against its profile; None when nothing moves (every position is zero)."""
     if not netting.positions:
@@ -66,17 +78,19 @@ def settlement_request(
         control_sum=sum((r.amount.amount for r in records), start=from_minor(0, currency)),
     )
     rtgs = config.settlement.rtgs_side
-    return issue(
+    biz_msg_idr = derive_id("GWC", cycle, currency)
+    issued = issue(
         body,
         side=rtgs,
         msg_id=msg_id,
-        biz_msg_idr=derive_id("GWC", cycle, currency),
+        biz_msg_idr=biz_msg_idr,
         created=cut_off,
         config=config,
         directory=directory,
         charset=charset,
         profiles=profiles or ProfileSet(rtgs),
-    ).data
+    )
+    return Instructed(issued.msg_def, msg_id, biz_msg_idr, issued.data)
 
 
 def settlement_transfers(
@@ -87,10 +101,10 @@ def settlement_transfers(
     directory: Directory,
     charset: CharsetPolicy,
     profiles: ProfileSet | None = None,
-) -> list[tuple[str, str, bytes]]:
+) -> list[tuple[str, Instructed]]:
     """The cycle as one pacs.009 per non-zero net position (participant order): a net debit
     is paid by the participant to the settlement agent, a net credit by the agent to the
-    participant. (participant, MsgId, message in the gateway's envelope), each validated
+    participant. (participant, the transfer in the gateway's envelope), each validated
     against the RTGS side's profile; every id derived from cycle and participant, the UETR
     included, so a close redone gives the same bytes."""
     agent_bic = config.settlement.agent_bic
@@ -128,16 +142,17 @@ def settlement_transfers(
             debtor_account=Account(payer.settlement_account),
             creditor_account=Account(payee.settlement_account),
         )
-        data = issue(
+        biz_msg_idr = derive_id("GWQ", cycle, bic)
+        issued = issue(
             body,
             side=rtgs,
             msg_id=msg_id,
-            biz_msg_idr=derive_id("GWQ", cycle, bic),
+            biz_msg_idr=biz_msg_idr,
             created=cut_off,
             config=config,
             directory=directory,
             charset=charset,
             profiles=profiles or ProfileSet(rtgs),
-        ).data
-        out.append((bic, msg_id, data))
+        )
+        out.append((bic, Instructed(issued.msg_def, msg_id, biz_msg_idr, issued.data)))
     return out

@@ -38,6 +38,7 @@ from typing import Literal
 
 from gateway.canonical import Obligation
 from gateway.settlement.netting import to_minor
+from gateway.settlement.statuses import ObligationStatus
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Recorded:
     obligation: Obligation
     units: int
     cycle: str
-    status: str
+    status: ObligationStatus
 
 
 @dataclass(frozen=True)
@@ -212,13 +213,13 @@ class Ledger:
         if found is None:
             self.cancel_held(reference)
             return
-        if found.status != "open":
+        if found.status != ObligationStatus.OPEN:
             return
         o = found.obligation
         head = self.head(o.amount.currency)
         if found.cycle == head.cycle:
             self.voided.append(o.reference)
-            self.known[reference] = replace(found, status="void")
+            self.known[reference] = replace(found, status=ObligationStatus.VOID)
             self._move(head.cycle, o.payer, found.units)
             self._move(head.cycle, o.payee, -found.units)
             self._credits.append((o.payer, o.amount.currency))
@@ -227,7 +228,7 @@ class Ledger:
             # reversal undoes it in this one. Marked, so a second void finds it not open.
             reversal = Obligation(o.payee, o.payer, o.amount, f"{o.reference}:reversal")
             self.reversed.append(o.reference)
-            self.known[reference] = replace(found, status="reversed")
+            self.known[reference] = replace(found, status=ObligationStatus.REVERSED)
             self._book(reversal)
         self._release()
 
@@ -236,7 +237,7 @@ class Ledger:
         still in the open cycle and was not returned; else nothing (a frozen cycle is netted
         already: a return gives the money back)."""
         found = self.known.get(reference)
-        if found is None or found.status != "open":
+        if found is None or found.status != ObligationStatus.OPEN:
             return
         if f"return:{reference}" in self.known:
             return  # returned already: voiding it too would pay the payer twice
@@ -269,7 +270,9 @@ class Ledger:
         # An obligation is undone once: voided in the open cycle, or reversed once netted.
         undone = [*self.voided, *self.reversed]
         assert len(set(undone)) == len(undone), f"an obligation undone twice: {undone}"
-        assert all(self.known[r].status == "void" for r in self.voided), "voided, yet not void"
+        assert all(self.known[r].status == ObligationStatus.VOID for r in self.voided), (
+            "voided, yet not void"
+        )
 
     # -- internals ----------------------------------------------------------------------------
     def _fits(self, payer: str, units: int, cap: int) -> bool:
@@ -295,13 +298,13 @@ class Ledger:
             return  # booked already (a second return of one payment): it counts once
         returned = self.known.get(o.reference.removeprefix("return:"))
         if o.reference.startswith("return:") and returned is not None:
-            if returned.status == "void":
+            if returned.status == ObligationStatus.VOID:
                 return  # its payment was voided (rejected, cancelled): nothing to give back
         currency = o.amount.currency
         units = to_minor(o.amount.amount, currency)
         head = self.head(currency)
         self.booked.append(Booked(o, units, head.cycle))
-        self.known[o.reference] = Recorded(o, units, head.cycle, "open")
+        self.known[o.reference] = Recorded(o, units, head.cycle, ObligationStatus.OPEN)
         self._move(head.cycle, o.payer, -units)
         self._move(head.cycle, o.payee, units)
         self._credits.append((o.payee, currency))

@@ -15,6 +15,12 @@ from gateway.clock import UTC8
 from gateway.correlations import Correlation
 from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import Netting
+from gateway.settlement.statuses import (
+    CycleStatus,
+    HeldStatus,
+    RecordOutcome,
+    SettlementAnswer,
+)
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,11 @@ class Effects:
     # What the pipeline decided (translated, rejected, retry, resend, answered; a request
     # read while its payment was held: cancelled or translated, set by the batch's plan) and
     # the reject's reason code: for metrics and events only.
-    outcome: str = "translated"
+    outcome: RecordOutcome = RecordOutcome.TRANSLATED
     reason: str = ""
     detail: str = ""  # a reject's reason in words, for its log line
-    # Answers to the gateway's own settlement instructions:
-    # (cycle, settled | failed | interim ISO status, reason, the instruction's MsgId).
-    cycle_outcomes: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # Answers to the gateway's own settlement instructions.
+    cycle_outcomes: list[SettlementAnswer] = field(default_factory=list)
     # Voided only while still in their open cycle (a cancellation accepted by the other side).
     voids_open: list[str] = field(default_factory=list)
     # A cancellation request for a payment held when it was read: if the payment is still
@@ -81,7 +86,7 @@ class CycleRecord:
     id: str
     currency: str
     seq: int
-    status: str  # open | closing | instructed | settled | failed
+    status: CycleStatus
     opened_at: str | None
     due_at: str | None  # the scheduled cut-off recorded when it opened
     cut_off: str | None  # the cut-off it was frozen at
@@ -98,7 +103,7 @@ class HeldPayment:
     source: str
     value: bytes
     payer: str
-    status: str  # queued | released | refusing | refused | cancelled (rejected while held)
+    status: HeldStatus
 
 
 class ClaimsStore(Protocol):
@@ -303,11 +308,11 @@ def cycle_after(awaiting: str | None, status: str, instruction: str) -> tuple[st
     instructions still awaited, JSON). Settled once all are confirmed; failed on any
     rejection; an interim status changes nothing."""
     pending = [a for a in json.loads(awaiting or "[]") if a != instruction]
-    if status == "failed":
-        return "failed", json.dumps(pending)
-    if status == "settled":
-        return ("instructed" if pending else "settled"), json.dumps(pending)
-    return "instructed", awaiting or "[]"
+    if status == CycleStatus.FAILED:
+        return CycleStatus.FAILED, json.dumps(pending)
+    if status == CycleStatus.SETTLED:
+        return (CycleStatus.INSTRUCTED if pending else CycleStatus.SETTLED), json.dumps(pending)
+    return CycleStatus.INSTRUCTED, awaiting or "[]"
 
 
 def iso_utc8(moment: datetime | None) -> str | None:

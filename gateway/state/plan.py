@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from gateway.settlement.ledger import Ledger, QueuedPayment, Recorded
 from gateway.settlement.netting import to_minor
+from gateway.settlement.statuses import RecordOutcome
 from gateway.state.base import Effects, OutboxRow, obligations_to_json, outbox_to_json
 
 
@@ -93,7 +94,7 @@ def plan_batch(batch: list[Effects], ledger: Ledger, held_ids: Iterator[int]) ->
         here = e.cancel_held is not None and ledger.cancel_held(e.cancel_held)
         if e.cancel_held is not None:
             # What it turned out to be, for metrics and events (each attempt decides afresh).
-            e.outcome = "cancelled" if here else "translated"
+            e.outcome = RecordOutcome.CANCELLED if here else RecordOutcome.TRANSLATED
         if here:
             assert e.held_outbox and not e.obligations, (
                 "a request cancelled here answers, books nothing"

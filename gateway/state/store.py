@@ -22,6 +22,7 @@ from gateway.clock import UTC8
 from gateway.correlations import Correlation
 from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
 from gateway.settlement.netting import Netter, Netting
+from gateway.settlement.statuses import CycleStatus, HeldStatus, ObligationStatus
 from gateway.state.base import (
     ClaimState,
     CycleRecord,
@@ -208,7 +209,7 @@ class Store:
                 status,
                 status,
             )
-            return [CycleRecord(*r) for r in rows]
+            return [CycleRecord(r[0], r[1], r[2], CycleStatus(r[3]), *r[4:]) for r in rows]
 
         return await self._run(work, write=False)
 
@@ -329,7 +330,7 @@ class Store:
         return await self._run(work, write=True)
 
     async def refusals(self) -> list[HeldPayment]:
-        return await self.held("refusing")
+        return await self.held(HeldStatus.REFUSING)
 
     async def finish_refusal(self, held_id: int, outbox: list[OutboxRow]) -> bool:
         async def work(tx: Tx) -> bool:
@@ -352,7 +353,8 @@ class Store:
                 status,
             )
             return [
-                HeldPayment(i, src, bytes(value), payer, st) for i, src, value, payer, st in rows
+                HeldPayment(i, src, bytes(value), payer, HeldStatus(st))
+                for i, src, value, payer, st in rows
             ]
 
         return await self._run(work, write=False)
@@ -433,7 +435,7 @@ async def _apply(tx: Tx, batch: list[Effects], rules: Rules) -> list[bool]:
         [
             (h.id, c.key, c.outbound_biz_msg_idr, c.outbound_msg_id, correlation_to_json(c))
             for h in plan.held
-            if h.status == "queued"
+            if h.status == HeldStatus.QUEUED
             for c in h.effects.correlations
         ],
     )
@@ -472,7 +474,10 @@ async def _load_ledger(tx: Tx, chosen: list[Effects], rules: Rules) -> Ledger:
             refs,
         ):
             known[ref] = Recorded(
-                obligation_from_row(ref, payer, payee, ccy, amount), units, cycle, status
+                obligation_from_row(ref, payer, payee, ccy, amount),
+                units,
+                cycle,
+                ObligationStatus(status),
             )
     currencies, unknown_voids = currencies_touched(chosen, known)
     if unknown_voids:
@@ -594,7 +599,10 @@ async def _write_ledger(tx: Tx, ledger: Ledger) -> None:
             for b in ledger.booked
         ],
     )
-    for status, references in (("void", ledger.voided), ("reversed", ledger.reversed)):
+    for status, references in (
+        (ObligationStatus.VOID, ledger.voided),
+        (ObligationStatus.REVERSED, ledger.reversed),
+    ):
         await tx.executemany(
             "UPDATE obligations SET status = ? WHERE reference = ?",
             [(status, r) for r in references],
@@ -604,11 +612,11 @@ async def _write_ledger(tx: Tx, ledger: Ledger) -> None:
         "ON CONFLICT (cycle, participant) DO UPDATE SET units = positions.units + excluded.units",
         [(c, p, u) for (c, p), u in ledger.deltas.items()],
     )
-    for status, ids in (
-        ("released", [item.id for item in ledger.released]),
-        ("cancelled", ledger.cancelled),
+    for held, ids in (
+        (HeldStatus.RELEASED, [item.id for item in ledger.released]),
+        (HeldStatus.CANCELLED, ledger.cancelled),
     ):
-        await tx.executemany("UPDATE held SET status = ? WHERE id = ?", [(status, i) for i in ids])
+        await tx.executemany("UPDATE held SET status = ? WHERE id = ?", [(held, i) for i in ids])
     # Released: now on its way to the other side, so its answers may come.
     await tx.executemany(
         "INSERT INTO correlations (key, outbound_biz_msg_idr, outbound_msg_id, data) "
