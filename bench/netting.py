@@ -33,10 +33,10 @@ from pathlib import Path
 from bench.common import line, pin_to_one_core, spread, write_json
 from gateway.config import Config, StateSection, TranslationSection
 from gateway.cycles import CycleManager
+from gateway.reference import ReferenceData
 from gateway.state.base import CycleRecord
 from gateway.state.sqlite import SqliteStore
 from gateway.state.tx import Tx
-from gateway.translation import Translator
 
 CUT_OFF = "2026-11-23T10:00:00+08:00"
 
@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     store = SqliteStore(tmp / "state.sqlite3")
     await store.open()  # the gateway's schema
     set_up(tmp / "state.sqlite3", sizes, args.participants)
-    manager = CycleManager(config, store, Translator(config), owner="bench")
+    manager = CycleManager(config, store, ReferenceData.load(config), owner="bench")
     timings: dict[int, tuple[list[float], list[float]]] = {}
     try:
         for seq, n in enumerate(sizes, start=1):

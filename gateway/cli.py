@@ -189,16 +189,16 @@ def cmd_cycle(args: argparse.Namespace) -> int:
 
 async def _cycle(config: Config, args: argparse.Namespace) -> int:
     from gateway.cycles import CycleManager
+    from gateway.reference import ReferenceData
     from gateway.settlement.report import to_csv
     from gateway.settlement.statuses import CycleStatus
     from gateway.state import store_for
-    from gateway.translation import Translator
 
     store = store_for(config.state)
     await store.open()
     try:
         if args.action == "close":
-            manager = CycleManager(config, store, Translator(config))
+            manager = CycleManager(config, store, ReferenceData.load(config))
             frozen = await manager.close_now(args.currency)
             if frozen is None:
                 _fail(f"no {args.currency} cycle: nothing has been booked in {args.currency}")

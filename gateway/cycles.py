@@ -31,6 +31,7 @@ from gateway.clock import Clock, now_utc8
 from gateway.config import Config
 from gateway.correlations import Correlation, cycle_key
 from gateway.iso20022.ids import derive_id
+from gateway.reference import ReferenceData
 from gateway.settlement.instruction import (
     Instructed,
     settlement_request,
@@ -43,7 +44,6 @@ from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.settlement.statement import statements
 from gateway.settlement.statuses import CycleStatus
 from gateway.state.base import CycleRecord, OutboxRow, StateStore
-from gateway.translation import Translator
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,15 @@ class CycleManager:
         self,
         config: Config,
         store: StateStore,
-        translator: Translator,
+        reference: ReferenceData,
         clock: Clock = now_utc8,
         owner: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
-        self.translator = translator
+        self.reference = reference  # the directory, charset and profiles a close issues with
         self.clock = clock
-        self.schedule = Schedule(parse_cut_offs(config.settlement.cut_offs), translator.calendars)
+        self.schedule = Schedule(parse_cut_offs(config.settlement.cut_offs), reference.calendars)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.listeners: list[Listener] = []
 
@@ -253,9 +253,9 @@ class CycleManager:
             cut_off,
             reference,
             self.config,
-            self.translator.directory.current(),
-            self.translator.charset,
-            self.translator.profiles,
+            self.reference.directory.current(),
+            self.reference.charset,
+            self.reference.profiles,
         ):
             topic = self.config.side(side).outbound_topic
             close.rows.append(
@@ -265,9 +265,9 @@ class CycleManager:
 
     def _instructions(self, cycle: str, netting: Netting, cut_off: datetime) -> list[Instruction]:
         """What the RTGS is asked to settle: one pacs.029, or one pacs.009 per position."""
-        directory = self.translator.directory.current()
-        charset = self.translator.charset
-        profiles = self.translator.profiles[self.config.settlement.rtgs_side]
+        directory = self.reference.directory.current()
+        charset = self.reference.charset
+        profiles = self.reference.profiles[self.config.settlement.rtgs_side]
         if self.config.settlement.instruction == "pacs.029":
             request = settlement_request(
                 netting, cycle, cut_off, self.config, directory, charset, profiles

@@ -258,7 +258,9 @@ class Decider:
         they give back what was received)."""
         if outcome.msg_def not in CAPPED or not outcome.obligations:
             return None
-        payer = self.translator.directory.current().participant(outcome.obligations[0].payer)
+        payer = self.translator.reference.directory.current().participant(
+            outcome.obligations[0].payer
+        )
         return payer.net_debit_cap if payer is not None else Decimal(0)
 
     def _headers(

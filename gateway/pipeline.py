@@ -80,8 +80,9 @@ class Pipeline:
         self.bootstrap = bootstrap
         self.clock = clock
         self.translator = translator or Translator(config, clock)
+        self.reference = self.translator.reference  # one value, shared with the cycle manager
         self.schedule = Schedule(
-            parse_cut_offs(config.settlement.cut_offs), self.translator.calendars
+            parse_cut_offs(config.settlement.cut_offs), self.reference.calendars
         )
         self.side_of = {config.side(s).inbound_topic: s for s in SIDES}
         self.retry_topics = set(config.kafka.retry_topics)

@@ -73,7 +73,7 @@ async def serve(config: Config) -> int:
         )
         await store.open()
         pipeline = Pipeline(config, store, bootstrap)
-        cycles = CycleManager(config, store, pipeline.translator)
+        cycles = CycleManager(config, store, pipeline.reference)
         ops = Operations(config, store, bootstrap)
         ops.attach(pipeline, cycles)
         await ops.start()

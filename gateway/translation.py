@@ -18,13 +18,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 from lxml import etree
 
 from gateway.adapters import dialect
 from gateway.authorisation import From, authorise, sender_of
-from gateway.calendars import Calendars
 from gateway.canonical import (
     Business,
     CancellationRequest,
@@ -45,8 +43,6 @@ from gateway.canonical import (
     StatusReport,
 )
 from gateway.carry import Rewrite, carry, set_aside, unstructured_address
-from gateway.charset import CharsetPolicy
-from gateway.charset import prepare as prepare_charset
 from gateway.clock import Clock, now_utc8
 from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
@@ -62,7 +58,6 @@ from gateway.correlations import (
     securities_key,
 )
 from gateway.directory import Directory, ReloadingDirectory
-from gateway.directory import default_path as default_directory_path
 from gateway.iso20022 import errors
 from gateway.iso20022.builders import (
     Party,
@@ -74,13 +69,13 @@ from gateway.iso20022.builders import (
 )
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
-from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, message_ids, read_message, refusal
 from gateway.issuing import issue, issue_document
 from gateway.messages.registry import ISSUED_BY_GATEWAY, decode, message_type
+from gateway.reference import ReferenceData
 from gateway.settlement.statuses import CycleStatus, SettlementAnswer
-from gateway.sides import SIDES, Side, other_side
-from gateway.signatures import signer_for, verify
+from gateway.sides import Side, other_side
+from gateway.signatures import verify
 
 log = logging.getLogger(__name__)
 
@@ -173,27 +168,24 @@ class Translator:
         *,
         directory: ReloadingDirectory | None = None,
         correlations: Correlations | None = None,
+        reference: ReferenceData | None = None,
     ) -> None:
         self.config = config
-        self.clock = clock
-        tr = config.translation
-        self.profiles = {side: ProfileSet(side, config.schemas_path) for side in SIDES}
-        self.directory = directory or ReloadingDirectory(
-            Path(tr.directory) if tr.directory else default_directory_path()
-        )
-        self.calendars = Calendars.load(Path(tr.calendars) if tr.calendars else None)
-        self.charset = CharsetPolicy.load(Path(tr.charset_policy) if tr.charset_policy else None)
+        # Its reference data (loaded from the configuration unless given): read, never set.
+        self.reference = reference or ReferenceData.load(config, clock, directory)
+        self.clock = self.reference.clock
+        self.profiles = self.reference.profiles
+        self.directory = self.reference.directory
+        self.calendars = self.reference.calendars
+        self.charset = self.reference.charset
+        self.signer = self.reference.signer
         # The offline CLI's own (it learns originals as it goes); set here only: the pipeline
         # passes the batch's to each call instead.
         self.correlations: Correlations = correlations or MemoryCorrelations()
-        self.signer = signer_for(config.security)
 
     def prepare(self) -> Translator:
-        """Compile every profile and load the transliteration now (a service, at start);
-        otherwise each is done when first needed."""
-        for profiles in self.profiles.values():
-            profiles.compile_all()
-        prepare_charset()
+        """Its reference data made ready now (a service, at start)."""
+        self.reference.prepare()
         return self
 
     # -- the one entry point -------------------------------------------------------------

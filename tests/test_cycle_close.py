@@ -113,7 +113,7 @@ async def close(store: Any, translator: Translator, owner: str, minutes: int) ->
     """A tick of an instance whose clock reads `minutes` past the cut-off: what it emits
     must depend on the recorded cut-off only."""
     late = CUT + timedelta(minutes=minutes)
-    manager = CycleManager(Config(), store, translator, lambda: late, owner=owner)
+    manager = CycleManager(Config(), store, translator.reference, lambda: late, owner=owner)
     await manager.tick()
 
 

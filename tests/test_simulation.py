@@ -332,7 +332,9 @@ async def run_once(
         await deliver(gateway, broker, order(broker), cuts, crashes)
         # The operator closes the cycle, and the RTGS confirms its settlement instruction
         # (its MsgId is derived from the cycle, so the sample answers it).
-        manager = CycleManager(config, store, gateway.translator, clock=lambda: T0, owner="sim")
+        manager = CycleManager(
+            config, store, gateway.translator.reference, clock=lambda: T0, owner="sim"
+        )
         assert await manager.close_now("CNY") == "CNY-000001"
         assert not broker.retry(await gateway.relay())
         (closed, _) = await store.cycles()

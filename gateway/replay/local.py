@@ -110,7 +110,7 @@ async def local_gateway(
     store = store_for(config.state)
     await store.open()
     pipeline = Pipeline(config, store, bootstrap, clock=clock)
-    cycles = CycleManager(config, store, pipeline.translator, clock)
+    cycles = CycleManager(config, store, pipeline.reference, clock)
     ops = None
     if operated:  # metrics, probes and MQTT, as the service runs them
         ops = Operations(config, store, bootstrap, clock)

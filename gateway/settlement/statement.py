@@ -7,6 +7,7 @@ the same bytes. Each is validated against its side's profile before it is queued
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from gateway.canonical import CycleStatement, Money
@@ -31,7 +32,7 @@ def statements(
     config: Config,
     directory: Directory,
     charset: CharsetPolicy,
-    profiles: dict[Side, ProfileSet],
+    profiles: Mapping[Side, ProfileSet],
 ) -> list[tuple[str, Side, bytes]]:
     """(participant, its side, camt.053 in the gateway's envelope) for every participant with
     an obligation in the cycle, in participant order."""
