@@ -36,6 +36,7 @@ from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
 from gateway.config import Config
 from gateway.correlations import NoCorrelations
+from gateway.flows.base import Flow
 from gateway.iso20022.builders import (
     Party,
     build_header,
@@ -46,7 +47,7 @@ from gateway.iso20022.builders import (
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import extract_keys, fingerprint
 from gateway.iso20022.reader import read_message
-from gateway.messages.registry import decode
+from gateway.messages.registry import decode, message_type
 from gateway.translation import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,13 +77,23 @@ def stages(count: int, rounds: int) -> dict[str, float]:
         t3 = clock()
         fingerprint(msg)
         t4 = clock()
-        body = decode(DecodeContext(dialect("onshore"), directory, msg))
-        header = decode_header(msg)
-        sender = sender_of(msg, directory)
-        t5 = clock()
-        result = translator._route(
-            msg, body, header, sender, "onshore", "offshore", directory, NoCorrelations()
+        ctx = DecodeContext(dialect("onshore"), directory, msg)
+        body = decode(ctx)
+        kind = message_type(msg.msg_def)
+        flow = Flow(
+            ctx,
+            kind,
+            decode_header(msg),
+            sender_of(msg, directory),
+            "onshore",
+            "offshore",
+            NoCorrelations(),
+            translator.config,
+            translator.calendars,
         )
+        t5 = clock()
+        assert kind.flow is not None
+        result = kind.flow(flow, body)
         t6 = clock()
         assert result.rewrite is not None  # a pacs.008 is carried whole
         carried = carry(

@@ -40,7 +40,6 @@ from gateway.charset import CharsetPolicy, CharsetRefusal
 from gateway.codec.context import SUPPLEMENTARY_NS, Dialect, scheme_participant
 from gateway.directory import Directory
 from gateway.iso20022.reader import BusinessMessage, refusal
-from gateway.messages.registry import message_type
 
 # The elements that hold the one transaction, by message family: under the message root, or
 # under its underlying-transaction block (camt.056 Undrlyg, camt.029 CxlDtls).
@@ -166,13 +165,16 @@ def carry(
     directory: Directory,
     charset: CharsetPolicy,
     text_limits: Mapping[str, int],
+    identification: tuple[str, str, str] = ("GrpHdr", "MsgId", "CreDtTm"),
 ) -> Carried:
-    """`msg`'s Document for the `target` dialect (see the module's text); raises a `Refusal`."""
+    """`msg`'s Document for the `target` dialect (see the module's text); raises a `Refusal`.
+    `identification`: where the carried family keeps its own id and creation time (its
+    `MessageType.identification`), which the gateway sets."""
     document = copy.deepcopy(msg.document)  # indentation is gone already (the reader drops it)
     root = document[0]
     ns = etree.QName(document).namespace
     out = Carried(document)
-    holder_name, id_name, created_name = message_type(msg.msg_def).identification
+    holder_name, id_name, created_name = identification
     group = _child(root, holder_name)
     assert group is not None, f"every carried family has its {holder_name} (profile)"
     _set(group, id_name, rewrite.msg_id)

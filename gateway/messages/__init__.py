@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gateway.canonical import Business
 from gateway.codec.context import DecodeContext, EncodeContext
 from gateway.iso20022.tree import Spec
+
+if TYPE_CHECKING:
+    from gateway.flows.base import FlowFunction
 
 Get = Callable[[str], "str | None"]  # the text at one of the type's named paths
 ADMI002 = "admi.002.001.01"
@@ -56,6 +59,9 @@ class MessageType:
     matches: Callable[[Business], bool]
     # Who may send it (`Sender` above): every type says, there is no default.
     sender: Sender
+    # What the gateway decides about one of it, accepted from a side (gateway/flows/): its
+    # checks, authorisation, bookings and correlations. None: issued by the gateway only.
+    flow: FlowFunction | None = None
     # Named paths below the root: msg_id, agent (the instructing party), and what the
     # transaction keys and correlation read (docs/domain.md, "Idempotency keys").
     paths: Mapping[str, str] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.canonical import Business, MessageReject
 from gateway.codec import admin
 from gateway.codec.context import EncodeContext
+from gateway.flows import answers
 from gateway.iso20022.tree import Spec
 from gateway.messages import MessageType
 
@@ -14,7 +15,7 @@ def _encode(ctx: EncodeContext, body: Business, msg_id: str, created: str) -> tu
     return admin.encode_reject(ctx, body)  # an admi.002 has no group header of its own
 
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="admi.002.001.01",
     title="message reject",
     root="admi.002.001.01",
@@ -25,4 +26,5 @@ TYPE = MessageType(
     answer_refs=("RltdRef/Ref",),
     answers=True,
     sender="original_receiver",
+    flow=answers.message_reject,
 )

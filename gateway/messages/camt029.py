@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gateway.canonical import CancellationResolution
 from gateway.codec import cancellation
+from gateway.flows import cancellations
 from gateway.messages import Get, MessageType
 
 
@@ -21,7 +22,7 @@ STATUS_CODES = frozenset(
     "RJCR UWFW".split()
 )
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="camt.029.001.09",
     title="resolution of investigation",
     root="RsltnOfInvstgtn",
@@ -40,5 +41,6 @@ TYPE = MessageType(
     carried=True,
     identification=("Assgnmt", "Id", "CreDtTm"),
     sender="original_receiver",
+    flow=cancellations.resolution,
     codes=STATUS_CODES,
 )

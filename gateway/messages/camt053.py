@@ -6,7 +6,7 @@ from gateway.canonical import CycleStatement
 from gateway.codec import admin
 from gateway.messages import MessageType
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="camt.053.001.08",
     title="cycle statement",
     root="BkToCstmrStmt",

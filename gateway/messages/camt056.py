@@ -8,6 +8,7 @@ from __future__ import annotations
 from gateway.canonical import CancellationRequest
 from gateway.codec import cancellation
 from gateway.correlations import cancellation_key
+from gateway.flows import cancellations
 from gateway.messages import CAMT029, Get, MessageType
 
 
@@ -26,7 +27,7 @@ def _outcomes(get: Get) -> tuple[str, ...]:
     return (f"cxlsts:{uetr}:CNCL", f"cxlsts:{uetr}:RJCR", f"cxlres:{uetr}")
 
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="camt.056.001.08",
     title="payment cancellation request",
     root="FIToFIPmtCxlReq",
@@ -47,4 +48,5 @@ TYPE = MessageType(
     outcomes=_outcomes,
     identification=("Assgnmt", "Id", "CreDtTm"),
     sender="payment_instructor",
+    flow=cancellations.request,
 )

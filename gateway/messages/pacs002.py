@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.canonical import StatusReport
 from gateway.codec import status
+from gateway.flows import answers
 from gateway.messages import Get, MessageType
 
 
@@ -20,7 +21,7 @@ STATUS_CODES = frozenset(
     "RJCT".split()
 )
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="pacs.002.001.10",
     title="payment status report",
     root="FIToFIPmtStsRpt",
@@ -39,5 +40,6 @@ TYPE = MessageType(
     carried=True,
     answers=True,
     sender="original_receiver",
+    flow=answers.status,
     codes=STATUS_CODES,
 )

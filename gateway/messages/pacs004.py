@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.canonical import PaymentReturn
 from gateway.codec import status
+from gateway.flows import answers
 from gateway.messages import PACS002, Get, MessageType
 
 
@@ -12,7 +13,7 @@ def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     return ((f"return:{correlation}",) if correlation else ()), correlation
 
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="pacs.004.001.09",
     title="payment return",
     root="PmtRtr",
@@ -31,4 +32,5 @@ TYPE = MessageType(
     refusal=PACS002,
     answers=True,
     sender="original_receiver",
+    flow=answers.payment_return,
 )

@@ -7,6 +7,7 @@ from typing import Literal
 from gateway.canonical import Payment
 from gateway.codec import payments
 from gateway.correlations import payment_key
+from gateway.flows import payments as payment_flows
 from gateway.messages import PACS002, Get, MessageType
 
 
@@ -38,9 +39,10 @@ def credit_transfer(
         capped=True,
         refusal=PACS002,
         sender="instructing",
+        flow=payment_flows.payment,
     )
 
 
-TYPE = credit_transfer(
+TYPE: MessageType = credit_transfer(
     "pacs.008.001.08", "customer credit transfer", "FIToFICstmrCdtTrf", "customer"
 )

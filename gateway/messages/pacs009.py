@@ -3,6 +3,9 @@ gateway issues one too, per net position, when settlement.instruction = "pacs.00
 
 from __future__ import annotations
 
+from gateway.messages import MessageType
 from gateway.messages.pacs008 import credit_transfer
 
-TYPE = credit_transfer("pacs.009.001.08", "institution credit transfer", "FICdtTrf", "institution")
+TYPE: MessageType = credit_transfer(
+    "pacs.009.001.08", "institution credit transfer", "FICdtTrf", "institution"
+)

@@ -7,7 +7,7 @@ from gateway.canonical import NetSettlement
 from gateway.codec import admin
 from gateway.messages import MessageType
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="pacs.029.001.01",
     title="net settlement request",
     root="MulSttlmReq",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gateway.canonical import Business, SecuritiesInstruction
 from gateway.codec import securities
 from gateway.codec.context import EncodeContext
+from gateway.flows import securities as securities_flows
 from gateway.iso20022.tree import Spec
 from gateway.messages import SESE024, Get, MessageType
 
@@ -20,7 +21,7 @@ def _encode(ctx: EncodeContext, body: Business, msg_id: str, created: str) -> tu
     return securities.encode_instruction(ctx, body)  # its TxId is its identification
 
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="sese.023.001.09",
     title="securities settlement instruction",
     root="SctiesSttlmTxInstr",
@@ -32,4 +33,5 @@ TYPE = MessageType(
     capped=True,
     refusal=SESE024,
     sender="instructing",
+    flow=securities_flows.instruction,
 )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from gateway.canonical import Business, SecuritiesStatus
 from gateway.codec import securities
 from gateway.codec.context import EncodeContext
+from gateway.flows import securities as securities_flows
 from gateway.iso20022.tree import Spec
 from gateway.messages import Get, MessageType
 
@@ -28,7 +29,7 @@ def _encode(ctx: EncodeContext, body: Business, msg_id: str, created: str) -> tu
     return securities.encode_status(ctx, body)
 
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="sese.024.001.10",
     title="securities settlement status",
     root="SctiesSttlmTxStsAdvc",
@@ -39,4 +40,5 @@ TYPE = MessageType(
     transactions=securities_answer_transactions("sese.024"),
     answers=True,
     sender="original_receiver",
+    flow=securities_flows.answer,
 )

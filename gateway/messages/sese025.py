@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.canonical import Business, SecuritiesConfirmation
 from gateway.codec import securities
 from gateway.codec.context import EncodeContext
+from gateway.flows import securities as securities_flows
 from gateway.iso20022.tree import Spec
 from gateway.messages import MessageType
 from gateway.messages.sese024 import securities_answer_transactions
@@ -15,7 +16,7 @@ def _encode(ctx: EncodeContext, body: Business, msg_id: str, created: str) -> tu
     return securities.encode_confirmation(ctx, body)
 
 
-TYPE = MessageType(
+TYPE: MessageType = MessageType(
     msg_def="sese.025.001.09",
     title="securities settlement confirmation",
     root="SctiesSttlmTxConf",
@@ -26,4 +27,5 @@ TYPE = MessageType(
     transactions=securities_answer_transactions("sese.025"),
     answers=True,
     sender="original_receiver",
+    flow=securities_flows.answer,
 )
