@@ -51,7 +51,7 @@ from gateway.iso20022.ids import derive_id
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.reader import BusinessMessage, message_ids, read_message, refusal
 from gateway.issuing import issue, issue_document
-from gateway.messages.registry import ISSUED_BY_GATEWAY, decode, message_type
+from gateway.messages.registry import message_type
 from gateway.reference import ReferenceData
 from gateway.settlement.statuses import CycleStatus, SettlementAnswer
 from gateway.sides import Side, other_side
@@ -215,18 +215,18 @@ class Translator:
     ) -> Outcome:
         target = other_side(source)
         directory = self.directory.current()
-        body = decode(DecodeContext(dialect(source), directory, msg))
-        if msg.msg_def in ISSUED_BY_GATEWAY:
-            kind = message_type(msg.msg_def)
+        kind = message_type(msg.msg_def)
+        ctx = DecodeContext(dialect(source), directory, msg)
+        body = kind.decode(ctx)
+        if kind.issued_by_gateway:
             raise refusal(
                 msg,
                 "AG01",
                 f"{kind.title}s ({kind.family}) are issued by the gateway only, never accepted "
                 "from a side",
             )
-        kind = message_type(msg.msg_def)
         flow = Flow(
-            DecodeContext(dialect(source), directory, msg),
+            ctx,
             kind,
             decode_header(msg),
             sender_of(msg, directory),  # AppHdr Fr, resolved: every flow authorises it
@@ -248,7 +248,7 @@ class Translator:
 
         msg_id = derive_id("GWM", keys.message)
         biz_id = derive_id("GW", keys.message)
-        if message_type(msg.msg_def).carried:
+        if kind.carried:
             rewrite = result.rewrite or Rewrite("", "")
             carried = carry(
                 msg,

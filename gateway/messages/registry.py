@@ -45,7 +45,6 @@ DOCUMENT_MESSAGES: tuple[str, ...] = tuple(BY_DEF)
 ALL_MESSAGES: tuple[str, ...] = (HEAD, *DOCUMENT_MESSAGES)
 CAPPED: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.capped)
 ANSWERS: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.answers)
-ISSUED_BY_GATEWAY: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.issued_by_gateway)
 # Where an answer names the gateway's own message, below Document.
 ANSWER_REFERENCES: tuple[str, ...] = tuple(
     f"{t.root}/{ref}" for t in TYPES for ref in t.answer_refs
