@@ -55,24 +55,14 @@ Listener = Callable[[CycleRecord, str], Awaitable[None]]
 class Instruction:
     key: str  # the record key: the cycle, or cycle:participant
     correlation: str  # how its answers find it: cycle:<id>[:<participant>]
-    msg_id: str
-    biz_msg_idr: str
-    msg_def: str
-    data: bytes
-
-
-def _instruction(key: str, correlation: str, issued: Instructed) -> Instruction:
-    """An instruction with the ids it was issued with (none read back from its bytes)."""
-    return Instruction(
-        key, correlation, issued.msg_id, issued.biz_msg_idr, issued.msg_def, issued.data
-    )
+    issued: Instructed  # with the ids it was issued with (none read back from its bytes)
 
 
 @dataclass
 class Close:
     """What closing a cycle records and emits."""
 
-    status: str
+    status: CycleStatus
     report: dict[str, object]
     rows: list[OutboxRow] = field(default_factory=list)
     correlations: list[Correlation] = field(default_factory=list)
@@ -209,7 +199,7 @@ class CycleManager:
         if not instructions:  # nothing moves: settled as it stands
             reference = None
         elif self.config.settlement.instruction == "pacs.029":
-            reference = instructions[0].msg_id
+            reference = instructions[0].issued.msg_id
         else:  # the transfers' common EndToEndId
             reference = derive_id("SI", cycle.id, cycle.currency)
         voided = await self.store.voided(cycle.id)
@@ -222,24 +212,24 @@ class CycleManager:
         )
         for i in instructions:
             headers = (
-                ("message-type", i.msg_def.encode()),
+                ("message-type", i.issued.msg_def.encode()),
                 ("idempotency-key", i.correlation.encode()),
                 ("correlation-id", cycle.id.encode()),
             )
             topic = self.config.side(rtgs).outbound_topic
-            close.rows.append(OutboxRow(topic, i.key.encode(), i.data, headers))
-            close.awaiting.append(i.msg_id)
+            close.rows.append(OutboxRow(topic, i.key.encode(), i.issued.data, headers))
+            close.awaiting.append(i.issued.msg_id)
             close.correlations.append(
                 Correlation(
                     key=i.correlation,
                     source=rtgs,
                     sender_bic=None,
                     biz_msg_idr=None,
-                    msg_id=i.msg_id,
-                    msg_def=i.msg_def,
+                    msg_id=i.issued.msg_id,
+                    msg_def=i.issued.msg_def,
                     created=cycle.cut_off,
-                    outbound_biz_msg_idr=i.biz_msg_idr,
-                    outbound_msg_id=i.msg_id,
+                    outbound_biz_msg_idr=i.issued.biz_msg_idr,
+                    outbound_msg_id=i.issued.msg_id,
                     instructing=self.config.gateway.bic,
                     receiver=self.config.side(rtgs).system_bic,  # only it answers
                 )
@@ -272,9 +262,9 @@ class CycleManager:
             request = settlement_request(
                 netting, cycle, cut_off, self.config, directory, charset, profiles
             )
-            return [] if request is None else [_instruction(cycle, cycle_key(cycle), request)]
+            return [] if request is None else [Instruction(cycle, cycle_key(cycle), request)]
         return [
-            _instruction(f"{cycle}:{bic}", cycle_key(cycle, bic), transfer)
+            Instruction(f"{cycle}:{bic}", cycle_key(cycle, bic), transfer)
             for bic, transfer in settlement_transfers(
                 netting, cycle, cut_off, self.config, directory, charset, profiles
             )
