@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.directory import Directory
+from gateway.codec.context import scheme_participant
+from gateway.directory import Directory, bic11
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, message_ids, refusal
 from gateway.iso20022.tree import one, txt
@@ -44,10 +45,6 @@ class From:
     signed: bool  # the message carries a signature (verified by then: the signer is Fr)
 
 
-def bic11(bic: str) -> str:
-    return bic + "XXX" if len(bic) == 8 else bic
-
-
 def sender_of(msg: BusinessMessage, directory: Directory) -> From | None:
     """Who the message says sent it: AppHdr Fr, by BIC and, if given, member id (they must
     name the same party). None for a bare Document (no AppHdr)."""
@@ -65,15 +62,12 @@ def sender_of(msg: BusinessMessage, directory: Directory) -> From | None:
         )
     member = (txt(fin, "ClrSysMmbId", "MmbId") or "").strip()
     if member:
+        # Beside the BIC, a member id must name the same participant, as for any scheme agent
+        # (a depository or a system has none).
         system = (txt(fin, "ClrSysMmbId", "ClrSysId", "Cd") or "").strip()
-        by_member = directory.by_member_id(system, member)
-        if by_member is None or by_member.bic != party.bic:
-            raise refusal(
-                msg,
-                "RC01",
-                f"AppHdr Fr {bic}: {system or 'clearing'} member id {member} "
-                + (f"is {by_member.bic}'s" if by_member else "is no participant's"),
-            )
+        scheme_participant(
+            directory, system, bic, member, "AppHdr Fr", lambda c, d: refusal(msg, c, d)
+        )
     sgntr = one(msg.header_map, "Sgntr")
     return From(party.bic, party.sends_for, signed=sgntr is not None and "Signature" in sgntr)
 

@@ -38,6 +38,11 @@ def default_path() -> Path:
     return packaged("data", "participants.toml")
 
 
+def bic11(bic: str) -> str:
+    """A BIC in its 11-character form (an 8-character one is its head office, XXX)."""
+    return bic + "XXX" if len(bic) == 8 else bic
+
+
 def lei_is_valid(lei: str) -> bool:
     """ISO 17442: ISO 7064 MOD 97-10 over the 20 characters (letters as 10..35) equals 1."""
     if not LEI.fullmatch(lei):
@@ -302,7 +307,7 @@ def _signing(
     if any(not BIC.fullmatch(b) for b in sends_for):
         problems.append(f"{where}: sends_for must list BICs")
     # 11 characters, as participants are keyed: compared per message (gateway/authorisation.py).
-    return tuple(certificates), tuple(b + "XXX" if len(b) == 8 else b for b in sends_for)
+    return tuple(certificates), tuple(bic11(b) for b in sends_for)
 
 
 class ReloadingDirectory:
