@@ -36,7 +36,7 @@ from lxml import etree
 
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import HEAD, msg_def_of, ns
-from gateway.iso20022.tree import Map, to_map, txt
+from gateway.iso20022.tree import Leaf, Map, one, to_map, txt
 
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 
@@ -121,6 +121,11 @@ class BusinessMessage:
     @cached_property
     def doc_map(self) -> Map:
         return to_map(self.document)
+
+    @cached_property
+    def ids(self) -> errors.RecoveredIds:
+        """Its identifiers, for whatever answers or refuses it (`message_ids`)."""
+        return _ids_from_maps(self)
 
     def header_text(self, path: str) -> str | None:
         """Text at a path below AppHdr, e.g. 'Fr/FIId/FinInstnId/BICFI'."""
@@ -316,15 +321,11 @@ def _structure(data: bytes, root: etree._Element) -> BusinessMessage:
     return BusinessMessage(doc_def, document, header, data)
 
 
-def _by_local_names(path: str) -> etree.XPath:
-    """'AppHdr/Fr//BICFI' -> an XPath matching those local names in any namespace, anywhere."""
-    steps = [f"*[local-name()='{name}']" if name else "" for name in path.split("/")]
-    return etree.XPath("//" + "/".join(steps))
-
-
-# Where recover_ids looks (first match wins) and what a value must look like to be copied into
-# the reject: a recovered value is only useful if the reject that carries it stays valid. Names,
-# not namespaces: the message failed, so its namespaces may be wrong too.
+# Where recover_ids looks (first match in document order wins) and what a value must look like
+# to be copied into the reject: a recovered value is only useful if the reject that carries it
+# stays valid. Names, not namespaces: the message failed, so its namespaces may be wrong too.
+# Each field is (parent's local name, own local name); the sender's BIC is any BICFI below
+# AppHdr/Fr.
 _MAX35 = re.compile(r"\S(.{0,33}\S)?")
 _BIC_RE = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
 _UUID4 = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}")
@@ -332,50 +333,128 @@ _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
     r"(Z|[+\-][0-9]{2}:[0-9]{2})"
 )
-_RECOVER: tuple[tuple[str, etree.XPath, re.Pattern[str]], ...] = tuple(
-    (field_name, _by_local_names(path), shape)
-    for field_name, path, shape in (
-        ("sender_bic", "AppHdr/Fr//BICFI", _BIC_RE),
-        ("biz_msg_idr", "AppHdr/BizMsgIdr", _MAX35),
-        ("msg_id", "GrpHdr/MsgId", _MAX35),
-        ("cre_dt_tm", "GrpHdr/CreDtTm", _DATETIME),
-        ("uetr", "PmtId/UETR", _UUID4),
-        ("end_to_end_id", "PmtId/EndToEndId", _MAX35),
-        ("instr_id", "PmtId/InstrId", _MAX35),
-        ("tx_id", "PmtId/TxId", _MAX35),
-    )
-)
-_FIRST_DOCUMENT = _by_local_names("Document")
+_RECOVER: dict[tuple[str, str], tuple[str, re.Pattern[str]]] = {
+    ("AppHdr", "BizMsgIdr"): ("biz_msg_idr", _MAX35),
+    ("GrpHdr", "MsgId"): ("msg_id", _MAX35),
+    ("GrpHdr", "CreDtTm"): ("cre_dt_tm", _DATETIME),
+    ("PmtId", "UETR"): ("uetr", _UUID4),
+    ("PmtId", "EndToEndId"): ("end_to_end_id", _MAX35),
+    ("PmtId", "InstrId"): ("instr_id", _MAX35),
+    ("PmtId", "TxId"): ("tx_id", _MAX35),
+}
+
+
+def _local(tag: str) -> str:
+    return tag[tag.find("}") + 1 :]
+
+
+def _below_header_fr(el: etree._Element) -> bool:
+    """Whether `el` is below an Fr that is a child of an AppHdr."""
+    parent = el.getparent()
+    while parent is not None:
+        grand = parent.getparent()
+        if _local(parent.tag) == "Fr" and grand is not None and _local(grand.tag) == "AppHdr":
+            return True
+        parent = grand
+    return False
 
 
 def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds:
-    """Best effort: the identifiers a reject should carry. Only called on the error path.
+    """Best effort: the identifiers a reject should carry, each the first in document order
+    whose value has the right shape.
 
     A message that was read is referred to by its canonical form's hash, so that every
-    spelling of it gets the same reject; unreadable bytes by their own."""
-    found: dict[str, str] = {}
+    spelling of it gets the same reject; unreadable bytes by their own. One walk over the
+    elements: a message refused after it was read (a clash, a business refusal) pays for
+    this once, on its way out."""
     if root is None:
         return errors.RecoveredIds(payload_ref(data))
     reference = payload_ref(etree.tostring(root, method="c14n", exclusive=True))
-    for field_name, xpath, shape in _RECOVER:
-        hits = xpath(root)
-        if isinstance(hits, list) and hits and isinstance(hits[0], etree._Element):
-            text = (hits[0].text or "").strip()
-            if shape.fullmatch(text):
-                found[field_name] = text
-    documents = _FIRST_DOCUMENT(root)
-    candidates = [*documents, root] if isinstance(documents, list) else [root]
-    for el in candidates:
-        if isinstance(el, etree._Element) and (doc_def := msg_def_of(etree.QName(el).namespace)):
-            if doc_def in _known():  # the reject can only name a message it knows
-                found["msg_def"] = doc_def
-            break
+    found: dict[str, str] = {}
+    tried: set[str] = set()  # fields whose first match was seen (shaped or not)
+    msg_def: str | None = None
+    for el in root.iter(tag=etree.Element):
+        tag = el.tag
+        local = _local(tag)
+        if local == "Document" and msg_def is None:
+            msg_def = msg_def_of(etree.QName(el).namespace)  # the first in an ISO namespace
+        parent = el.getparent()
+        if parent is None:
+            continue
+        if local == "BICFI":
+            if "sender_bic" not in tried and _below_header_fr(el):
+                tried.add("sender_bic")
+                _keep(found, "sender_bic", el, _BIC_RE)
+            continue
+        wanted = _RECOVER.get((_local(parent.tag), local))
+        if wanted is not None and wanted[0] not in tried:
+            tried.add(wanted[0])
+            _keep(found, wanted[0], el, wanted[1])
+    if msg_def is None:  # no Document in an ISO namespace: the root's own, if it has one
+        msg_def = msg_def_of(etree.QName(root).namespace)
+    if msg_def and msg_def in _known():  # the reject can only name a message it knows
+        found["msg_def"] = msg_def
     return errors.RecoveredIds(reference, **found)
 
 
+def _keep(found: dict[str, str], name: str, el: etree._Element, shape: re.Pattern[str]) -> None:
+    text = (el.text or "").strip()
+    if shape.fullmatch(text):
+        found[name] = text
+
+
 def message_ids(msg: BusinessMessage) -> errors.RecoveredIds:
-    """The identifiers of a message that was read, for what answers it."""
-    return recover_ids(msg.raw, msg.document.getroottree().getroot())
+    """The identifiers of a message that was read, for what answers it: what `recover_ids`
+    finds, looked up in the dict views the message was read into (document order within
+    each parent) instead of walking its elements again. Once per message."""
+    return msg.ids
+
+
+def _ids_from_maps(msg: BusinessMessage) -> errors.RecoveredIds:
+    root = msg.document.getroottree().getroot()
+    reference = payload_ref(etree.tostring(root, method="c14n", exclusive=True))
+    found: dict[str, str] = {"msg_def": msg.msg_def}
+    fr = one(msg.header_map, "Fr")
+    if fr is not None:
+        bic = _first_leaf(fr, "BICFI")
+        if bic is not None and _BIC_RE.fullmatch(bic.strip()):
+            found["sender_bic"] = bic.strip()
+    pending = dict(_RECOVER)
+    _search(msg.header_map, "AppHdr", pending, found)
+    _search(msg.doc_map, "Document", pending, found)
+    return errors.RecoveredIds(reference, **found)
+
+
+def _first_leaf(m: Map, name: str) -> str | None:
+    """The text of the first `name` below `m`, depth first in document order."""
+    for local, children in m.items():
+        for child in children:
+            if local == name and isinstance(child, str):
+                return child
+            if isinstance(child, dict):
+                found = _first_leaf(child, name)
+                if found is not None:
+                    return found
+    return None
+
+
+def _search(
+    m: Map,
+    parent: str,
+    pending: dict[tuple[str, str], tuple[str, re.Pattern[str]]],
+    found: dict[str, str],
+) -> None:
+    for local, children in m.items():
+        if not pending:
+            return
+        for child in children:
+            wanted = pending.pop((parent, local), None)
+            if wanted is not None and isinstance(child, str | Leaf):
+                text = (child if isinstance(child, str) else child.text).strip()
+                if wanted[1].fullmatch(text):
+                    found[wanted[0]] = text
+            if isinstance(child, dict):
+                _search(child, local, pending, found)
 
 
 def refusal(msg: BusinessMessage, reason: str, detail: str) -> errors.Refusal:
