@@ -344,7 +344,7 @@ _RECOVER: dict[tuple[str, str], tuple[str, re.Pattern[str]]] = {
 }
 
 
-def _local(tag: str) -> str:
+def _local_name(tag: str) -> str:
     return tag[tag.find("}") + 1 :]
 
 
@@ -353,7 +353,7 @@ def _below_header_fr(el: etree._Element) -> bool:
     parent = el.getparent()
     while parent is not None:
         grand = parent.getparent()
-        if _local(parent.tag) == "Fr" and grand is not None and _local(grand.tag) == "AppHdr":
+        if _local_name(parent.tag) == "Fr" and grand is not None and _local_name(grand.tag) == "AppHdr":
             return True
         parent = grand
     return False
@@ -375,7 +375,7 @@ def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds
     msg_def: str | None = None
     for el in root.iter(tag=etree.Element):
         tag = el.tag
-        local = _local(tag)
+        local = _local_name(tag)
         if local == "Document" and msg_def is None:
             msg_def = msg_def_of(etree.QName(el).namespace)  # the first in an ISO namespace
         parent = el.getparent()
@@ -386,7 +386,7 @@ def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds
                 tried.add("sender_bic")
                 _keep(found, "sender_bic", el, _BIC_RE)
             continue
-        wanted = _RECOVER.get((_local(parent.tag), local))
+        wanted = _RECOVER.get((_local_name(parent.tag), local))
         if wanted is not None and wanted[0] not in tried:
             tried.add(wanted[0])
             _keep(found, wanted[0], el, wanted[1])
