@@ -20,11 +20,11 @@ from typing import Protocol, cast
 from gateway.config import Config
 from gateway.correlations import Correlation, Correlations, LookUpOnly, MemoryCorrelations
 from gateway.iso20022 import errors
-from gateway.iso20022.keys import IdempotencyKeys, extract_keys
-from gateway.iso20022.reader import BusinessMessage, payload_ref, refusal
+from gateway.iso20022.keys import IdempotencyKeys
+from gateway.iso20022.reader import BusinessMessage, payload_ref, read_message, refusal
 from gateway.messages import CAMT029
 from gateway.messages.registry import CAPPED, message_type
-from gateway.reading import Reading
+from gateway.reading import CapRefusal, Reading
 from gateway.settlement.statuses import RecordOutcome
 from gateway.sides import Side
 from gateway.state.base import ClaimState, Effects, OutboxRow
@@ -59,7 +59,9 @@ class Prepared:
     attempt: int = 1  # 2 and up: read from a retry topic
     source_headers: tuple[tuple[str, bytes], ...] = ()  # where the record first came in
     reading: Reading = field(default_factory=Reading)
-    msg: BusinessMessage | None = None  # read again in this process, only when needed
+    # Read again from its bytes (no validation, no signature check: done where it was
+    # read), only when it was read in a worker process and a decision needs the message.
+    reparsed: BusinessMessage | None = None
 
     @property
     def origin(self) -> str:
@@ -99,10 +101,14 @@ class Decider:
         self.translator = translator
 
     def message(self, p: Prepared) -> BusinessMessage:
-        """The record read again here, for the few decisions that need the message itself."""
-        if p.msg is None:
-            p.msg = self.translator.read(p.record.value or b"", p.source)
-        return p.msg
+        """The message its reading holds, for the few decisions that need it (gateway/reading.py:
+        from a worker process, its tree is rebuilt from the bytes already checked)."""
+        if p.reading.message is not None:
+            return p.reading.message
+        if p.reparsed is None:
+            max_bytes = self.config.gateway.max_message_bytes
+            p.reparsed = read_message(p.record.value or b"", max_bytes=max_bytes)
+        return p.reparsed
 
     def decide_batch(
         self,
@@ -237,7 +243,7 @@ class Decider:
             [outcome.correlation] if outcome.correlation else [],
             cap=cap,
             source=p.source,
-            value=p.record.value or b"",
+            value=reading.cap_refusal.to_bytes() if reading.cap_refusal else b"",
             voids_open=list(outcome.voids_open),
             cancel_held=outcome.held_cancel,
             held_outbox=held_outbox,
@@ -357,20 +363,23 @@ class Decider:
 
     def cap_reject(self, source: str, value: bytes, payer: str) -> list[OutboxRow]:
         """The pacs.002 RJCT AM04 (or the type's own refusal) of a payment the ledger refused
-        for its payer's cap, from the input record the store kept."""
+        for its payer's cap, from what its reading kept for it (`CapRefusal`)."""
         side = cast(Side, source)  # written by _decide from a Side
-        msg = self.translator.read(value, side)
-        keys = extract_keys(msg)
-        error = refusal(msg, "AM04", f"{payer}'s net debit in the open cycle would exceed its cap")
-        outcome = self.translator.reject(error, side, msg)
+        kept = CapRefusal.from_bytes(value)
+        error = errors.Refusal(
+            f"{payer}'s net debit in the open cycle would exceed its cap",
+            ids=kept.ids,
+            reason="AM04",
+        )
+        outcome = self.translator.reject(error, side, sese_tx_id=kept.sese_tx_id)
         assert outcome.reject_def is not None
         headers = (
             ("message-type", outcome.reject_def.encode()),  # the reject's own type
-            ("idempotency-key", keys.message.encode()),
+            ("idempotency-key", kept.key.encode()),
             ("reject-reason", b"AM04"),
         )
         topic = self.config.side(side).outbound_topic
-        return [OutboxRow(topic, keys.message.encode(), outcome.message, headers)]
+        return [OutboxRow(topic, kept.key.encode(), outcome.message, headers)]
 
 
 def header(record: Record, name: str) -> bytes | None:

@@ -6,12 +6,19 @@ several cores, no GIL between them) or in a thread of the service (0). An answer
 return, reject: a type declared `answers`) means nothing without its original's correlation,
 which workers do not know: it is read and keyed here, and translated once, when its batch is
 decided (gateway/decisions.py). For the rest (payments, securities instructions) the
-translation made here is the one published, if the record turns out to be new. Everything
-returned is plain data that pickles.
+translation made here is the one published, if the record turns out to be new.
+
+Each record is read once: parsed, validated and its signature checked here, and the decision
+uses this reading. In a thread of the service the message read travels with it. A worker
+process cannot hand over an lxml tree (it does not pickle): the rest of the reading is plain
+data, and the service parses the bytes again, without validating or verifying them a second
+time, only for a decision that needs the message (an answer, a clash).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import threading
@@ -21,13 +28,34 @@ from dataclasses import dataclass
 from gateway.config import Config
 from gateway.correlations import NoCorrelations, keys_of
 from gateway.iso20022 import errors
+from gateway.iso20022.builders import SESE_TX_ID
 from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
-from gateway.iso20022.reader import BusinessMessage
-from gateway.messages.registry import ANSWER_REFERENCES, ANSWERS
+from gateway.iso20022.reader import BusinessMessage, message_ids
+from gateway.messages.registry import ANSWER_REFERENCES, ANSWERS, CAPPED
 from gateway.sides import Side
 from gateway.translation import Outcome, Translator
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CapRefusal:
+    """What the refusal of a capped payment for its payer's cap answers from: kept by the
+    store while the payment waits (as JSON), so that refusal never reads the message again."""
+
+    key: str  # the payment's idempotency key
+    ids: errors.RecoveredIds
+    sese_tx_id: str | None  # a securities instruction's TxId: its refusal is a sese.024
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {"key": self.key, "ids": dataclasses.asdict(self.ids), "sese_tx_id": self.sese_tx_id}
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CapRefusal:
+        kept = json.loads(data)
+        return cls(kept["key"], errors.RecoveredIds(**kept["ids"]), kept["sese_tx_id"])
 
 
 @dataclass(frozen=True)
@@ -42,6 +70,13 @@ class Reading:
     outcome: Outcome | None = None  # its translation as if new; None: see `deferred`
     failure: str = ""  # our code failed translating it: that failure, for the log and reject
     deferred: bool = False  # an answer: translated when its batch is decided
+    # What a refusal for its payer's cap answers (a capped payment, cap policy "reject").
+    cap_refusal: CapRefusal | None = None
+    # The message read (in this process only: see the module docstring).
+    message: BusinessMessage | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "message": None}  # an lxml tree does not pickle
 
 
 def read_records(translator: Translator, items: list[tuple[bytes, Side]]) -> list[Reading]:
@@ -59,14 +94,20 @@ def _read_one(translator: Translator, value: bytes, side: Side) -> Reading:
     except errors.MessageError as exc:
         return Reading(error=exc)
     refs = correlation_refs(msg, keys)
+    read = Reading(keys, fp, msg.msg_def, None, refs, message=msg)
     if msg.msg_def in ANSWERS:
-        return Reading(keys, fp, msg.msg_def, None, refs, deferred=True)
+        return dataclasses.replace(read, deferred=True)
+    if msg.msg_def in CAPPED and translator.config.settlement.cap_policy == "reject":
+        tx_id = msg.doc_text(SESE_TX_ID)
+        read = dataclasses.replace(
+            read, cap_refusal=CapRefusal(keys.message, message_ids(msg), tx_id)
+        )
     try:
         outcome = translator.process_message(msg, keys, side, NoCorrelations())
     except Exception as exc:  # a defect of ours: the pipeline answers and dead-letters it
         log.exception("internal error translating %s", keys.message)
-        return Reading(keys, fp, msg.msg_def, None, refs, None, f"{type(exc).__name__}: {exc}")
-    return Reading(keys, fp, msg.msg_def, None, refs, outcome)
+        return dataclasses.replace(read, failure=f"{type(exc).__name__}: {exc}")
+    return dataclasses.replace(read, outcome=outcome)
 
 
 def correlation_refs(msg: BusinessMessage, keys: IdempotencyKeys) -> tuple[str, ...]:

@@ -40,6 +40,7 @@ from gateway.directory import ReloadingDirectory
 from gateway.flows.base import Flow
 from gateway.iso20022 import errors
 from gateway.iso20022.builders import (
+    SESE_TX_ID,
     Party,
     RejectContext,
     build_camt029,
@@ -183,12 +184,19 @@ class Translator:
         )
 
     def reject(
-        self, error: errors.MessageError, source: Side, msg: BusinessMessage | None = None
+        self,
+        error: errors.MessageError,
+        source: Side,
+        msg: BusinessMessage | None = None,
+        *,
+        sese_tx_id: str | None = None,
     ) -> Outcome:
+        """The reject of `msg` (None: unreadable, or refused from what was kept of it, with
+        its TxId if it is a securities instruction)."""
         ctx = self._answer_context(source)
         if error.ids is None and msg is not None:
             error.ids = message_ids(msg)  # raised below the codecs, which do not know them
-        sese_tx = msg.doc_text("SctiesSttlmTxInstr/TxId") if msg is not None else None
+        sese_tx = msg.doc_text(SESE_TX_ID) if msg is not None else sese_tx_id
         document = msg.document if msg is not None else None
         return Outcome(
             False,

@@ -337,6 +337,10 @@ def build_camt029(
     return _sealed(ctx, _reject_header(ctx, ids, msg_def), doc)
 
 
+# Where a securities instruction names its transaction: its sese.024 reject names it too.
+SESE_TX_ID = "SctiesSttlmTxInstr/TxId"
+
+
 def reject_definition(
     error: errors.MessageError, *, sese_tx_id: str | None = None, readable: bool = True
 ) -> str:

@@ -353,7 +353,11 @@ def _below_header_fr(el: etree._Element) -> bool:
     parent = el.getparent()
     while parent is not None:
         grand = parent.getparent()
-        if _local_name(parent.tag) == "Fr" and grand is not None and _local_name(grand.tag) == "AppHdr":
+        if (
+            _local_name(parent.tag) == "Fr"
+            and grand is not None
+            and _local_name(grand.tag) == "AppHdr"
+        ):
             return True
         parent = grand
     return False
