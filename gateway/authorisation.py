@@ -68,8 +68,7 @@ def sender_of(msg: BusinessMessage, directory: Directory) -> From | None:
         scheme_participant(
             directory, system, bic, member, "AppHdr Fr", lambda c, d: refusal(msg, c, d)
         )
-    sgntr = one(msg.header_map, "Sgntr")
-    return From(party.bic, party.sends_for, signed=sgntr is not None and "Signature" in sgntr)
+    return From(party.bic, party.sends_for, signed=msg.signed_by is not None)
 
 
 def authorise(

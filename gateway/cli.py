@@ -80,7 +80,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         signer = Signer.from_pem(Path(args.key).read_bytes(), Path(args.cert).read_bytes())
     except (OSError, CertificateError, ValueError) as exc:
         _fail(f"cannot load the key or certificate: {exc}")
-    except Exception as exc:  # xmlsec.Error: a key it cannot read
+    except Exception as exc:  # a key cryptography cannot read
         _fail(f"cannot load the key: {exc}")
     try:
         root = etree.fromstring(_read_input(args.file), etree.XMLParser(resolve_entities=False))
@@ -94,12 +94,13 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check a message's signature against the participant directory, as the gateway does."""
+    from gateway.certificates import Certificate
     from gateway.clock import now_utc8
     from gateway.directory import DirectoryError, load_directory
     from gateway.directory import default_path as default_directory
     from gateway.iso20022 import errors
     from gateway.iso20022.reader import read_message
-    from gateway.signatures import verify
+    from gateway.signatures import require_signed, verify
 
     config = _config(args)
     path = Path(args.directory or config.translation.directory or default_directory())
@@ -108,12 +109,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except DirectoryError as exc:
         _fail(str(exc))
     try:
-        msg = read_message(_read_input(args.file))
-        cert = verify(msg, directory, now_utc8(), required=True)
+        now = now_utc8()
+        msg = read_message(
+            _read_input(args.file), check_signed=lambda root: verify(root, directory, now)
+        )
+        require_signed(msg)
     except errors.MessageError as exc:
         print(f"refused ({exc.code}): {exc.detail}", file=sys.stderr)
         return EXIT_REJECTED
-    assert cert is not None
+    cert = msg.signed_by
+    assert isinstance(cert, Certificate)
     print(
         f"signed by {msg.header_text('Fr/FIId/FinInstnId/BICFI')} ({cert.subject}, "
         f"certificate {cert.fingerprint[:16]}..., valid to {cert.not_after.isoformat()})"

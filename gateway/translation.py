@@ -56,7 +56,7 @@ from gateway.messages.registry import message_type
 from gateway.reference import ReferenceData
 from gateway.settlement.statuses import CycleStatus, SettlementAnswer
 from gateway.sides import Side, other_side
-from gateway.signatures import verify
+from gateway.signatures import require_signed, verify
 
 log = logging.getLogger(__name__)
 
@@ -144,17 +144,18 @@ class Translator:
             return self.reject(exc, source, msg)
 
     def read(self, data: bytes, source: Side) -> BusinessMessage:
-        """Read and validate against the source profile; raises `MessageError`."""
-        msg = read_message(data, max_bytes=self.config.gateway.max_message_bytes)
-        self.profiles[source].validate(msg)
-        # Who sent it, before anything else is looked at (a refusal here claims only the
-        # payload's hash: an unsigned copy cannot take a genuine message's ids).
-        verify(
-            msg,
-            self.directory.current(),
-            self.clock(),
-            required=self.config.security.require_signatures,
+        """Read, check who sent it, validate against the source profile; raises
+        `MessageError`. Who sent it comes before anything else is looked at (a refusal here
+        claims only the payload's hash: an unsigned copy cannot take a genuine message's ids)."""
+        directory, now = self.directory.current(), self.clock()
+        msg = read_message(
+            data,
+            max_bytes=self.config.gateway.max_message_bytes,
+            check_signed=lambda root: verify(root, directory, now),
         )
+        if self.config.security.require_signatures:
+            require_signed(msg)
+        self.profiles[source].validate(msg)
         return msg
 
     def process_message(
