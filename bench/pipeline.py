@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.common import kafka, line, spread, write_json
 from bench.translate import messages
 from gateway.config import Config, KafkaSection, StateSection
-from gateway.iso20022.keys import extract_keys
+from gateway.idempotency import extract_keys
 from gateway.iso20022.reader import read_message
 from gateway.pipeline import Pipeline
 from gateway.replay.clients import publish, read_topic

@@ -37,6 +37,7 @@ from gateway.codec.context import DecodeContext
 from gateway.config import Config
 from gateway.correlations import NoCorrelations
 from gateway.flows.base import Flow
+from gateway.idempotency import extract_keys, fingerprint
 from gateway.iso20022.builders import (
     Party,
     build_header,
@@ -45,7 +46,6 @@ from gateway.iso20022.builders import (
     serialise,
 )
 from gateway.iso20022.ids import derive_id
-from gateway.iso20022.keys import extract_keys, fingerprint
 from gateway.iso20022.reader import read_message
 from gateway.messages.registry import decode, message_type
 from gateway.translation import Translator

@@ -20,8 +20,8 @@ from pathlib import Path
 from lxml import etree
 
 from bench.common import line, pin_to_one_core, spread, write_json
-from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
+from gateway.messages.registry import profile_set
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "onshore" / "pacs.008.001.08.xml"
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     pin_to_one_core()
     data = SAMPLE.read_bytes()
-    profiles = ProfileSet("onshore")
+    profiles = profile_set("onshore")
     bare_parser = etree.XMLParser()
 
     def gateway_path() -> None:

@@ -19,13 +19,27 @@ Refusals (each with no effect: a reject to the sender, a copy on the DLQ):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from gateway.codec.context import scheme_participant
 from gateway.directory import Directory, bic11
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, message_ids, refusal
 from gateway.iso20022.tree import one, txt
-from gateway.messages import Sender
+
+# Who may send a message of a type (docs/domain.md, "Who may send what"); the party a role
+# names is found per message by the translation and checked here:
+#   instructing         the instructing party the message itself names (its payer, its
+#                       account owner), resolved through the directory
+#   payment_instructor  the instructing party of the payment it names, as the gateway
+#                       correlated that payment
+#   original_receiver   the party that received the original it answers, as the gateway
+#                       correlated it (a payment's instructed agent, a securities
+#                       instruction's depository, the RTGS system for a cycle's instruction)
+#   gateway             nobody: the gateway issues it, and refuses it from a side (AG01)
+# AppHdr Fr must be that party, or send for it (`sends_for`); with a signature, the signer is
+# Fr (gateway/signatures.py).
+Sender = Literal["instructing", "payment_instructor", "original_receiver", "gateway"]
 
 # Short: a refusal's text must fit a reject's AddtlInf (105 characters) whole.
 ROLES: dict[Sender, str] = {

@@ -19,8 +19,8 @@ from typing import Protocol, cast
 
 from gateway.config import Config
 from gateway.correlations import Correlation, Correlations, LookUpOnly, MemoryCorrelations
+from gateway.idempotency import IdempotencyKeys
 from gateway.iso20022 import errors
-from gateway.iso20022.keys import IdempotencyKeys
 from gateway.iso20022.reader import BusinessMessage, payload_ref, read_message, refusal
 from gateway.messages import CAMT029
 from gateway.messages.registry import CAPPED, message_type

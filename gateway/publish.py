@@ -13,8 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from gateway.idempotency import extract_keys
 from gateway.iso20022 import errors
-from gateway.iso20022.keys import extract_keys
 from gateway.iso20022.reader import payload_ref, read_message
 
 

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 from gateway.config import Config
 from gateway.correlations import NoCorrelations, keys_of
+from gateway.idempotency import IdempotencyKeys, extract_keys, fingerprint
 from gateway.iso20022 import errors
-from gateway.iso20022.builders import SESE_TX_ID
-from gateway.iso20022.keys import IdempotencyKeys, extract_keys, fingerprint
 from gateway.iso20022.reader import BusinessMessage, message_ids
 from gateway.messages.registry import ANSWER_REFERENCES, ANSWERS, CAPPED
+from gateway.rejects import SESE_TX_ID
 from gateway.sides import Side
 from gateway.translation import Outcome, Translator
 

@@ -20,6 +20,7 @@ from gateway.config import Config
 from gateway.directory import ReloadingDirectory
 from gateway.directory import default_path as default_directory_path
 from gateway.iso20022.profiles import ProfileSet
+from gateway.messages.registry import profile_set
 from gateway.sides import SIDES, Side
 from gateway.signatures import Signer, signer_for
 
@@ -47,7 +48,7 @@ class ReferenceData:
             or ReloadingDirectory(Path(tr.directory) if tr.directory else default_directory_path()),
             calendars=Calendars.load(Path(tr.calendars) if tr.calendars else None),
             charset=CharsetPolicy.load(Path(tr.charset_policy) if tr.charset_policy else None),
-            profiles={side: ProfileSet(side, config.schemas_path) for side in SIDES},
+            profiles={side: profile_set(side, config.schemas_path) for side in SIDES},
             signer=signer_for(config.security),
             clock=clock,
         )

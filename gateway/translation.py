@@ -38,22 +38,20 @@ from gateway.correlations import (
 )
 from gateway.directory import ReloadingDirectory
 from gateway.flows.base import Flow
+from gateway.idempotency import IdempotencyKeys, extract_keys
 from gateway.iso20022 import errors
 from gateway.iso20022.builders import (
-    SESE_TX_ID,
     Party,
     RejectContext,
     build_camt029,
-    build_reject,
     iso_datetime,
-    reject_definition,
 )
 from gateway.iso20022.ids import derive_id
-from gateway.iso20022.keys import IdempotencyKeys, extract_keys
 from gateway.iso20022.reader import BusinessMessage, message_ids, read_message, refusal
 from gateway.issuing import issue, issue_document
 from gateway.messages.registry import message_type
 from gateway.reference import ReferenceData
+from gateway.rejects import SESE_TX_ID, Refused, build_reject
 from gateway.settlement.statuses import CycleStatus, SettlementAnswer
 from gateway.sides import Side, other_side
 from gateway.signatures import require_signed, verify
@@ -152,6 +150,7 @@ class Translator:
             data,
             max_bytes=self.config.gateway.max_message_bytes,
             check_signed=lambda root: verify(root, directory, now),
+            known=self.profiles[source].messages,
         )
         if self.config.security.require_signatures:
             require_signed(msg)
@@ -176,7 +175,7 @@ class Translator:
     def _answer_context(self, source: Side) -> RejectContext:
         side = self.config.side(source)
         return RejectContext(
-            side=source,
+            latin_only=dialect(source).latin_only,
             gateway=Party(self.config.gateway.bic),
             fallback_to=Party(side.system_bic),
             created=self.clock(),
@@ -199,14 +198,15 @@ class Translator:
             error.ids = message_ids(msg)  # raised below the codecs, which do not know them
         sese_tx = msg.doc_text(SESE_TX_ID) if msg is not None else sese_tx_id
         document = msg.document if msg is not None else None
+        reject_def, message = build_reject(Refused(error, ctx, sese_tx, document))
         return Outcome(
             False,
-            build_reject(error, ctx, sese_tx_id=sese_tx, document=document),
+            message,
             source,
             msg.msg_def if msg else None,
             None,
             error,
-            reject_def=reject_definition(error, sese_tx_id=sese_tx, readable=document is not None),
+            reject_def=reject_def,
         )
 
     def cancelled_here(self, msg: BusinessMessage, source: Side) -> bytes:

@@ -20,6 +20,7 @@ import pytest
 from gateway.config import Config, StateSection
 from gateway.embedded_broker import BrokerStartError
 from gateway.iso20022.profiles import ProfileSet
+from gateway.messages.registry import profile_set
 from tests.servers import Mosquitto, Postgres, running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def config() -> Config:
 
 @pytest.fixture(scope="session")
 def profiles() -> dict[str, ProfileSet]:
-    return {side: ProfileSet(side) for side in ("onshore", "offshore")}  # type: ignore[misc]
+    return {side: profile_set(side) for side in ("onshore", "offshore")}  # type: ignore[misc]
 
 
 # --update-golden comes from the package's pytest plugin (gateway.replay.pytest_plugin).

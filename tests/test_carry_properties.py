@@ -21,6 +21,7 @@ from lxml import etree
 from gateway.config import Config
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
+from gateway.messages.registry import profile_set
 from gateway.sides import Side, other_side
 from gateway.translation import Translator
 from tests.corpus import adapt, examples
@@ -110,7 +111,7 @@ def messages(draw: st.DrawFn) -> tuple[Side, bytes]:
 
 @pytest.fixture(scope="module")
 def profile_sets() -> dict[str, ProfileSet]:
-    return {side: ProfileSet(side) for side in ("onshore", "offshore")}  # type: ignore[misc]
+    return {side: profile_set(side) for side in ("onshore", "offshore")}  # type: ignore[misc]
 
 
 @settings(

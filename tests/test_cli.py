@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from gateway.iso20022.keys import extract_keys
+from gateway.idempotency import extract_keys
 from gateway.iso20022.reader import read_message
 from tests.conftest import SAMPLES
 

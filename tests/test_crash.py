@@ -28,7 +28,7 @@ import pytest
 
 from bench.translate import messages
 from gateway.config import Config, StateSection, load
-from gateway.iso20022.keys import IdempotencyKeys, extract_keys
+from gateway.idempotency import IdempotencyKeys, extract_keys
 from gateway.iso20022.reader import read_message
 from gateway.state import store_for
 from gateway.topics import ensure_topics

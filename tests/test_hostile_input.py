@@ -168,7 +168,7 @@ def test_hostile_input_is_a_typed_error_and_reads_nothing(
     # No wall-clock bound (CI is a busy machine): the typed error shows where it was stopped,
     # e.g. ForbiddenMarkup before the parser ever sees an entity to expand.
     with pytest.raises(errors.MessageError) as caught:
-        msg = reader.read_message(data)
+        msg = reader.read_message(data, known=profiles["onshore"].messages)
         profiles["onshore"].validate(msg)
     assert type(caught.value) is expected, caught.value
     assert caught.value.ids is not None and caught.value.ids.payload_ref.startswith("SHA256:")

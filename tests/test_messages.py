@@ -8,14 +8,17 @@ from datetime import datetime
 import pytest
 from lxml import etree
 
+from gateway.adapters import dialect
 from gateway.clock import UTC8
 from gateway.config import Config
+from gateway.idempotency import extract_keys, fingerprint
 from gateway.iso20022 import errors
-from gateway.iso20022.builders import Party, RejectContext, build_reject
-from gateway.iso20022.keys import extract_keys, fingerprint
+from gateway.iso20022.builders import Party, RejectContext
 from gateway.iso20022.namespaces import HEAD, ns
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message, refusal
+from gateway.rejects import Refused
+from gateway.rejects import build_reject as build
 from gateway.translation import Translator
 from tests.conformance import assert_officially_valid
 from tests.conftest import SAMPLES, SHARED
@@ -30,11 +33,19 @@ def sample(side: str, msg_def: str) -> bytes:
 
 def ctx(side: str) -> RejectContext:
     return RejectContext(
-        side=side,
-        gateway=Party("SHHKCNSHGWY"),  # type: ignore[arg-type]
+        latin_only=dialect(side).latin_only,  # type: ignore[arg-type]
+        gateway=Party("SHHKCNSHGWY"),
         fallback_to=Party("CIPSCNSHXXX"),
         created=FIXED,
     )
+
+
+def build_reject(
+    error: errors.MessageError, context: RejectContext, *, sese_tx_id: str | None = None
+) -> bytes:
+    """The reject the gateway would choose for `error` (the refused message's Document is
+    not needed by these)."""
+    return build(Refused(error, context, sese_tx_id))[1]
 
 
 def text(data: bytes, msg_def: str, path: str) -> str | None:

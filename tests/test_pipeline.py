@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 
 from gateway.config import StateSection
-from gateway.iso20022.keys import extract_keys
+from gateway.idempotency import extract_keys
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
 from tests.harness import Running, gateway_config, running_gateway, sample

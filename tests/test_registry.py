@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.iso20022.keys import extract_keys
+from gateway.idempotency import extract_keys
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
 from gateway.messages.registry import BY_DEF, CAPPED, DOCUMENT_MESSAGES, TYPES

@@ -50,16 +50,15 @@ from gateway.charset import CharsetPolicy
 from gateway.codec.context import DecodeContext, EncodeContext
 from gateway.directory import default_path, load_directory
 from gateway.iso20022.builders import Party, build_header, envelope
-from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
-from gateway.messages.registry import decode, encode_text
+from gateway.messages.registry import decode, encode_text, profile_set
 from gateway.sides import Side
 
 DIRECTORY = load_directory(default_path())
 BICS = sorted(DIRECTORY.participants)
 DEPOSITORIES = sorted(DIRECTORY.depositories)
 CHARSET = CharsetPolicy.load()
-PROFILES = {side: ProfileSet(side) for side in ("onshore", "offshore")}
+PROFILES = {side: profile_set(side) for side in ("onshore", "offshore")}
 
 LATIN = string.ascii_letters + string.digits + " /-?:().,'+&"
 CHINESE = "张伟李娜王芳上海浦江贸易有限公司香港深圳北京债券货款退汇收款账户中国银行"

@@ -27,6 +27,7 @@ from gateway.clock import UTC8
 from gateway.config import Config, SettlementSection, StateSection, TranslationSection
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import read_message
+from gateway.messages.registry import profile_set
 from gateway.state.base import CycleRecord
 from gateway.topics import ensure_topics
 from tests.conformance import assert_officially_valid
@@ -393,7 +394,7 @@ async def test_the_pacs029_goes_to_the_configured_rtgs_side(
         msg = read_message(request.value)
         assert msg.header_text("To/FIId/FinInstnId/BICFI") == onshore.system_bic
         assert msg.header_text("BizSvc") == onshore.biz_svc
-        ProfileSet("onshore").validate(msg)
+        profile_set("onshore").validate(msg)
         assert_officially_valid(request.value)
         offshore_out = await gw.read(config.offshore.outbound_topic, 2, settle=0.5)
         assert by_type(offshore_out, "pacs.029.001.01") == []

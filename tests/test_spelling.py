@@ -132,7 +132,7 @@ def test_any_spelling_of_a_message_has_the_plain_messages_outcome(
 def test_a_comment_in_a_signed_uetr_is_the_same_payment(tmp_path: Path) -> None:
     """The attack as it was found: a genuine signed payment, sent again with a comment in its
     UETR and BizMsgIdr, reads as the same message (same keys, same fingerprint)."""
-    from gateway.iso20022.keys import extract_keys, fingerprint
+    from gateway.idempotency import extract_keys, fingerprint
 
     gw = golden_gateway(tmp_path, signatures=True)
     plain = gw.as_sent((ROOT / "samples/onshore/pacs.008.001.08.xml").read_bytes())

@@ -22,14 +22,11 @@ from typing import Any
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from gateway.adapters import dialect
 from gateway.iso20022 import errors
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, ns
 from gateway.iso20022.reader import has_markup
 from gateway.iso20022.tree import Spec, render, render_text
-from gateway.messages.registry import BY_DEF
-from gateway.sides import Side
 
 
 @dataclass(frozen=True)
@@ -39,10 +36,10 @@ class Party:
     bic: str
 
 
-def fit_text(text: str, max_len: int, side: Side) -> str:
-    """Free text written by the gateway, made to fit a field: Latin-only where the side's
-    dialect says so, bounded."""
-    if dialect(side).latin_only:
+def fit_text(text: str, max_len: int, latin_only: bool) -> str:
+    """Free text written by the gateway, made to fit a field: printable Latin where the
+    receiving dialect allows nothing else, bounded."""
+    if latin_only:
         text = text.encode("ascii", "backslashreplace").decode("ascii")
         text = "".join(ch if " " <= ch <= "~" else " " for ch in text)
     else:
@@ -141,7 +138,7 @@ def _document(msg_def: str) -> tuple[ElementMaker, etree._Element]:
 class RejectContext:
     """What every reject needs besides the error: who we are, whom to answer, and when."""
 
-    side: Side  # the dialect of the answer: the side the original came from
+    latin_only: bool  # the answer's dialect (the source side's) allows printable Latin only
     gateway: Party
     fallback_to: Party  # that side's system, when the original sender is unknown
     created: datetime
@@ -177,8 +174,8 @@ def build_admi002(error: errors.MessageError, ctx: RejectContext) -> bytes:
     a, doc = _document("admi.002.001.01")
     reason = [a.RjctgPtyRsn(error.code), a.RjctnDtTm(iso_datetime(ctx.created))]
     if error.location:
-        reason.append(a.ErrLctn(fit_text(error.location, 350, ctx.side)))
-    reason.append(a.RsnDesc(fit_text(f"{error.kind}: {error.detail}", 350, ctx.side)))
+        reason.append(a.ErrLctn(fit_text(error.location, 350, ctx.latin_only)))
+    reason.append(a.RsnDesc(fit_text(f"{error.kind}: {error.detail}", 350, ctx.latin_only)))
     doc.append(a("admi.002.001.01", a.RltdRef(a.Ref(ids.reference)), a.Rsn(*reason)))
     return _sealed(ctx, _reject_header(ctx, ids, "admi.002.001.01"), doc)
 
@@ -195,7 +192,7 @@ def build_pacs002_reject(error: errors.MessageError, ctx: RejectContext) -> byte
 
     def reason() -> etree._Element:
         info: etree._Element = p.StsRsnInf(
-            p.Rsn(p.Cd(error.code)), p.AddtlInf(fit_text(error.detail, 105, ctx.side))
+            p.Rsn(p.Cd(error.code)), p.AddtlInf(fit_text(error.detail, 105, ctx.latin_only))
         )
         return info
 
@@ -251,7 +248,9 @@ def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: 
                 s.Rjctd(
                     s.Rsn(
                         s.Cd(s.Cd(code)),
-                        s.AddtlRsnInf(fit_text(f"{error.code}: {error.detail}", 210, ctx.side)),
+                        s.AddtlRsnInf(
+                            fit_text(f"{error.code}: {error.detail}", 210, ctx.latin_only)
+                        ),
                     )
                 )
             ),
@@ -330,53 +329,8 @@ def build_camt029(
         code = c.Cd(reason) if reason in CANCELLATION_REJECTIONS else c.Prtry(reason)
         info = [c.Rsn(code)]
         if detail:
-            info.append(c.AddtlInf(fit_text(detail, 105, ctx.side)))
+            info.append(c.AddtlInf(fit_text(detail, 105, ctx.latin_only)))
         details.append(c.CxlStsRsnInf(*info))
     body.append(c.CxlDtls(c.TxInfAndSts(*details)))
     doc.append(c.RsltnOfInvstgtn(*body))
     return _sealed(ctx, _reject_header(ctx, ids, msg_def), doc)
-
-
-# Where a securities instruction names its transaction: its sese.024 reject names it too.
-SESE_TX_ID = "SctiesSttlmTxInstr/TxId"
-
-
-def reject_definition(
-    error: errors.MessageError, *, sese_tx_id: str | None = None, readable: bool = True
-) -> str:
-    """Which reject answers an error: admi.002, pacs.002, (securities) sese.024 or
-    (cancellations) camt.029."""
-    msg_def = error.ids.msg_def if error.ids else None
-    # Refused instructions are answered in their own business language (each type declares
-    # which); anything else refused, and whatever could not be read, gets an admi.002.
-    if error.answer == "admi.002" or msg_def is None:
-        return "admi.002.001.01"
-    refusal = BY_DEF[msg_def].refusal if msg_def in BY_DEF else "admi.002.001.01"
-    if refusal == "sese.024.001.10" and not sese_tx_id:
-        return "admi.002.001.01"  # a sese.024 names the instruction's TxId: none, no sese.024
-    if refusal == "camt.029.001.09" and not readable:
-        return "admi.002.001.01"  # a camt.029 answers from the request: not read, no camt.029
-    return refusal
-
-
-def build_reject(
-    error: errors.MessageError,
-    ctx: RejectContext,
-    *,
-    sese_tx_id: str | None = None,
-    document: etree._Element | None = None,
-) -> bytes:
-    """The reject `reject_definition` chooses, built. `document`: the refused message's
-    Document, when it was read (a camt.029 answers from the request it refuses)."""
-    kind = reject_definition(error, sese_tx_id=sese_tx_id, readable=document is not None)
-    if kind == "camt.029.001.09":
-        assert document is not None and error.ids is not None
-        status = "PDCR" if error.code == "PDCR" else "RJCR"
-        reason = None if status == "PDCR" else error.code
-        return build_camt029(ctx, error.ids, document, status, reason, error.detail)
-    if kind == "sese.024.001.10":
-        assert sese_tx_id is not None
-        return build_sese024_reject(error, ctx, sese_tx_id)
-    if kind == "pacs.002.001.10":
-        return build_pacs002_reject(error, ctx)
-    return build_admi002(error, ctx)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from lxml import etree
@@ -21,7 +22,6 @@ from lxml import etree
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, ns
 from gateway.iso20022.reader import BusinessMessage, recover_ids
-from gateway.messages.registry import ALL_MESSAGES, DOCUMENT_MESSAGES
 from gateway.packaged import packaged
 from gateway.sides import Side
 
@@ -39,10 +39,14 @@ def default_schemas_dir() -> Path:
 
 
 class ProfileSet:
-    """All profiles of one dialect."""
+    """All profiles of one dialect: the AppHdr's and those of `messages` (the document
+    message definitions the gateway reads and writes, which its registry lists)."""
 
-    def __init__(self, side: Side, schemas_dir: Path | None = None) -> None:
+    def __init__(
+        self, side: Side, messages: Iterable[str], schemas_dir: Path | None = None
+    ) -> None:
         self.side = side
+        self.messages = frozenset(messages)
         self.directory = (schemas_dir or default_schemas_dir()) / side
         # Schema documents are project files, but parse them as strictly as messages anyway.
         self._parser = etree.XMLParser(no_network=True, resolve_entities=False)
@@ -54,14 +58,13 @@ class ProfileSet:
         self._limits: dict[str, dict[str, int]] = {}
 
     def compile_all(self) -> ProfileSet:
-        for msg_def in ALL_MESSAGES:
-            self.schema(msg_def)
-        for msg_def in DOCUMENT_MESSAGES:
+        self.schema(HEAD)
+        for msg_def in sorted(self.messages):
             self.enveloped(msg_def)
         return self
 
     def _compile(self, msg_def: str) -> etree.XMLSchema:
-        if msg_def not in ALL_MESSAGES:
+        if msg_def != HEAD and msg_def not in self.messages:
             raise KeyError(msg_def)
         path = self.directory / f"{msg_def}.xsd"
         try:
@@ -89,7 +92,7 @@ class ProfileSet:
         """The schema of `msg_def` in the gateway's envelope (AppHdr + Document)."""
         schema = self._envelopes.get(msg_def)
         if schema is None:
-            if msg_def not in DOCUMENT_MESSAGES:
+            if msg_def not in self.messages:
                 raise KeyError(msg_def)
             self.schema(msg_def)  # its own file first: a broken profile names itself
             schema = self._envelopes[msg_def] = self._envelope_schema(msg_def, self._parser)
@@ -100,6 +103,11 @@ class ProfileSet:
 
     def validate(self, msg: BusinessMessage) -> None:
         """Raise `SchemaViolation` with the first error and its location, or return."""
+        if msg.msg_def not in self.messages:
+            raise errors.UnknownMessage(
+                f"unsupported message definition {msg.msg_def}",
+                ids=recover_ids(msg.raw, msg.document.getroottree().getroot(), self.messages),
+            )
         if msg.header is not None:
             root = msg.header.getparent()
             if root is not None and root.tag == _ENVELOPE_TAG and root.getparent() is None:
@@ -141,7 +149,7 @@ class ProfileSet:
         raise errors.SchemaViolation(
             f"{msg_def} does not conform to the {self.side} profile: {message}",
             location=location,
-            ids=recover_ids(msg.raw, element.getroottree().getroot()),
+            ids=recover_ids(msg.raw, element.getroottree().getroot(), self.messages),
         )
 
 

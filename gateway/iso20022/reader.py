@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -93,14 +93,6 @@ def _parser(kind: str = "plain") -> etree.XMLParser:
     return parser
 
 
-def _known() -> frozenset[str]:
-    """The registered definitions. Imported when first needed: the registry's message modules
-    import the codecs, which import this module."""
-    from gateway.messages.registry import DOCUMENT_MESSAGES
-
-    return frozenset(DOCUMENT_MESSAGES)
-
-
 @dataclass(frozen=True, eq=False)
 class BusinessMessage:
     """A well-formed ISO 20022 business message: optional AppHdr and a Document."""
@@ -151,13 +143,15 @@ def read_message(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     check_signed: Callable[[etree._Element], object | None] | None = None,
+    known: Collection[str] | None = None,
 ) -> BusinessMessage:
     """Parse and structurally check one message. Raises a `MessageError` subclass on any fault.
 
     `check_signed`: the signature check (gateway/signatures.py), given the tree as it was
     signed, before it is canonicalised: a message is parsed once. What it returns is the
     message's `signed_by` (None: no signature); what it raises is raised, with the ids of the
-    message read."""
+    message read. `known`: the message definitions read (None: any); another is refused
+    (UnknownMessage), and a reject names only a known one."""
     if len(data) > max_bytes:
         raise errors.MessageTooLarge(
             f"message is {len(data)} bytes, the limit is {max_bytes}", ids=_ref_only(data)
@@ -187,9 +181,9 @@ def read_message(
         raise errors.NotWellFormed(f"unreadable: {exc}", ids=_ref_only(data)) from None
     if getattr(root.getroottree().docinfo, "doctype", ""):
         # Unreachable past the byte scan; kept so a scan regression cannot open XXE.
-        raise errors.ForbiddenMarkup("DOCTYPE is not allowed", ids=recover_ids(data, root))
+        raise errors.ForbiddenMarkup("DOCTYPE is not allowed", ids=recover_ids(data, root, known))
     if check_signed is None or not as_signed:
-        return _structure(data, root)
+        return _structure(data, root, known)
     refused: errors.MessageError | None = None
     signed_by = None
     try:
@@ -201,12 +195,12 @@ def read_message(
     etree.strip_tags(root, etree.PI)
     _drop_blanks(root)
     try:
-        msg = _structure(data, root, signed_by)
+        msg = _structure(data, root, known, signed_by)
     except errors.MessageError:
         if refused is None:
             raise
         # A refused signature is the answer, whatever else is wrong with the message.
-        refused.ids = refused.ids or recover_ids(data, root)
+        refused.ids = refused.ids or recover_ids(data, root, known)
         raise refused from None
     if refused is not None:
         refused.ids = refused.ids or message_ids(msg)
@@ -314,19 +308,22 @@ def _split(tag: str) -> tuple[str | None, str | None, str]:
 
 
 def _structure(
-    data: bytes, root: etree._Element, signed_by: object | None = None
+    data: bytes,
+    root: etree._Element,
+    known: Collection[str] | None,
+    signed_by: object | None = None,
 ) -> BusinessMessage:
     root_def, _, root_local = _split(root.tag)
     header: etree._Element | None = None
     if root_def is not None:
         if root_def == HEAD:
             raise errors.UnknownMessage(
-                "an AppHdr alone is not a business message", ids=recover_ids(data, root)
+                "an AppHdr alone is not a business message", ids=recover_ids(data, root, known)
             )
         if root_local != "Document":
             raise errors.UnknownMessage(
                 f"root element {root_local} in {root_def}: expected Document",
-                ids=recover_ids(data, root),
+                ids=recover_ids(data, root, known),
             )
         document = root
     else:
@@ -342,19 +339,19 @@ def _structure(
             found = ", ".join(f"{n[2]}({n[0] or 'no ISO namespace'})" for n in names) or "none"
             raise errors.UnknownMessage(
                 f"envelope {root_local} must hold AppHdr then Document; found: {found}",
-                ids=recover_ids(data, root),
+                ids=recover_ids(data, root, known),
             )
         if names[0][0] != HEAD:
             raise errors.UnknownMessage(
                 f"unsupported header version {names[0][0]}: expected {HEAD}",
-                ids=recover_ids(data, root),
+                ids=recover_ids(data, root, known),
             )
         header, document = children
     doc_def = _split(document.tag)[0]
     assert doc_def is not None
-    if doc_def not in _known():
+    if known is not None and doc_def not in known:
         raise errors.UnknownMessage(
-            f"unsupported message definition {doc_def}", ids=recover_ids(data, root)
+            f"unsupported message definition {doc_def}", ids=recover_ids(data, root, known)
         )
     if header is not None:
         # A direct loop: findtext() goes through ElementPath, which costs more than the rest of
@@ -364,7 +361,7 @@ def _structure(
             raise errors.HeaderMismatch(
                 f"AppHdr MsgDefIdr is {declared.strip()} but the Document is {doc_def}",
                 location="AppHdr/MsgDefIdr",
-                ids=recover_ids(data, root),
+                ids=recover_ids(data, root, known),
             )
     return BusinessMessage(doc_def, document, header, data, signed_by)
 
@@ -411,7 +408,9 @@ def _below_header_fr(el: etree._Element) -> bool:
     return False
 
 
-def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds:
+def recover_ids(
+    data: bytes, root: etree._Element | None, known: Collection[str] | None = None
+) -> errors.RecoveredIds:
     """Best effort: the identifiers a reject should carry, each the first in document order
     whose value has the right shape.
 
@@ -444,7 +443,7 @@ def recover_ids(data: bytes, root: etree._Element | None) -> errors.RecoveredIds
             _keep(found, wanted[0], el, wanted[1])
     if msg_def is None:  # no Document in an ISO namespace: the root's own, if it has one
         msg_def = msg_def_of(etree.QName(root).namespace)
-    if msg_def and msg_def in _known():  # the reject can only name a message it knows
+    if msg_def and (known is None or msg_def in known):  # a reject names only a known one
         found["msg_def"] = msg_def
     return errors.RecoveredIds(reference, **found)
 

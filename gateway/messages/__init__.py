@@ -1,7 +1,7 @@
 """Message types as plug-ins: each family is one module here that declares everything about its
 types, and `registry.py` lists them. Every per-type table of the gateway is derived from the
 registry: the definitions the reader accepts and the profiles loaded (`iso20022.profiles`), the
-idempotency keys (`iso20022.keys`), the references an answer names (`reading`), which reject
+idempotency keys (`idempotency`), the references an answer names (`reading`), which reject
 answers a refusal (`iso20022.builders`), which messages are capped (`pipeline`), decoding and
 encoding (`registry.decode`, `registry.encode_text`), and which are carried as documents
 (`translation`). Adding a type is one module here, its profiles in `schemas/` and its samples
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from gateway.authorisation import Sender
 from gateway.canonical import Business
 from gateway.codec.context import DecodeContext, EncodeContext
 from gateway.iso20022.tree import Spec
@@ -26,21 +27,6 @@ ADMI002 = "admi.002.001.01"
 CAMT029 = "camt.029.001.09"
 PACS002 = "pacs.002.001.10"
 SESE024 = "sese.024.001.10"
-
-
-# Who may send a message of a type (docs/domain.md, "Who may send what"); the party a role
-# names is found per message by the translation and checked by `gateway/authorisation.py`:
-#   instructing         the instructing party the message itself names (its payer, its
-#                       account owner), resolved through the directory
-#   payment_instructor  the instructing party of the payment it names, as the gateway
-#                       correlated that payment
-#   original_receiver   the party that received the original it answers, as the gateway
-#                       correlated it (a payment's instructed agent, a securities
-#                       instruction's depository, the RTGS system for a cycle's instruction)
-#   gateway             nobody: the gateway issues it, and refuses it from a side (AG01)
-# AppHdr Fr must be that party, or send for it (`sends_for`); with a signature, the signer is
-# Fr (gateway/signatures.py).
-Sender = Literal["instructing", "payment_instructor", "original_receiver", "gateway"]
 
 
 def _no_transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
@@ -57,7 +43,7 @@ class MessageType:
     encode: Callable[[EncodeContext, Business, str, str], tuple[str, Spec]] | None
     # Does this type encode `body`? (pacs.008 and pacs.009 share the Payment model.)
     matches: Callable[[Business], bool]
-    # Who may send it (`Sender` above): every type says, there is no default.
+    # Who may send it (`authorisation.Sender`): every type says, there is no default.
     sender: Sender
     # What the gateway decides about one of it, accepted from a side (gateway/flows/): its
     # checks, authorisation, bookings and correlations. None: issued by the gateway only.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gateway.canonical import Business
 from gateway.codec.context import DecodeContext, EncodeContext
 from gateway.iso20022.namespaces import HEAD, ns
+from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.tree import render_text
 from gateway.messages import (
     MessageType,
@@ -21,6 +24,7 @@ from gateway.messages import (
     sese024,
     sese025,
 )
+from gateway.sides import Side
 
 TYPES: tuple[MessageType, ...] = (
     pacs008.TYPE,
@@ -49,6 +53,11 @@ ANSWERS: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.answers)
 ANSWER_REFERENCES: tuple[str, ...] = tuple(
     f"{t.root}/{ref}" for t in TYPES for ref in t.answer_refs
 )
+
+
+def profile_set(side: Side, schemas_dir: Path | None = None) -> ProfileSet:
+    """The profiles of `side`'s dialect for the registered messages."""
+    return ProfileSet(side, DOCUMENT_MESSAGES, schemas_dir)
 
 
 def message_type(msg_def: str) -> MessageType:

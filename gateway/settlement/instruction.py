@@ -24,6 +24,7 @@ from gateway.iso20022.builders import iso_datetime
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.profiles import ProfileSet
 from gateway.issuing import issue
+from gateway.messages.registry import profile_set
 from gateway.settlement.netting import Netting, NettingError, from_minor
 
 
@@ -88,7 +89,7 @@ def settlement_request(
         config=config,
         directory=directory,
         charset=charset,
-        profiles=profiles or ProfileSet(rtgs),
+        profiles=profiles or profile_set(rtgs),
     )
     return Instructed(issued.msg_def, msg_id, biz_msg_idr, issued.data)
 
@@ -152,7 +153,7 @@ def settlement_transfers(
             config=config,
             directory=directory,
             charset=charset,
-            profiles=profiles or ProfileSet(rtgs),
+            profiles=profiles or profile_set(rtgs),
         )
         out.append((bic, Instructed(issued.msg_def, msg_id, biz_msg_idr, issued.data)))
     return out
