@@ -13,7 +13,12 @@ rounds the cycle is put back to 'closing'.
 Peak memory is the process's maximum resident set size (ru_maxrss), set-up included.
 `--curve` also closes cycles of 10k, 30k, 100k and 300k obligations (those below --count), to
 show how the cost grows.
-Goal (issue 5): 1,000,000 obligations among 200 participants in under 5 s and 500 MB.
+
+The floor, timed in the same run on the same cycle: plain Python streaming the cycle's
+obligations out of the same SQLite file and summing them into dicts (each participant's
+position, each payer-payee pair's bilateral total): the least any close must do.
+Goals: 1,000,000 obligations among 200 participants in under 5 s and 500 MB (issue 5); the
+close at most 1.5 x the floor (issue 26).
 """
 
 from __future__ import annotations
@@ -110,6 +115,22 @@ def set_up(db_path: Path, sizes: list[int], participants: int) -> None:
     db.close()
 
 
+def floor_round(db_path: Path, cycle: str) -> float:
+    """Seconds to stream `cycle`'s obligations into per-participant and per-pair sums."""
+    start = time.perf_counter()
+    db = sqlite3.connect(db_path)
+    positions: dict[str, int] = {}
+    pairs: dict[tuple[str, str], int] = {}
+    rows = db.execute("SELECT payer, payee, units FROM obligations WHERE cycle = ?", (cycle,))
+    for payer, payee, units in rows:
+        positions[payer] = positions.get(payer, 0) - units
+        positions[payee] = positions.get(payee, 0) + units
+        pairs[payer, payee] = pairs.get((payer, payee), 0) + units
+    db.close()
+    assert sum(positions.values()) == 0
+    return time.perf_counter() - start
+
+
 async def close_rounds(
     store: SqliteStore, manager: CycleManager, cycle: str, rounds: int
 ) -> tuple[list[float], list[float]]:
@@ -158,11 +179,17 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         await store.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     closes, nets = timings[args.count]
-    result = spread("close_s", closes) | spread("net_s", nets)
+    cycle = f"CNY-{sizes.index(args.count) + 1:06d}"
+    floors = [floor_round(tmp / "state.sqlite3", cycle) for _ in range(args.rounds)]
+    ratios = [c / f for c, f in zip(closes, floors, strict=True)]
+    result = spread("close_s", closes) | spread("net_s", nets) | spread("floor_s", floors)
+    result |= spread("ratio_to_floor", ratios)
     result["peak_rss_mb"] = peak_mb
     print(f"close a cycle: {args.count:,} obligations among {args.participants} participants")
     print(line("close (all of it)", closes, "s", fmt=".2f", goal="  goal < 5 s"))
     print(line("  of which stream + net", nets, "s", fmt=".2f"))
+    print(line("floor (stream into dicts)", floors, "s", fmt=".2f"))
+    print(line("ratio close/floor", ratios, "", fmt=".2f", goal="  goal <= 1.5"))
     print(f"  peak resident memory       {peak_mb:,.0f} MB  goal < 500 MB")
     if args.curve:
         print("  growth (median of rounds, whole close):")

@@ -192,7 +192,6 @@ class CycleManager:
             # The running positions (kept by the batches for the caps) and the netting of
             # the obligations are two computations of one thing: never settle on a mismatch.
             raise NettingError(f"running positions {kept} differ from the netting")
-        totals = await self.store.participant_totals(cycle.id)
         cut_off = datetime.fromisoformat(cycle.cut_off) if cycle.cut_off else self.clock()
         opened = datetime.fromisoformat(cycle.opened_at) if cycle.opened_at else None
         instructions = self._instructions(cycle.id, netting, cut_off)
@@ -202,8 +201,7 @@ class CycleManager:
             reference = instructions[0].issued.msg_id
         else:  # the transfers' common EndToEndId
             reference = derive_id("SI", cycle.id, cycle.currency)
-        voided = await self.store.voided(cycle.id)
-        report = summary(cycle.id, cycle.cut_off, netting, totals, reference, voided)
+        report = summary(cycle.id, cycle.cut_off, netting, reference)
         rtgs = self.config.settlement.rtgs_side
         close = Close(
             CycleStatus.INSTRUCTED if instructions else CycleStatus.SETTLED,
@@ -237,7 +235,6 @@ class CycleManager:
         close.rows += self._report_rows(report)
         for bic, side, data in statements(
             netting,
-            totals,
             cycle.id,
             opened,
             cut_off,

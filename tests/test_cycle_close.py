@@ -33,7 +33,6 @@ STEPS = [
         "take_close",
         "net_cycle",
         "positions",
-        "participant_totals",
         "finish_close",
         "release_held",
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.settlement.netting import NettingError, from_minor, net, to_minor
+from gateway.settlement.netting import Netter, NettingError, from_minor, net, to_minor
 
 PARTICIPANTS = [f"P{i:02d}" for i in range(12)]
 obligation = st.tuples(
@@ -33,6 +34,31 @@ def test_positions_sum_to_zero_and_are_received_minus_paid(obs: list[tuple[str, 
         from_pairs[a] = from_pairs.get(a, 0) - v
         from_pairs[b] = from_pairs.get(b, 0) + v
     assert {p: v for p, v in from_pairs.items() if v} == result.positions
+
+
+@given(st.lists(st.tuples(obligation, st.booleans()), max_size=300), st.integers(1, 50))
+def test_one_pass_gives_each_participants_totals_and_the_voided(
+    stored: list[tuple[tuple[str, str, int], bool]], chunk: int
+) -> None:
+    """What the close reports (each participant's received and paid counts and sums, the
+    voided obligations) comes from the same single pass as the positions, fed in chunks as the
+    store streams them, and equals the plain definition."""
+    rows = [(payer, payee, units, void) for (payer, payee, units), void in stored]
+    netter = Netter("CNY")
+    for i in range(0, len(rows), chunk):
+        netter.add(rows[i : i + chunk])
+    result = netter.result()
+    live = [(payer, payee, units) for payer, payee, units, void in rows if not void]
+    expected = {}
+    for p in PARTICIPANTS:
+        received = [u for _, payee, u in live if payee == p]
+        paid = [u for payer, _, u in live if payer == p]
+        if received or paid:
+            expected[p] = (len(received), sum(received), len(paid), sum(paid))
+    assert result.totals == expected
+    voided = [units for *_, units, void in rows if void]
+    assert result.voided == (len(voided), sum(voided))
+    assert result == dataclasses.replace(net(live, "CNY"), voided=result.voided)
 
 
 @given(st.lists(obligation, max_size=100), st.randoms())

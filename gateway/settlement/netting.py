@@ -45,6 +45,9 @@ class Netting:
     gross: int  # sum of all obligations
     count: int  # obligations netted
     bilateral: dict[tuple[str, str], int] = field(default_factory=dict)  # (a, b), a < b: a->b net
+    # Per participant: (received count, received units, paid count, paid units).
+    totals: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    voided: tuple[int, int] = (0, 0)  # (count, units) of the obligations voided, not netted
 
     @property
     def net(self) -> int:
@@ -61,47 +64,67 @@ class Netting:
 
 
 class Netter:
-    """Nets (payer, payee, minor units) obligations of one currency, fed in chunks (a cycle's
-    obligations are streamed from the store, never all in memory)."""
+    """Nets (payer, payee, minor units, voided) obligations of one currency, fed in chunks (a
+    cycle's obligations are streamed from the store, never all in memory).
+
+    One pass keeps a count and a sum per ordered (payer, payee) pair, no more: the positions,
+    the bilateral view, each participant's totals and the gross all follow from those pairs
+    (a few thousand at most), so the per-obligation work is one dict lookup."""
 
     def __init__(self, currency: str, bilateral: bool = False) -> None:
         self.currency = currency
         self.bilateral = bilateral
-        self.positions: dict[str, int] = {}
-        self.pairs: dict[tuple[str, str], int] = {}
-        self.gross = 0
-        self.count = 0
+        self.pairs: dict[tuple[str, str], list[int]] = {}  # (payer, payee) -> [count, units]
+        self.voided = [0, 0]
 
-    def add(self, obligations: Iterable[tuple[str, str, int]]) -> None:
-        positions, pairs, bilateral = self.positions, self.pairs, self.bilateral
-        get = positions.get
-        gross = count = 0
-        for payer, payee, units in obligations:
+    def add(self, obligations: Iterable[tuple[str, str, int, object]]) -> None:
+        pairs, voided = self.pairs, self.voided
+        get = pairs.get
+        for payer, payee, units, void in obligations:
+            if void:
+                voided[0] += 1
+                voided[1] += units
+                continue
             if units <= 0 or payer == payee:
                 raise NettingError(f"invalid obligation {payer} -> {payee}: {units}")
-            positions[payer] = get(payer, 0) - units
-            positions[payee] = get(payee, 0) + units
-            gross += units
-            count += 1
-            if bilateral:
-                if payer < payee:
-                    pairs[(payer, payee)] = pairs.get((payer, payee), 0) + units
-                else:
-                    pairs[(payee, payer)] = pairs.get((payee, payer), 0) - units
-        self.gross += gross
-        self.count += count
+            cell = get((payer, payee))
+            if cell is None:
+                pairs[(payer, payee)] = [1, units]
+            else:
+                cell[0] += 1
+                cell[1] += units
 
     def result(self) -> Netting:
         """Raises `NettingError` if the positions do not sum to zero (the arithmetic, not the
         data, would be wrong: never settle then)."""
-        if sum(self.positions.values()) != 0:
+        positions: dict[str, int] = {}
+        totals: dict[str, list[int]] = {}
+        bilateral: dict[tuple[str, str], int] = {}
+        gross = count = 0
+        for (payer, payee), (n, units) in self.pairs.items():
+            positions[payer] = positions.get(payer, 0) - units
+            positions[payee] = positions.get(payee, 0) + units
+            received = totals.setdefault(payee, [0, 0, 0, 0])
+            received[0] += n
+            received[1] += units
+            paid = totals.setdefault(payer, [0, 0, 0, 0])
+            paid[2] += n
+            paid[3] += units
+            gross += units
+            count += n
+            if self.bilateral:
+                key, sign = ((payer, payee), 1) if payer < payee else ((payee, payer), -1)
+                bilateral[key] = bilateral.get(key, 0) + sign * units
+        if sum(positions.values()) != 0:
             raise NettingError(f"{self.currency} positions do not sum to zero")
         return Netting(
             self.currency,
-            {p: v for p, v in sorted(self.positions.items()) if v},
-            self.gross,
-            self.count,
-            dict(sorted(self.pairs.items())),
+            {p: v for p, v in sorted(positions.items()) if v},
+            gross,
+            count,
+            dict(sorted(bilateral.items())),
+            {p: (t[0], t[1], t[2], t[3]) for p, t in sorted(totals.items())},
+            (self.voided[0], self.voided[1]),
         )
 
 
@@ -111,5 +134,5 @@ def net(
     """Net (payer, payee, minor units) obligations of one currency. Raises `NettingError` on a
     negative amount, a self-payment, or positions that do not sum to zero."""
     netter = Netter(currency, bilateral)
-    netter.add(obligations)
+    netter.add((payer, payee, units, False) for payer, payee, units in obligations)
     return netter.result()

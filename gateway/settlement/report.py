@@ -20,13 +20,12 @@ def summary(
     cycle: str,
     cut_off: str | None,
     netting: Netting,
-    totals: dict[str, tuple[int, int, int, int]],
     instruction_id: str | None,
-    voided: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:
-    """`voided`: (count, minor units) of the cycle's obligations voided before it closed
-    (rejected by the other side, or cancelled): not netted, shown so a cancelled payment's
-    effect is visible."""
+    """The cycle's report, from its netting: each participant's totals, and the obligations
+    voided before it closed (rejected by the other side, or cancelled: not netted, shown so a
+    cancelled payment's effect is visible)."""
+    totals, voided = netting.totals, netting.voided
     currency = netting.currency
 
     def amount(units: int) -> str:

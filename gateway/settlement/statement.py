@@ -24,7 +24,6 @@ from gateway.sides import Side
 
 def statements(
     netting: Netting,
-    totals: dict[str, tuple[int, int, int, int]],
     cycle: str,
     opened: datetime | None,
     cut_off: datetime,
@@ -39,7 +38,7 @@ def statements(
     currency = netting.currency
     created = iso_datetime(cut_off)
     out = []
-    for bic, (received_count, received, paid_count, paid) in sorted(totals.items()):
+    for bic, (received_count, received, paid_count, paid) in sorted(netting.totals.items()):
         participant = directory.participant(bic)
         if participant is None:
             raise NettingError(f"cycle {cycle}: participant {bic} is not in the directory")

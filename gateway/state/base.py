@@ -161,16 +161,8 @@ class CycleStore(Protocol):
         view)."""
         ...
 
-    async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
-        """Per participant: (received count, received units, paid count, paid units)."""
-        ...
-
     async def positions(self, cycle: str) -> dict[str, int]:
         """The running positions the batches kept for the cycle (minor units)."""
-        ...
-
-    async def voided(self, cycle: str) -> tuple[int, int]:
-        """(count, minor units) of the cycle's voided obligations (rejected, cancelled)."""
         ...
 
     async def finish_close(
@@ -290,17 +282,6 @@ def obligations_to_json(obligations: Iterable[Obligation]) -> str:
 
 def obligations_from_json(text: str) -> tuple[Obligation, ...]:
     return tuple(obligation_from_row(*row) for row in json.loads(text))
-
-
-def participant_totals(
-    rows: Iterable[tuple[str, int, int, int, int]],
-) -> dict[str, tuple[int, int, int, int]]:
-    """Fold (participant, received count, received units, paid count, paid units) rows."""
-    totals: dict[str, tuple[int, int, int, int]] = {}
-    for participant, rc, ru, pc, pu in rows:
-        a = totals.get(participant, (0, 0, 0, 0))
-        totals[participant] = (a[0] + rc, a[1] + int(ru), a[2] + pc, a[3] + int(pu))
-    return dict(sorted(totals.items()))
 
 
 def cycle_after(awaiting: str | None, status: str, instruction: str) -> tuple[str, str]:

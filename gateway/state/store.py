@@ -39,7 +39,6 @@ from gateway.state.base import (
     obligations_from_json,
     outbox_from_json,
     parse_time,
-    participant_totals,
 )
 from gateway.state.plan import Plan, currencies_touched, plan_batch, references_touched, release
 from gateway.state.tx import Backend, Row, Tx, Work
@@ -55,15 +54,9 @@ _CORRELATION_UPSERT = (
     "ON CONFLICT (key) DO UPDATE SET outbound_biz_msg_idr = excluded.outbound_biz_msg_idr, "
     "outbound_msg_id = excluded.outbound_msg_id, data = excluded.data"
 )
+
+
 # Per participant in a cycle: obligations received (count, units) and paid (count, units).
-_TOTALS_SQL = (
-    "SELECT payee, count(*), sum(units), 0, 0 FROM obligations "
-    "WHERE cycle = ? AND status != 'void' GROUP BY payee UNION ALL "
-    "SELECT payer, 0, 0, count(*), sum(units) FROM obligations "
-    "WHERE cycle = ? AND status != 'void' GROUP BY payer"
-)
-
-
 class Outage:
     """A state-store outage, logged once when it starts and once when it ends, however many
     steps meet it meanwhile (the pipeline, the relay and the settlement ticks all retry)."""
@@ -244,8 +237,10 @@ class Store:
     async def net_cycle(self, cycle: str, currency: str) -> Netting:
         async def work(tx: Tx) -> Netting:
             netter = Netter(currency, bilateral=True)
+            # Every obligation of the cycle in one pass: the voided ones are counted, not
+            # netted (the report shows them).
             async for rows in tx.chunks(
-                "SELECT payer, payee, units FROM obligations WHERE cycle = ? AND status != 'void'",
+                "SELECT payer, payee, units, status = 'void' FROM obligations WHERE cycle = ?",
                 cycle,
             ):
                 netter.add(rows)
@@ -259,23 +254,6 @@ class Store:
                 "SELECT participant, units FROM positions WHERE cycle = ? AND units != 0", cycle
             )
             return {participant: units for participant, units in rows}
-
-        return await self._run(work, write=False)
-
-    async def voided(self, cycle: str) -> tuple[int, int]:
-        async def work(tx: Tx) -> tuple[int, int]:
-            rows = await tx.fetch(
-                "SELECT COUNT(*), COALESCE(SUM(units), 0) FROM obligations "
-                "WHERE cycle = ? AND status = 'void'",
-                cycle,
-            )
-            return int(rows[0][0]), int(rows[0][1])
-
-        return await self._run(work, write=False)
-
-    async def participant_totals(self, cycle: str) -> dict[str, tuple[int, int, int, int]]:
-        async def work(tx: Tx) -> dict[str, tuple[int, int, int, int]]:
-            return participant_totals(await tx.fetch(_TOTALS_SQL, cycle, cycle))
 
         return await self._run(work, write=False)
 
