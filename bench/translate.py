@@ -8,7 +8,7 @@ validate against the offshore profile, serialise. Two workloads:
 - repeated names: the bundled sample with a fresh UETR each time; customer names repeat, as
   they do in real traffic, so transliterations come from the cache;
 - distinct names: every message has debtor and creditor names never seen before, so every
-  transliteration runs pypinyin.
+  transliteration segments and reads them afresh (gateway/pinyin.py).
 `--processes N` (default: the CPUs this process may use) runs the repeated-names workload again
 in 1, 2, 4 ... and N processes at once, each pinned to its own CPU, and reports their combined
 rate: how translation scales with cores (`gateway.workers` and instances add cores).

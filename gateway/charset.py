@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from gateway.packaged import packaged
+from gateway.pinyin import lazy_pinyin, table
 
 Policy = Literal["transliterate", "reject"]
 
@@ -50,24 +51,20 @@ def _is_han(ch: str) -> bool:
 def transliterate(text: str) -> str:
     """Chinese to upper-case pinyin syllables; full-width forms and accents to plain ASCII.
 
-    Cached: pypinyin's phrase-aware conversion (right readings for polyphones in names) costs
-    ~90 us a field, and payment traffic repeats its customers' names heavily.
+    Cached: the phrase-aware conversion (right readings for polyphones in names,
+    gateway/pinyin.py) is the costliest step of a field, and payment traffic repeats its
+    customers' names heavily.
     """
-    # Imported on first use: pypinyin's dictionaries take ~0.4 s to load, which a command
-    # translating one Latin message, or checking a configuration, should not pay. The service
-    # loads them at start (`prepare`).
-    from pypinyin import Style, lazy_pinyin
-
     text = unicodedata.normalize("NFKC", text)  # full-width letters, digits, punctuation
     out: list[str] = []
     run: list[str] = []
 
     def flush() -> None:
         if run:
-            # errors="default": a character pypinyin has no reading for stays as it is, so
-            # the Latin check below refuses the text naming it. ("ignore" dropped it: the
-            # extension-B..G ideographs of some names vanished without a note.)
-            syllables = lazy_pinyin("".join(run), style=Style.NORMAL, errors="default")
+            # A character without a reading stays as it is, so the Latin check below refuses
+            # the text naming it (dropping it made the extension-B..G ideographs of some
+            # names vanish without a note).
+            syllables = lazy_pinyin("".join(run))
             word = " ".join(s.upper() for s in syllables)
             if out and out[-1] not in (" ", ""):
                 out.append(" ")
@@ -91,8 +88,8 @@ def transliterate(text: str) -> str:
 
 
 def prepare() -> None:
-    """Load the transliteration dictionaries now (the service, before its first batch)."""
-    transliterate("中")
+    """Load the transliteration table now (the service, before its first batch)."""
+    table()
 
 
 class CharsetPolicy:

@@ -6,7 +6,6 @@ Exit codes: 0 done; 2 usage or configuration error; 3 the message was rejected (
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import re
@@ -15,11 +14,14 @@ import sys
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from gateway import __version__
 from gateway.config import Config, ConfigError, load
 from gateway.sides import SIDES, other_side
+
+if TYPE_CHECKING:
+    import asyncio
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 T = TypeVar("T")
@@ -177,6 +179,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.service import serve
 
     config = _config(args)
+    import asyncio  # not for the offline commands: it costs a tenth of their start-up
+
     return asyncio.run(serve(config))
 
 
@@ -189,6 +193,8 @@ def cmd_cycle(args: argparse.Namespace) -> int:
             f"no state store at {Path(config.state.sqlite_path).resolve()}: run the gateway "
             "first, or give the configuration it runs with (--config, state.sqlite_path)"
         )
+    import asyncio
+
     return asyncio.run(_cycle(config, args))
 
 
@@ -285,6 +291,8 @@ def _bootstrap(args: argparse.Namespace, config: Config) -> str:
 
 def _stop_on_signals() -> asyncio.Event:
     """An event that Ctrl-C or SIGTERM sets, for a command that stops cleanly when asked."""
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -294,6 +302,8 @@ def _stop_on_signals() -> asyncio.Event:
 
 def _with_broker(bootstrap: str, work: Coroutine[Any, Any, T]) -> T:
     """Run `work`; a broker that cannot be reached is one line and exit 1, not a traceback."""
+    import asyncio
+
     from aiokafka.errors import KafkaError
 
     # The client logs each failed connection attempt; the one line below says it all.
