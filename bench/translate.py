@@ -21,10 +21,15 @@ nothing in between). A third workload, rich, is the CBPR+ "max" pacs.008 of the 
 (cbpr-usage-rules, adapted to this directory by tests/corpus.py): 765 element paths, carried
 whole. Goal (issue 15): at least 0.5 of the floor for the sample and the rich message.
 
-Signatures (issue 19): the sample again, each message signed by its sender (ECDSA P-256),
-through a translator that verifies it against the directory and signs its output with the
-gateway's key; reported as the cost of the signed path over the unsigned one, same messages,
-same run. Goal: at most 1.25.
+Signatures: the sample again, each message signed by its sender (ECDSA P-256), through a
+translator that verifies it against the directory and signs its output with the gateway's
+key; reported as the cost of the signed path over the unsigned one, same messages, same run.
+And the signature work alone (verify the signed message, sign the unsigned one, trees parsed
+beforehand) against bare python-xmlsec doing the same two things to the same messages with
+keys loaded once: the gateway's C14N + cryptography against a general XML-DSig engine.
+Goals (issue 26): translation at least 0.3 of the floor on the sample, 0.5 on the rich
+message; the signed path at most 1.6 x the unsigned one; the signature work at most 1.1 x
+bare xmlsec.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ SURNAMES = (
     "龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 )
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红兰建国文辉鹏飞斌宇浩凯俊帆"
+
+
+# Issue 26: the least share of the libxml2 floor each workload must reach.
+GOALS = {"sample": 0.3, "rich": 0.5}
 
 
 def messages(count: int, distinct: bool, seed: int = 7) -> list[bytes]:
@@ -121,6 +130,73 @@ def signed_translator(folder: Path) -> tuple[Translator, Any]:
     sender, gateway = identity("HPCBCNSHXXX"), identity("SHHKCNSHGWY")
     directory = directory_with(folder, {"HPCBCNSHXXX": [sender]})
     return Translator(signing_config(folder, directory, gateway)), sender
+
+
+def signature_work(
+    translator: Translator, key_pem: bytes, signed_batch: list[bytes], batch: list[bytes]
+) -> tuple[float, float]:
+    """(the gateway's, bare xmlsec's) verify + sign of the same messages, µs each."""
+    import xmlsec
+
+    from gateway.iso20022.reader import hardened_parser
+    from gateway.signatures import DS, verify
+
+    parser = hardened_parser(remove_comments=True)
+    directory, now = translator.directory.current(), translator.clock()
+    signer = translator.signer
+    assert signer is not None
+    public = xmlsec.Key.from_memory(
+        _public_key_pem(signed_batch[0], directory), xmlsec.constants.KeyDataFormatPem
+    )
+    private = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem)
+
+    def trees() -> tuple[list[etree._Element], list[etree._Element]]:
+        return (
+            [etree.fromstring(d, parser) for d in signed_batch],
+            [etree.fromstring(d, parser) for d in batch],
+        )
+
+    to_verify, to_sign = trees()
+    start = time.perf_counter()
+    for a, b in zip(to_verify, to_sign, strict=True):
+        assert verify(a, directory, now) is not None
+        signer.sign(b)
+    ours = (time.perf_counter() - start) / len(batch) * 1e6
+
+    to_verify, to_sign = trees()
+    start = time.perf_counter()
+    for a, b in zip(to_verify, to_sign, strict=True):
+        ctx = xmlsec.SignatureContext()
+        ctx.key = public
+        ctx.verify(next(a.iter(f"{{{DS}}}Signature")))
+        header = b[0]
+        place = etree.SubElement(header, header.tag.replace("AppHdr", "Sgntr"))
+        signature = xmlsec.template.create(
+            b, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformEcdsaSha256
+        )
+        place.append(signature)
+        ref = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri="")
+        xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
+        xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
+        ctx = xmlsec.SignatureContext()
+        ctx.key = private
+        ctx.sign(signature)
+    bare = (time.perf_counter() - start) / len(batch) * 1e6
+    return ours, bare
+
+
+def _public_key_pem(data: bytes, directory: Any) -> bytes:
+    """The PEM public key of the certificate that signed `data` (the sender's, in the
+    directory)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from gateway.signatures import _public_key
+
+    root = etree.fromstring(data)
+    sender = root.findtext(".//{*}Fr//{*}BICFI")
+    participant = directory.signatory(sender)
+    key = _public_key(participant.certificates[0].pem)
+    return bytes(key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
 
 
 def run(translator: Translator, batch: list[bytes]) -> float:
@@ -216,17 +292,26 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as folder:
         signing, sender = signed_translator(Path(folder))
+        key_pem = (Path(folder) / "gw.key").read_bytes()
         unsigned_rates, signed_rates, costs = [], [], []
+        work: dict[str, list[float]] = {"ours": [], "xmlsec": [], "ratio": []}
         for r in range(args.rounds):
             batch = messages(args.count // 2, False, seed=5000 + r)
             signed_batch = [signed(data, sender) for data in batch]
             unsigned_rates.append(run(translator, batch))
             signed_rates.append(run(signing, signed_batch))
             costs.append(unsigned_rates[-1] / signed_rates[-1])
+            ours, bare = signature_work(signing, key_pem, signed_batch, batch)
+            work["ours"].append(ours)
+            work["xmlsec"].append(bare)
+            work["ratio"].append(ours / bare)
     result = (
         spread("signed_per_s", signed_rates)
         | spread("unsigned_per_s", unsigned_rates)
         | spread("signature_cost", costs)
+        | spread("signature_work_us", work["ours"])
+        | spread("xmlsec_work_us", work["xmlsec"])
+        | spread("signature_work_ratio", work["ratio"])
         | spread("repeated_names_per_s", repeated)
         | spread("distinct_names_per_s", distinct)
         | spread("rich_per_s", rich)
@@ -237,19 +322,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     print(f"pacs.008 onshore -> offshore, one core, {args.rounds} rounds x {args.count} messages")
     for label, values in (("repeated names", repeated), ("distinct names", distinct)):
-        print(line(label, values, "translations/s", goal="  goal >= 5,000/s"))
+        print(line(label, values, "translations/s"))
     print(line("rich (CBPR+ max)", rich, "translations/s"))
     print(line("floor, sample", floors["sample"], "messages/s"))
     print(line("floor, rich", floors["rich"], "messages/s"))
     print(line("signed (verify + sign)", signed_rates, "translations/s"))
     print(
         f"{'cost of signatures':<26} {statistics.median(costs):.2f} x the unsigned path  "
-        f"(rounds: {', '.join(f'{v:.2f}' for v in costs)})  goal <= 1.25"
+        f"(rounds: {', '.join(f'{v:.2f}' for v in costs)})  goal <= 1.6"
     )
+    print(line("signature work", work["ours"], "µs a message", fmt=",.0f"))
+    print(line("bare xmlsec, same work", work["xmlsec"], "µs a message", fmt=",.0f"))
+    print(line("ratio to bare xmlsec", work["ratio"], "", fmt=".2f", goal="  goal <= 1.1"))
     for name in ("sample", "rich"):
         print(
             f"{'ratio to the floor, ' + name:<26} {statistics.median(ratios[name]):.2f}"
-            f"  (rounds: {', '.join(f'{v:.2f}' for v in ratios[name])})  goal >= 0.5"
+            f"  (rounds: {', '.join(f'{v:.2f}' for v in ratios[name])})  "
+            f"goal >= {GOALS[name]}"
         )
     if args.processes > 1:
         print("repeated names, processes at once (each pinned to a CPU), combined:")

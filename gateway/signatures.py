@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -64,6 +64,7 @@ from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import HEAD, ns
 from gateway.iso20022.reader import BusinessMessage, message_ids
+from gateway.iso20022.tree import clone
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _HEAD = ns(HEAD)
@@ -75,6 +76,16 @@ _DIGEST = "http://www.w3.org/2001/04/xmlenc#sha256"
 _ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _TRANSFORMS = (_ENVELOPED, _C14N)
 _SIGNATURE = f"{{{DS}}}Signature"
+_SIGNED_INFO = f"{{{DS}}}SignedInfo"
+_C14N_METHOD = f"{{{DS}}}CanonicalizationMethod"
+_SIGNATURE_METHOD = f"{{{DS}}}SignatureMethod"
+_REFERENCE = f"{{{DS}}}Reference"
+_TRANSFORMS_TAG = f"{{{DS}}}Transforms"
+_TRANSFORM = f"{{{DS}}}Transform"
+_DIGEST_METHOD = f"{{{DS}}}DigestMethod"
+# The children of SignedInfo and of its Reference, exactly, in the accepted form.
+_SIGNED_INFO_FORM = [_C14N_METHOD, _SIGNATURE_METHOD, _REFERENCE]
+_REFERENCE_FORM = [_TRANSFORMS_TAG, _DIGEST_METHOD, f"{{{DS}}}DigestValue"]
 _P256_HALF = 32  # an ECDSA P-256 SignatureValue is r and s, 32 bytes each (XML-DSig 1.1)
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
@@ -234,44 +245,49 @@ def _checks(key: PublicKey, algorithm: str, value: bytes, signed: bytes) -> bool
 def _check_form(signature: etree._Element) -> tuple[etree._Element, str, bytes]:
     """The signature's SignedInfo, algorithm and digest, once its form is the one accepted:
     each element where the form puts it, nothing else (no InclusiveNamespaces, no second
-    Reference, no other transform), checked element by element."""
-    info = signature.find(f"{{{DS}}}SignedInfo")
+    Reference, no other transform). Read from each element's children in one pass, not by
+    ElementPath searches (a tenth of the verification's time)."""
+    info = next(signature.iterchildren(_SIGNED_INFO), None)
     if info is None:
         raise _refuse("DS0B", "a signature without SignedInfo")
-    c14n = info.find(f"{{{DS}}}CanonicalizationMethod")
-    method = info.find(f"{{{DS}}}SignatureMethod")
+    kids = _elements(info)
+    c14n = _first(kids, _C14N_METHOD)
+    method = _first(kids, _SIGNATURE_METHOD)
     if c14n is None or c14n.get("Algorithm") != _C14N or len(c14n):
         raise _refuse("DS0B", "canonicalization must be exclusive C14N")
-    if method is None or method.get("Algorithm") not in ALGORITHMS or len(method):
-        got = method.get("Algorithm") if method is not None else "none"
+    algorithm = method.get("Algorithm") if method is not None else None
+    if method is None or algorithm not in ALGORITHMS or len(method):
         raise _refuse(
-            "DS0B", f"signature algorithm {got} is not accepted (RSA-SHA256, ECDSA-SHA256)"
+            "DS0B",
+            f"signature algorithm {algorithm or 'none'} is not accepted (RSA-SHA256, ECDSA-SHA256)",
         )
-    references = info.findall(f"{{{DS}}}Reference")
+    references = [k for k in kids if k.tag == _REFERENCE]
     if len(references) != 1:
         raise _refuse("DS0B", f"{len(references)} references: exactly one is accepted")
     reference = references[0]
     uri = reference.get("URI")
     if uri != "":
         raise _refuse("DS0B", f'the reference must be URI="" (the whole message), not {uri!r}')
-    transforms = reference.findall(f"{{{DS}}}Transforms/{{{DS}}}Transform")
-    if tuple(t.get("Algorithm") for t in transforms) != _TRANSFORMS or any(
-        len(t) for t in transforms
+    parts = _elements(reference)
+    holder = _first(parts, _TRANSFORMS_TAG)
+    transforms = _elements(holder) if holder is not None else []
+    if (
+        [t.tag for t in transforms] != [_TRANSFORM] * len(_TRANSFORMS)
+        or tuple(t.get("Algorithm") for t in transforms) != _TRANSFORMS
+        or any(len(t) for t in transforms)
     ):
         raise _refuse("DS0B", "the transforms must be enveloped-signature, exclusive C14N")
-    digest = reference.find(f"{{{DS}}}DigestMethod")
+    digest = _first(parts, _DIGEST_METHOD)
     if digest is None or digest.get("Algorithm") != _DIGEST or len(digest):
         raise _refuse("DS0B", "the digest must be SHA-256")
-    expected = [f"{{{DS}}}{n}" for n in ("Transforms", "DigestMethod", "DigestValue")]
-    inside = [f"{{{DS}}}{n}" for n in ("CanonicalizationMethod", "SignatureMethod", "Reference")]
-    if [c.tag for c in _elements(reference)] != expected or [
-        c.tag for c in _elements(info)
-    ] != inside:
+    if [p.tag for p in parts] != _REFERENCE_FORM or [k.tag for k in kids] != _SIGNED_INFO_FORM:
         raise _refuse("DS0B", "SignedInfo holds elements outside the accepted form")
-    method_uri = method.get("Algorithm")
-    assert method_uri is not None
-    value = _base64(reference.find(f"{{{DS}}}DigestValue"), "digest value")
-    return info, method_uri, value
+    assert algorithm is not None
+    return info, algorithm, _base64(parts[2], "digest value")
+
+
+def _first(elements: list[etree._Element], tag: str) -> etree._Element | None:
+    return next((e for e in elements if e.tag == tag), None)
 
 
 def _elements(parent: etree._Element) -> list[etree._Element]:
@@ -323,8 +339,18 @@ class Signer:
             header.append(place)
         # The digest is of the message as the enveloped transform will see it: Sgntr empty.
         digest = base64.b64encode(hashlib.sha256(_c14n(root.getroottree())).digest())
+        signature = clone(self.template)
+        place.append(signature)
+        info, value = signature[0], signature[1]
+        info[2][2].text = digest.decode("ascii")  # SignedInfo/Reference/DigestValue
+        value.text = base64.b64encode(self._sign(_c14n(info))).decode("ascii")
+
+    @cached_property
+    def template(self) -> etree._Element:
+        """The ds:Signature this signer writes, but for its digest and value: built once
+        (building it costs a fifth of a signature), copied for each message."""
         d = f"{{{DS}}}"
-        signature = etree.SubElement(place, f"{d}Signature", nsmap={"ds": DS})
+        signature = etree.Element(f"{d}Signature", nsmap={"ds": DS})
         info = etree.SubElement(signature, f"{d}SignedInfo")
         etree.SubElement(info, f"{d}CanonicalizationMethod", Algorithm=_C14N)
         etree.SubElement(info, f"{d}SignatureMethod", Algorithm=self.algorithm)
@@ -333,11 +359,12 @@ class Signer:
         for algorithm in _TRANSFORMS:
             etree.SubElement(transforms, f"{d}Transform", Algorithm=algorithm)
         etree.SubElement(reference, f"{d}DigestMethod", Algorithm=_DIGEST)
-        etree.SubElement(reference, f"{d}DigestValue").text = digest.decode("ascii")
-        value = etree.SubElement(signature, f"{d}SignatureValue")
-        x509_data = etree.SubElement(etree.SubElement(signature, f"{d}KeyInfo"), f"{d}X509Data")
+        etree.SubElement(reference, f"{d}DigestValue")
+        etree.SubElement(signature, f"{d}SignatureValue")
+        key_info = etree.SubElement(signature, f"{d}KeyInfo")
+        x509_data = etree.SubElement(key_info, f"{d}X509Data")
         etree.SubElement(x509_data, f"{d}X509Certificate").text = self.certificate_b64
-        value.text = base64.b64encode(self._sign(_c14n(info))).decode("ascii")
+        return signature
 
     def _sign(self, data: bytes) -> bytes:
         if isinstance(self.key, ec.EllipticCurvePrivateKey):

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from lxml import etree
 from lxml.builder import ElementMaker
@@ -26,7 +25,7 @@ from gateway.iso20022 import errors
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, ns
 from gateway.iso20022.reader import has_markup
-from gateway.iso20022.tree import Spec, render, render_text
+from gateway.iso20022.tree import Spec, clone, render, render_text
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,44 @@ def header_spec(
     ]
 
 
-def build_header(**fields: Any) -> etree._Element:
+# AppHdr elements built once per (from, to, definition, service, duplicate flag), copied and
+# completed for each message: building one costs four times its copy.
+_HEADERS: dict[tuple[object, ...], etree._Element] = {}
+_BIZ_MSG_IDR = f"{{{_HEAD_NS}}}BizMsgIdr"
+_CRE_DT = f"{{{_HEAD_NS}}}CreDt"
+
+
+def build_header(
+    *,
+    fr: Party,
+    to: Party,
+    biz_msg_idr: str,
+    msg_def: str,
+    created: datetime,
+    biz_svc: str | None = None,
+    possible_duplicate: bool = False,
+) -> etree._Element:
     """AppHdr element (same arguments as `header_spec`)."""
-    header = etree.Element(f"{{{_HEAD_NS}}}AppHdr", nsmap={None: _HEAD_NS})  # type: ignore[dict-item]
-    render(header, header_spec(**fields), _HEAD_NS)
+    key = (fr, to, msg_def, biz_svc, possible_duplicate)
+    template = _HEADERS.get(key)
+    if template is None:
+        template = etree.Element(f"{{{_HEAD_NS}}}AppHdr", nsmap={None: _HEAD_NS})  # type: ignore[dict-item]
+        spec = header_spec(
+            fr=fr,
+            to=to,
+            biz_msg_idr="-",
+            msg_def=msg_def,
+            created=created,
+            biz_svc=biz_svc,
+            possible_duplicate=possible_duplicate,
+        )
+        render(template, spec, _HEAD_NS)
+        if len(_HEADERS) >= 10_000:  # bounded: senders x receivers x definitions
+            _HEADERS.clear()
+        _HEADERS[key] = template
+    header = clone(template)
+    next(header.iterchildren(_BIZ_MSG_IDR)).text = biz_msg_idr
+    next(header.iterchildren(_CRE_DT)).text = iso_datetime(created)
     return header
 
 

@@ -198,3 +198,9 @@ def render_text(spec: Spec, out: list[str]) -> None:
                 out.pop()  # a container with nothing in it is left out
             else:
                 append(f"</{tag}>")
+
+
+def clone(element: etree._Element) -> etree._Element:
+    """A deep copy of `element` (an lxml element's own copy is deep; `copy.deepcopy` adds
+    Python's memo bookkeeping, a third of the cost for the small parts the gateway copies)."""
+    return cast(etree._Element, element.__copy__())  # type: ignore[attr-defined]  # lxml-stubs
