@@ -107,10 +107,10 @@ def plot_batches(p: dict[str, Any], path: Path) -> None:
         label="bare aiokafka passthrough",
     )
     ax.axhline(
-        0.4 * p["passthrough_per_s_median"],
+        0.35 * p["passthrough_per_s_median"],
         color="tab:red",
         linestyle=":",
-        label="goal: 0.4 x passthrough",
+        label="goal: 0.35 x passthrough",
     )
     ax.set_xscale("log")
     _plain_log_axes(ax)
@@ -132,7 +132,7 @@ def plot_latency(p: dict[str, Any], path: Path) -> None:
     for name, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^-"), ("max", "x--")):
         ys = [p[f"latency_{r}_{name}_ms_median"] for r in rates]
         ax.plot(rates, ys, style, label=name)
-    ax.axhline(50, color="tab:red", linestyle=":", label="goal: p99 < 50 ms at 1,000/s")
+    ax.axhline(50, color="tab:red", linestyle=":", label="goal: p99 < 50 ms at half capacity")
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_log_axes(ax)
@@ -251,54 +251,65 @@ def write(results: dict[str, Any], out: Path, page: Path) -> None:
 
 
 def _goals(runs: dict[str, Any]) -> list[str]:
+    """The goals in force (issue 26 for speed; 5 and 8 for the close's bounds), each a ratio
+    or a bound measured in one run."""
     rows = ["## Goals", "", "| goal | from | measured | |", "|---|---|---|---|"]
-    if "validate" in runs:
-        v = runs["validate"]
-        rows.append(
-            "| parse+validate ≥ 0.5 x bare lxml parse | #2 | "
-            f"{_spread(v, 'ratio', 2)} ({_fmt(v['parse_validate_per_s_median'])} msg/s) | "
-            f"{_met(v['ratio_median'] >= 0.5)} |"
-        )
     if "translate" in runs:
         t = runs["translate"]
-        rows.append(
-            "| translate pacs.008 ≥ 5,000/s on one core | #3 | "
-            f"{_spread(t, 'repeated_names_per_s', unit='/s')} | "
-            f"{_met(t['repeated_names_per_s_median'] >= 5000)} |"
-        )
-        if "signature_cost_median" in t:
-            rows.append(
-                "| verify + sign ≤ 1.25 x the unsigned translation | #19 | "
-                f"{_spread(t, 'signature_cost', 2)} | {_met(t['signature_cost_median'] <= 1.25)} |"
-            )
-        for name, what in (("sample", "the sample pacs.008"), ("rich", "a CBPR+ max pacs.008")):
+        for name, what, goal in (
+            ("sample", "the sample pacs.008", 0.3),
+            ("rich", "a CBPR+ max pacs.008", 0.5),
+        ):
             key = f"ratio_{name}_to_floor"
             if f"{key}_median" in t:
                 rows.append(
-                    f"| translate {what} ≥ 0.5 x the libxml2 floor | #15 | "
-                    f"{_spread(t, key, 2)} | {_met(t[f'{key}_median'] >= 0.5)} |"
+                    f"| translate {what} ≥ {goal} x the libxml2 floor | #26 | "
+                    f"{_spread(t, key, 2)} | {_met(t[f'{key}_median'] >= goal)} |"
                 )
+        if "signature_cost_median" in t:
+            rows.append(
+                "| verify + sign ≤ 1.6 x the unsigned translation | #26 | "
+                f"{_spread(t, 'signature_cost', 2)} | {_met(t['signature_cost_median'] <= 1.6)} |"
+            )
+        if "signature_work_ratio_median" in t:
+            rows.append(
+                "| the signature work ≤ 1.1 x bare xmlsec verify + sign | #26 | "
+                f"{_spread(t, 'signature_work_ratio', 2)} "
+                f"({_fmt(t['signature_work_us_median'])} against "
+                f"{_fmt(t['xmlsec_work_us_median'])} µs) | "
+                f"{_met(t['signature_work_ratio_median'] <= 1.1)} |"
+            )
+    if "startup" in runs:
+        s = runs["startup"]
+        rows.append(
+            "| `connect-gateway translate` (Chinese) ≤ 7 x a bare `import lxml.etree` | #26 | "
+            f"{_spread(s, 'ratio', 2)} ({s['command_s_median']:.3f} against "
+            f"{s['floor_s_median']:.3f} s) | {_met(s['ratio_median'] <= 7)} |"
+        )
     if "pipeline" in runs:
         p = runs["pipeline"]
         rows.append(
-            "| pipeline ≥ 5,000 msg/s | #4 | "
-            f"{_spread(p, 'gateway_per_s', unit=' msg/s')} | "
-            f"{_met(p['gateway_per_s_median'] >= 5000)} |"
+            "| pipeline ≥ 0.35 x bare aiokafka passthrough | #26 | "
+            f"{_spread(p, 'ratio', 2)} ({_fmt(p['gateway_per_s_median'])} against "
+            f"{_fmt(p['passthrough_per_s_median'])} msg/s) | {_met(p['ratio_median'] >= 0.35)} |"
         )
-        rows.append(
-            "| pipeline ≥ 0.4 x bare aiokafka passthrough | #4, #8 | "
-            f"{_spread(p, 'ratio', 2)} | {_met(p['ratio_median'] >= 0.4)} |"
-        )
-        if "latency_1000_p99_ms_median" in p:
+        if "latency_half_p99_ms_median" in p:
             rows.append(
-                "| p99 latency < 50 ms at 1,000 msg/s offered | #8 | "
-                f"{_spread(p, 'latency_1000_p99_ms', unit=' ms')} | "
-                f"{_met(p['latency_1000_p99_ms_median'] < 50)} |"
+                "| p99 < 50 ms at half of one instance's capacity "
+                f"({_fmt(p['half_capacity_per_s'])} msg/s offered) | #26 | "
+                f"{_spread(p, 'latency_half_p99_ms', unit=' ms')} | "
+                f"{_met(p['latency_half_p99_ms_median'] < 50)} |"
             )
     if "netting" in runs:
         n = runs["netting"]
         points = netting_curve(n)
         biggest = points[-1][0] if points else 0
+        if "ratio_to_floor_median" in n:
+            rows.append(
+                f"| close of {biggest:,} obligations ≤ 1.5 x the Python floor | #26 | "
+                f"{_spread(n, 'ratio_to_floor', 2)} ({n['close_s_median']:.2f} against "
+                f"{n['floor_s_median']:.2f} s) | {_met(n['ratio_to_floor_median'] <= 1.5)} |"
+            )
         rows.append(
             f"| close a cycle of 1,000,000 obligations < 5 s | #5, #8 | "
             f"{_spread(n, 'close_s', 2, ' s')} for {biggest:,} | "

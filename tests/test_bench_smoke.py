@@ -73,6 +73,7 @@ def test_the_harness_runs_everything_and_writes_the_page(tmp_path: Path) -> None
         "pipeline",
         "netting",
         "replay",
+        "startup",
     }
     assert results["quick"] is True and results["machine"]["cores"] >= 1
     text = page.read_text()
@@ -98,6 +99,8 @@ def test_the_harness_runs_everything_and_writes_the_page(tmp_path: Path) -> None
     assert pipeline["gateway_per_s_median"] > 0 and pipeline["passthrough_per_s_median"] > 0
     assert pipeline["batch_20_per_s_median"] > 0
     assert pipeline["latency_100_samples"] == 100
+    assert pipeline["latency_half_samples"] > 0  # the load at half its measured capacity
+    assert results["runs"]["startup"]["result"]["ratio_median"] > 1
     assert 0 <= pipeline["latency_100_p50_ms_median"] <= pipeline["latency_100_p99_ms_median"]
     assert "processes at once, combined: 1: " in text
     # The profile measured every step and the whole path. How closely the steps add up to
