@@ -328,7 +328,7 @@ def _fit_text(
         except CharsetRefusal as exc:
             raise refusal(msg, "NARR", f"cannot carry {exc} offshore (at {path})") from None
         el.text = fitted.text
-        notes.append(f"{name}: transliterated to Latin (at {path})")
+        notes.append(f"{name}: {fitted.how} (at {path})")
         if fitted.truncated_from is not None:
             notes.append(
                 f"{path}: truncated from {fitted.truncated_from} to {len(fitted.text)} "

@@ -37,6 +37,9 @@ class Fitted:
     changed: bool  # transliterated or normalised
     truncated_from: int | None  # original length of the Latin text, when cut
     original: str
+    # What was done, for the note: "transliterated to Latin", or "punctuation and letters
+    # made plain Latin" when that was all.
+    how: str = "transliterated to Latin"
 
 
 def is_latin(text: str) -> bool:
@@ -93,15 +96,32 @@ def prepare() -> None:
 
 
 class CharsetPolicy:
-    def __init__(self, fields: dict[str, FieldPolicy], default: FieldPolicy) -> None:
+    def __init__(
+        self,
+        fields: dict[str, FieldPolicy],
+        default: FieldPolicy,
+        punctuation: dict[str, str] | None = None,
+    ) -> None:
         self.fields = fields
         self.default = default
+        # Typographic punctuation, and Latin letters with no plain decomposition -> their
+        # Latin equivalent (the data file's [punctuation] and [letters]).
+        self.punctuation = punctuation or {}
+        self._fold = str.maketrans(self.punctuation)
 
     @classmethod
     def load(cls, path: Path | None = None) -> CharsetPolicy:
         path = path or packaged("data", "charset-policy.toml")
         with open(path, "rb") as fh:
-            raw = tomllib.load(fh).get("offshore", {})
+            data = tomllib.load(fh)
+        raw = data.get("offshore", {})
+        punctuation = {**data.get("punctuation", {}), **data.get("letters", {})}
+        for char, latin in punctuation.items():
+            if len(char) != 1 or not isinstance(latin, str) or not is_latin(latin):
+                raise ValueError(
+                    f"{path}: {char!r} must be one character and map to printable Latin, "
+                    f"not {latin!r}"
+                )
         policies: dict[str, FieldPolicy] = {}
         for name, entry in raw.items():
             policy = entry.get("policy", "transliterate")
@@ -111,19 +131,25 @@ class CharsetPolicy:
                 policy, bool(entry.get("keep_original", False)), bool(entry.get("truncate", False))
             )
         default = policies.pop("default", FieldPolicy())
-        return cls(policies, default)
+        return cls(policies, default, punctuation)
 
     def policy(self, field: str) -> FieldPolicy:
         return self.fields.get(field, self.default)
 
     def fit(self, field: str, text: str, max_len: int) -> Fitted:
-        """Latin text for an offshore field, or CharsetRefusal."""
+        """Latin text for an offshore field, or CharsetRefusal. Typographic punctuation and
+        Latin letters without a plain spelling are folded first, in every field: they are
+        never a reason to refuse."""
         rule = self.policy(field)
-        latin, changed = text, False
-        if not is_latin(text):
+        latin = text.translate(self._fold) if not is_latin(text) else text
+        changed = latin != text
+        how = "punctuation and letters made plain Latin"
+        if changed and not latin.strip():
+            raise CharsetRefusal(f"{field}: nothing left but invisible characters")
+        if not is_latin(latin):
             if rule.policy == "reject":
                 raise CharsetRefusal(f"{field}: non-Latin text is not accepted offshore")
-            latin, changed = transliterate(text), True
+            latin, changed, how = transliterate(latin), True, "transliterated to Latin"
             bad = next((ch for ch in latin if not " " <= ch <= "~"), None)
             if bad is not None:
                 raise CharsetRefusal(
@@ -132,7 +158,7 @@ class CharsetPolicy:
             if not latin:
                 raise CharsetRefusal(f"{field}: nothing left after transliteration")
         if len(latin) <= max_len:
-            return Fitted(latin, changed, None, text)
+            return Fitted(latin, changed, None, text, how)
         if not rule.truncate:
             raise CharsetRefusal(
                 f"{field}: {len(latin)} characters after transliteration, the field takes "
@@ -141,4 +167,4 @@ class CharsetPolicy:
         cut = latin[:max_len]
         if latin[max_len] != " " and " " in cut[max_len // 2 :]:
             cut = cut[: cut.rfind(" ")]  # at a word boundary, when one is near the end
-        return Fitted(cut.rstrip(), changed, len(latin), text)
+        return Fitted(cut.rstrip(), changed, len(latin), text, how)

@@ -180,7 +180,7 @@ class EncodeContext:
                 "NARR", f"cannot carry {exc} in the {self.dialect.side} dialect"
             ) from None
         if fitted.changed:
-            self.notes.append(f"{field_name}: transliterated to Latin")
+            self.notes.append(f"{field_name}: {fitted.how}")
             if self.charset.policy(field_name).keep_original:
                 self.kept.append((field_name, value))
         if fitted.truncated_from is not None:
