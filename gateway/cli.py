@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from gateway import __version__
 from gateway.config import Config, ConfigError, load
-from gateway.sides import SIDES, other_side
+from gateway.sides import SIDES
 
 if TYPE_CHECKING:
     import asyncio
@@ -54,9 +54,13 @@ def cmd_translate(args: argparse.Namespace) -> int:
     config = _config(args)
     data = _read_input(args.file)
     translator = Translator(config)
-    for primed in translator.prime(
-        (_read_input(f) for f in args.original), other_side(args.source)
-    ):
+    from gateway.iso20022.errors import MessageError
+
+    try:
+        primed_all = translator.prime(_read_input(f) for f in args.original)
+    except MessageError as exc:
+        _fail(f"--original: {exc}")
+    for primed in primed_all:
         if not primed.accepted:
             _fail(f"--original was rejected: {primed.error}")
     outcome = translator.process(data, args.source)
@@ -457,8 +461,9 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="an original instruction from the other side, so a status report, "
-        "return or confirmation about it can be correlated (repeatable)",
+        help="an original instruction, so a status report, return, confirmation or "
+        "cancellation request about it can be correlated; it comes from its sender's side, "
+        "as on Kafka (repeatable)",
     )
     t.add_argument("file", metavar="FILE|-", help="the message, or - for standard input")
     t.set_defaults(func=cmd_translate)

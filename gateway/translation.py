@@ -16,6 +16,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from lxml import etree
 
@@ -36,7 +37,7 @@ from gateway.correlations import (
     Correlations,
     MemoryCorrelations,
 )
-from gateway.directory import ReloadingDirectory
+from gateway.directory import ReloadingDirectory, bic11
 from gateway.flows.base import Flow
 from gateway.idempotency import IdempotencyKeys, extract_keys
 from gateway.iso20022 import errors
@@ -214,9 +215,28 @@ class Translator:
         the held payment itself."""
         return build_camt029(self._answer_context(source), message_ids(msg), msg.document, "CNCL")
 
-    def prime(self, originals: Iterable[bytes], source: Side) -> list[Outcome]:
-        """Process originals only to learn their correlations (offline `translate --original`)."""
-        return [self.process(data, source) for data in originals]
+    def prime(self, originals: Iterable[bytes]) -> list[Outcome]:
+        """Process originals only to learn their correlations (offline `translate --original`).
+        Each comes from its sender's side, as it would have on Kafka: a payment from the side
+        of its instructing participant, whether what is translated next answers it (a status
+        report, from the other side) or asks about it (a cancellation request, from the
+        same side)."""
+        return [self.process(data, self.side_of(data)) for data in originals]
+
+    def side_of(self, data: bytes) -> Side:
+        """The side a message comes from: its sender's (AppHdr Fr, else the group's
+        instructing agent), a participant's or depository's in the directory, or the side whose
+        system it is. Raises `MessageError` when that cannot be told."""
+        msg = read_message(data, max_bytes=self.config.gateway.max_message_bytes)
+        bic = msg.header_text("Fr/FIId/FinInstnId/BICFI") or message_ids(msg).sender_bic or ""
+        found = self.directory.current().signatory(bic)
+        side = getattr(found, "side", None)
+        for name in ("onshore", "offshore"):
+            if side is None and bic11(self.config.side(name).system_bic) == bic11(bic):
+                side = name
+        if side not in ("onshore", "offshore"):
+            raise refusal(msg, "RC01", f"cannot tell which side {bic or 'the sender'} sends from")
+        return cast(Side, side)
 
     # -- translation ------------------------------------------------------------------------
     def _translate(

@@ -158,6 +158,35 @@ def test_translate_a_status_report_given_its_original() -> None:
     assert out.doc_text("FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId") == "ON-MSG-P8-0001"
 
 
+def test_translate_a_cancellation_request_given_its_payment() -> None:
+    """The payment came from the requester's own side: an original comes from its sender's
+    side, as on Kafka (it used to be assumed to come from the other side: exit 2)."""
+    request = str(SAMPLES / "onshore" / "camt.056.001.08.xml")
+    done = cli(
+        "translate",
+        "--from",
+        "onshore",
+        "--original",
+        str(SAMPLES / "onshore" / "pacs.008.001.08.xml"),
+        request,
+    )
+    assert done.returncode == 0, done.stderr
+    out = read_message(done.stdout)
+    assert out.msg_def == "camt.056.001.08"
+    # The other side knows the payment by the ids the gateway gave it.
+    sent_as = out.doc_text("FIToFIPmtCxlReq/Undrlyg/TxInf/OrgnlGrpInf/OrgnlMsgId") or ""
+    assert sent_as.startswith("GWM")  # not ON-MSG-P8-0001, the id its instructing party gave
+    unknown = cli(
+        "translate",
+        "--from",
+        "onshore",
+        "--original",
+        str(SAMPLES / "onshore" / "pacs.029.001.01.xml"),  # from the gateway itself
+        request,
+    )
+    assert unknown.returncode == 2 and b"cannot tell which side" in unknown.stderr
+
+
 def test_cycle_close_list_and_report_on_the_configured_store(tmp_path: Path) -> None:
     from decimal import Decimal
 
