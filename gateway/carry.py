@@ -103,10 +103,18 @@ class Carried:
     notes: list[str] = field(default_factory=list)
 
 
+_LOCALS: dict[str, str] = {}  # "{namespace}Local" -> "Local": the profiles' tags, a few hundred
+
+
 def _local(el: etree._Element) -> str:
     tag = el.tag
     assert isinstance(tag, str)
-    return tag[tag.rfind("}") + 1 :]
+    local = _LOCALS.get(tag)
+    if local is None:
+        if len(_LOCALS) >= 10_000:  # bounded, whatever the tags
+            _LOCALS.clear()
+        local = _LOCALS[tag] = tag[tag.rfind("}") + 1 :]
+    return local
 
 
 def _in_supplement(el: etree._Element) -> bool:
@@ -318,9 +326,9 @@ def _fit_text(
         text = el.text
         if not text or (text.isascii() and text.isprintable()) or not isinstance(el.tag, str):
             continue
-        if _in_supplement(el):
-            continue
         path = _path(el, document)
+        if "/SplmtryData/" in path:  # the partner's own supplement: carried as it is
+            continue
         name = charset_field(path)
         limit = limits.get(_local(el), len(text) * 8)
         try:
