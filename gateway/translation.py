@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -22,11 +22,13 @@ from lxml import etree
 
 from gateway.adapters import dialect
 from gateway.authorisation import sender_of
+from gateway.calendars import Calendars
 from gateway.canonical import (
     Obligation,
     StatusReport,
 )
 from gateway.carry import Rewrite, carry, set_aside
+from gateway.charset import CharsetPolicy
 from gateway.clock import Clock, now_utc8
 from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
@@ -48,6 +50,7 @@ from gateway.iso20022.builders import (
     iso_datetime,
 )
 from gateway.iso20022.ids import derive_id
+from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, message_ids, read_message, refusal
 from gateway.issuing import issue, issue_document
 from gateway.messages.registry import message_type
@@ -55,7 +58,7 @@ from gateway.reference import ReferenceData
 from gateway.rejects import SESE_TX_ID, Refused, build_reject
 from gateway.settlement.statuses import CycleStatus, SettlementAnswer
 from gateway.sides import Side, other_side
-from gateway.signatures import require_signed, verify
+from gateway.signatures import Signer, require_signed, verify
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +117,34 @@ class Translator:
         self.config = config
         # Its reference data (loaded from the configuration unless given): read, never set.
         self.reference = reference or ReferenceData.load(config, clock, directory)
-        self.clock = self.reference.clock
-        self.profiles = self.reference.profiles
-        self.directory = self.reference.directory
-        self.calendars = self.reference.calendars
-        self.charset = self.reference.charset
-        self.signer = self.reference.signer
         # The offline CLI's own (it learns originals as it goes); set here only: the pipeline
         # passes the batch's to each call instead.
         self.correlations: Correlations = correlations or MemoryCorrelations()
+
+    # Its reference data, read through: one value, held once (gateway/reference.py).
+    @property
+    def clock(self) -> Clock:
+        return self.reference.clock
+
+    @property
+    def profiles(self) -> Mapping[Side, ProfileSet]:
+        return self.reference.profiles
+
+    @property
+    def directory(self) -> ReloadingDirectory:
+        return self.reference.directory
+
+    @property
+    def calendars(self) -> Calendars:
+        return self.reference.calendars
+
+    @property
+    def charset(self) -> CharsetPolicy:
+        return self.reference.charset
+
+    @property
+    def signer(self) -> Signer | None:
+        return self.reference.signer
 
     def prepare(self) -> Translator:
         """Its reference data made ready now (a service, at start)."""
