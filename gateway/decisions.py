@@ -19,12 +19,19 @@ from typing import Protocol, cast
 
 from gateway.config import Config
 from gateway.correlations import Correlation, Correlations, LookUpOnly, MemoryCorrelations
-from gateway.idempotency import IdempotencyKeys
+from gateway.idempotency import IdempotencyKeys, extract_keys
 from gateway.iso20022 import errors
-from gateway.iso20022.reader import BusinessMessage, payload_ref, read_message, refusal
+from gateway.iso20022.reader import (
+    BusinessMessage,
+    message_ids,
+    payload_ref,
+    read_message,
+    refusal,
+)
 from gateway.messages import CAMT029
 from gateway.messages.registry import CAPPED, message_type
 from gateway.reading import CapRefusal, Reading
+from gateway.rejects import SESE_TX_ID
 from gateway.settlement.statuses import RecordOutcome
 from gateway.sides import Side
 from gateway.state.base import ClaimState, Effects, OutboxRow
@@ -365,7 +372,7 @@ class Decider:
         """The pacs.002 RJCT AM04 (or the type's own refusal) of a payment the ledger refused
         for its payer's cap, from what its reading kept for it (`CapRefusal`)."""
         side = cast(Side, source)  # written by _decide from a Side
-        kept = CapRefusal.from_bytes(value)
+        kept = _kept_refusal(value, self.config.gateway.max_message_bytes)
         error = errors.Refusal(
             f"{payer}'s net debit in the open cycle would exceed its cap",
             ids=kept.ids,
@@ -380,6 +387,16 @@ class Decider:
         )
         topic = self.config.side(side).outbound_topic
         return [OutboxRow(topic, kept.key.encode(), outcome.message, headers)]
+
+
+def _kept_refusal(value: bytes, max_bytes: int) -> CapRefusal:
+    """What the store kept for a refusal. A version before the reading kept it kept the input
+    record itself (a payment refused in the moment between that version's commit and its
+    refusal): read once more, structure only, rather than left to fail every batch."""
+    if value.lstrip()[:1] == b"{":
+        return CapRefusal.from_bytes(value)
+    msg = read_message(value, max_bytes=max_bytes)
+    return CapRefusal(extract_keys(msg).message, message_ids(msg), msg.doc_text(SESE_TX_ID))
 
 
 def header(record: Record, name: str) -> bytes | None:

@@ -88,3 +88,28 @@ def test_a_resend_and_a_reused_id_in_the_batch_of_their_original() -> None:
     assert again is not None and again.outcome == "resend"
     assert again.replay_key == first.claims[0][0]
     assert clash is not None and (clash.outcome, clash.reason) == ("rejected", "DU01")
+
+
+def test_a_cap_refusal_is_built_from_what_the_reading_kept_as_from_a_stored_input() -> None:
+    """The pacs.002 AM04 of a payment refused for its cap comes from what its reading kept
+    (no second read); a row kept by an earlier version (the input record itself) gets the
+    very same reject, instead of failing every batch."""
+    import dataclasses
+    from datetime import datetime
+
+    from gateway.clock import UTC8
+    from gateway.config import SettlementSection
+
+    config = dataclasses.replace(
+        Config(), settlement=dataclasses.replace(SettlementSection(), cap_policy="reject")
+    )
+    translator = Translator(config, clock=lambda: datetime(2026, 11, 20, 10, 0, tzinfo=UTC8))
+    data = sample("onshore", "pacs.008.001.08")
+    (payment,) = prepared(translator, [("onshore", data)])
+    kept = payment.reading.cap_refusal
+    assert kept is not None
+    decider = Decider(config, translator)
+    (new,) = decider.cap_reject("onshore", kept.to_bytes(), "HPCBCNSHXXX")
+    (old,) = decider.cap_reject("onshore", data, "HPCBCNSHXXX")
+    assert new == old
+    assert dict(new.headers)["reject-reason"] == b"AM04" and b"<Cd>AM04</Cd>" in new.value
