@@ -49,11 +49,16 @@ def _read_input(name: str) -> bytes:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    from gateway.directory import DirectoryError
     from gateway.translation import Translator
 
     config = _config(args)
     data = _read_input(args.file)
-    translator = Translator(config)
+    try:
+        translator = Translator(config)
+        translator.directory.current()
+    except (DirectoryError, OSError, ValueError) as exc:  # a data file it cannot use
+        _fail(f"reference data: {exc}")
     from gateway.iso20022.errors import MessageError
 
     try:
@@ -88,6 +93,14 @@ def cmd_sign(args: argparse.Namespace) -> int:
         _fail(f"cannot load the key or certificate: {exc}")
     except Exception as exc:  # a key cryptography cannot read
         _fail(f"cannot load the key: {exc}")
+    from gateway.clock import now_utc8
+
+    if not signer.certificate.valid_at(now_utc8()):
+        _fail(
+            f"the certificate is not valid now (valid {signer.certificate.not_before:%Y-%m-%d} "
+            f"to {signer.certificate.not_after:%Y-%m-%d}): the gateway would refuse the "
+            "signature (DS0D)"
+        )
     try:
         root = etree.fromstring(_read_input(args.file), etree.XMLParser(resolve_entities=False))
         signer.sign(root)

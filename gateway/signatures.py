@@ -329,7 +329,8 @@ class Signer:
         """Sign the message `root` (AppHdr + Document) in place: AppHdr/Sgntr, enveloped."""
         header = next(iter(root), None)
         assert header is not None and header.tag == f"{{{_HEAD}}}AppHdr", "no AppHdr to sign"
-        assert next(root.iter(_SIGNATURE), None) is None, "signed once"
+        if next(root.iter(_SIGNATURE), None) is not None:
+            raise ValueError("it is signed already: one signature is accepted, not two")
         place = etree.Element(f"{{{_HEAD}}}Sgntr")
         # Sgntr's place in the header's sequence: after Prty, before Rltd.
         rltd = header.find(f"{{{_HEAD}}}Rltd")

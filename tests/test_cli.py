@@ -444,6 +444,60 @@ def test_sign_then_verify_from_the_command_line(tmp_path: Path) -> None:
     assert broken.returncode == 2 and broken.stderr.count(b"\n") == 1, broken.stderr
 
 
+def test_sign_refuses_what_the_gateway_would_refuse(tmp_path: Path) -> None:
+    """A key that is not its certificate's, a certificate not valid now, a message signed
+    already: one line each, exit 2, nothing written (they used to sign, or to sign twice)."""
+    from tests.signing import identity
+
+    good, other = identity("HPCBCNSHXXX"), identity("HPCBCNSHXXX")
+    expired = identity("HPCBCNSHXXX", valid_from_days=-30, valid_to_days=-1)
+    for name, who in (("good", good), ("other", other), ("expired", expired)):
+        (tmp_path / f"{name}.key").write_bytes(who.key_pem)
+        (tmp_path / f"{name}.pem").write_bytes(who.cert_pem)
+    payment = str(SAMPLES / "onshore" / "pacs.008.001.08.xml")
+
+    def sign(path: str, key: str, cert: str) -> subprocess.CompletedProcess[bytes]:
+        return cli(
+            "sign",
+            path,
+            "--key",
+            str(tmp_path / f"{key}.key"),
+            "--cert",
+            str(tmp_path / f"{cert}.pem"),
+        )
+
+    signed_once = sign(payment, "good", "good")
+    assert signed_once.returncode == 0, signed_once.stderr
+    (tmp_path / "signed.xml").write_bytes(signed_once.stdout)
+    for done, words in (
+        (sign(payment, "good", "other"), b"the signing key is not the certificate's"),
+        (sign(payment, "expired", "expired"), b"the certificate is not valid now"),
+        (sign(str(tmp_path / "signed.xml"), "good", "good"), b"it is signed already"),
+    ):
+        assert done.returncode == 2 and done.stdout == b"", done.stderr
+        assert words in done.stderr and done.stderr.count(b"\n") == 1, done.stderr
+
+
+def test_translate_with_a_broken_directory_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "participants.toml").write_text('version = "x"\n[[participant]]\nbic = "BAD"\n')
+    (tmp_path / "gateway.toml").write_text(
+        f'[translation]\ndirectory = "{tmp_path / "participants.toml"}"\n'
+    )
+    done = cli(
+        "translate",
+        "--config",
+        str(tmp_path / "gateway.toml"),
+        "--from",
+        "onshore",
+        str(SAMPLES / "onshore" / "pacs.008.001.08.xml"),
+    )
+    assert done.returncode == 2 and b"Traceback" not in done.stderr, done.stderr
+    assert (
+        done.stderr.startswith(b"connect-gateway: reference data: ")
+        and b"is not a BIC" in done.stderr
+    )
+
+
 def test_translate_with_signatures_reads_what_was_signed_and_who_may_send_it(
     tmp_path: Path,
 ) -> None:
