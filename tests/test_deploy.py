@@ -275,3 +275,23 @@ def test_the_participant_directory_is_the_operators_file_and_stops_are_not_cut_s
     k8s_grace = manifest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]  # type: ignore[index]
     assert grace == k8s_grace > STOP_DEADLINE_SECONDS
     assert f"Allow {grace} s" in (DEPLOY / "README.md").read_text()
+
+
+def test_the_build_context_leaves_out_what_the_image_does_not_copy() -> None:
+    """.dockerignore keeps the virtualenv and the caches out of the build context, and none of
+    what the Dockerfile copies."""
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert {".venv", ".git", "tests"} <= set(ignored)
+    copied = [
+        line.split()[1]
+        for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and not line.startswith("COPY --from")
+    ]
+    assert copied
+    for source in copied:
+        top = source.split("/")[0]
+        assert top not in ignored, f"{source} is copied by the image but left out of its context"
