@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 
 from gateway.idempotency import extract_keys
 from gateway.iso20022.reader import read_message
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 
 
 def cli(
@@ -376,6 +376,39 @@ def test_every_option_and_argument_has_help() -> None:
 
     walk(build_parser(), "connect-gateway")
     assert missing == []
+
+
+def test_config_check_is_a_pre_flight_of_the_reference_data(tmp_path: Path) -> None:
+    """What run would fail on, config check fails on first: a certificate the directory lists
+    and that is not there, a bad LEI; and it warns when partners must sign and the gateway
+    itself cannot."""
+    import re
+
+    text = (ROOT / "data" / "participants.toml").read_text()
+    missing = re.sub(
+        r'^bic = "HPCBCNSHXXX"$',
+        'bic = "HPCBCNSHXXX"\ncertificates = ["certs/missing.pem"]',
+        text,
+        count=1,
+        flags=re.M,
+    )
+    bad_lei = re.sub(
+        r'^lei = "[0-9A-Z]{20}"$', 'lei = "5493001KJTIIGC8Y1R13"', text, count=1, flags=re.M
+    )
+    for name, directory, words in (
+        ("missing", missing, b"missing.pem"),
+        ("lei", bad_lei, b"ISO 17442"),
+    ):
+        (tmp_path / f"{name}.toml").write_text(directory)
+        (tmp_path / f"{name}-gateway.toml").write_text(
+            f'[translation]\ndirectory = "{tmp_path / f"{name}.toml"}"\n'
+        )
+        done = cli("config", "check", str(tmp_path / f"{name}-gateway.toml"))
+        assert done.returncode == 2 and words in done.stderr, done.stderr
+        assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
+    (tmp_path / "signed.toml").write_text("[security]\nrequire_signatures = true\n")
+    done = cli("config", "check", str(tmp_path / "signed.toml"))
+    assert done.returncode == 0 and b"# warning: partners must sign" in done.stdout
 
 
 def test_config_check_prints_the_configuration_as_toml_with_secrets_hidden(

@@ -244,6 +244,14 @@ def test_compose_kafka_has_a_listener_for_the_gateways_and_one_for_the_host() ->
     assert "localhost:9092" in (DEPLOY / "README.md").read_text()
 
 
+def test_compose_kafka_keeps_its_log_on_the_volume() -> None:
+    """The apache/kafka image writes to /tmp/kraft-combined-logs unless told: a re-created
+    container then lost its topics and offsets while the gateways' state survived."""
+    kafka = _yaml_documents(DEPLOY / "compose.yaml")[0]["services"]["kafka"]  # type: ignore[index]
+    mounted = {v.split(":")[1] for v in kafka["volumes"] if v.startswith("kafka-data:")}
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] in mounted
+
+
 def test_mqtt_needs_a_password_and_each_user_gets_only_its_part() -> None:
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and "allow_anonymous true" not in conf
