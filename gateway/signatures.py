@@ -63,7 +63,7 @@ from gateway.config import SecuritySection
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import HEAD, ns
-from gateway.iso20022.reader import BusinessMessage, message_ids
+from gateway.iso20022.reader import BusinessMessage, hardened_parser, message_ids
 from gateway.iso20022.tree import clone
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -210,6 +210,31 @@ def verify(root: etree._Element, directory: Directory, now: datetime) -> Certifi
         if _checks(_public_key(cert.pem), algorithm, value, signed_info):
             return cert
     raise _refuse("DS0A", "the signature does not match the message (altered after signing)")
+
+
+def signed_with(data: bytes, certificate: Certificate) -> bool:
+    """Whether `data` holds exactly one signature of the accepted form, made with
+    `certificate`'s key over the whole message (what a partner's test checks of the gateway's
+    own outputs, with the certificate the gateway gave it)."""
+    try:
+        root = etree.fromstring(data, hardened_parser(remove_comments=True))
+    except etree.XMLSyntaxError:
+        return False
+    signatures = list(root.iter(_SIGNATURE))
+    if len(signatures) != 1:
+        return False
+    signature = signatures[0]
+    try:
+        info, algorithm, digest = _check_form(signature)
+        value = _base64(signature.find(f"{{{DS}}}SignatureValue"), "signature value")
+    except errors.SignatureRefused:
+        return False
+    signed_info = _c14n(info)
+    with _enveloped(signature):
+        message = _c14n(root.getroottree())
+    return hashlib.sha256(message).digest() == digest and _checks(
+        _public_key(certificate.pem), algorithm, value, signed_info
+    )
 
 
 def require_signed(msg: BusinessMessage) -> None:

@@ -133,6 +133,47 @@ def test_a_partners_pytest_replays_a_capture_with_the_installed_plugin(
     assert max(len(line) for line in differs.stdout.splitlines()) < 500  # no 3,000-char lines
 
 
+def test_a_partners_golden_files_hold_when_the_gateway_signs(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """With a signing key in the fixture's configuration, every output is signed (checked
+    with the gateway's certificate), the golden file is the same however often it is
+    rewritten, and a plain run passes: a signature's digest follows the message's times and
+    an ECDSA value differs on every signing, so once verified it stands in as one element."""
+    from tests.signing import identity
+
+    bin_dir, _ = installed
+    gateway = identity("SHHKCNSHGWY")
+    (tmp_path / "gw.key").write_bytes(gateway.key_pem)
+    (tmp_path / "gw.pem").write_bytes(gateway.cert_pem)
+    (tmp_path / "gateway.toml").write_text(
+        "[security]\n"
+        f'signing_key_file = "{tmp_path / "gw.key"}"\n'
+        f'signing_certificate_file = "{tmp_path / "gw.pem"}"\n'
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\nconnect_gateway_config = gateway.toml\n")
+    shutil.copy(ROOT / "tests" / "captures" / "flows.jsonl", tmp_path / "payments.jsonl")
+    (tmp_path / "test_signed.py").write_text(
+        "from pathlib import Path\n\n"
+        "HERE = Path(__file__).parent\n\n\n"
+        "def test_signed_outputs(connect_gateway):\n"
+        '    outputs = connect_gateway.run_capture(HERE / "payments.jsonl")\n'
+        '    assert any(r.topic == "offshore.outbound" for r in outputs)\n'
+        '    connect_gateway.assert_golden(outputs, HERE / "payments.golden.jsonl")\n'
+    )
+    pytest_run = (bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    golden = tmp_path / "payments.golden.jsonl"
+    first = run(*pytest_run, "--update-golden", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    written = golden.read_bytes()
+    assert b"verified</ds:Signature>" in written and b"SignatureValue" not in written
+    again = run(*pytest_run, "--update-golden", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert golden.read_bytes() == written  # byte for byte
+    plain = run(*pytest_run, cwd=tmp_path)
+    assert plain.returncode == 0, plain.stdout[-4000:] + plain.stderr[-2000:]
+
+
 def test_a_partner_configures_the_fixture_with_its_own_directory(
     installed: tuple[Path, Path], tmp_path: Path
 ) -> None:
