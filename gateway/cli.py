@@ -339,12 +339,19 @@ def _with_broker(bootstrap: str, work: Coroutine[Any, Any, T]) -> T:
 
     from aiokafka.errors import KafkaError
 
+    from gateway.replay.clients import TopicMissing
+
     # The client logs each failed connection attempt; the one line below says it all.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(work)
     except KafkaError as exc:
         _fail(f"cannot use the Kafka broker at {bootstrap}: {exc}", EXIT_FAILED)
+    except TopicMissing as exc:  # a name mistyped, or a broker that lost its topics
+        _fail(
+            f"{exc} (its topics: connect-gateway read --help; run creates the gateway's)",
+            EXIT_FAILED,
+        )
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -366,6 +373,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
         if since.tzinfo is None:
             _fail("--since needs an offset (e.g. 2026-11-23T09:00:00+08:00)")
 
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        _fail(f"cannot write {out}: the folder {out.parent} does not exist")
     bootstrap = _bootstrap(args, config)
 
     async def run() -> int:
@@ -444,6 +454,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     bootstrap = _bootstrap(args, config)
 
     async def run() -> int:
+        stop = _stop_on_signals()  # Ctrl-C: send no more, wait for what was sent, say so
         with tqdm(desc="replayed", unit=" records", file=sys.stderr, total=len(records)) as bar:
             result = await replay(
                 bootstrap,
@@ -453,11 +464,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 args.preserve_keys,
                 progress=bar,
                 options=connection_options(config.kafka),
+                stop=stop,
             )
         topics = ", ".join(f"{t}: {n}" for t, n in sorted(result.by_topic.items()))
+        stopped = (
+            f", stopped before the other {len(records) - result.records}" if stop.is_set() else ""
+        )
         print(
             f"replayed {result.records} records in {result.seconds:.2f} s "
-            f"({result.rate:,.0f}/s) to {topics or 'nothing'}",
+            f"({result.rate:,.0f}/s) to {topics or 'nothing'}{stopped}",
             file=sys.stderr,
         )
         return EXIT_OK

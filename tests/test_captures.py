@@ -170,3 +170,52 @@ def test_read_prints_a_topics_records_with_keys_and_headers(
     assert first == f"{topic}[0]@0 key=msg:HPCB message-type=pacs.008.001.08"
     assert "\n".join(rest).strip() == payment.decode().strip()
     assert "read 1 records" in done.stderr
+
+
+def test_common_mistakes_are_one_line_and_a_stopped_replay_counts_what_it_sent(
+    connect_gateway_bootstrap: str, tmp_path: Path
+) -> None:
+    """A topic that does not exist (read, capture), an --out folder that does not exist, and
+    Ctrl-C during a replay: one line each, never a traceback (they were ValueError,
+    FileNotFoundError and KeyboardInterrupt tracebacks)."""
+    import signal
+    import uuid
+
+    from gateway.replay.format import Captured
+
+    missing = f"no-such-{uuid.uuid4().hex[:8]}"
+    boot = ("--bootstrap", connect_gateway_bootstrap)
+    for done in (
+        cli("read", missing, "--idle", "1", *boot),
+        cli("capture", "--topics", missing, "--out", str(tmp_path / "o.jsonl"), *boot),
+    ):
+        assert done.returncode == 1, done.stderr
+        assert f"topic {missing} does not exist" in done.stderr and "Traceback" not in done.stderr
+    done = cli("capture", "--topics", "t", "--out", str(tmp_path / "nope" / "o.jsonl"), *boot)
+    assert done.returncode == 2 and "the folder" in done.stderr and "does not exist" in done.stderr
+
+    payment = (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes()
+    capture = tmp_path / "slow.jsonl"
+    topic = f"replay-{uuid.uuid4().hex[:8]}"
+    capture.write_text(
+        "".join(Captured(topic, 0, n, n * 1000, b"k", payment).to_json() + "\n" for n in range(60))
+    )
+    replaying = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "replay", str(capture), "--speed", "1", *boot],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # One record a second, 60 of them: interrupted once it has started (its progress bar
+    # shows a record sent), long before the end.
+    assert replaying.stderr is not None
+    seen = ""
+    while "replayed:" not in seen:  # the progress bar: its signal handlers are in place
+        chunk = os.read(replaying.stderr.fileno(), 4096).decode()
+        assert chunk, f"the replay ended before it started: {seen}"
+        seen += chunk
+    replaying.send_signal(signal.SIGINT)
+    _, err = replaying.communicate(timeout=60)
+    err = seen + err
+    assert replaying.returncode == 0, err
+    assert "Traceback" not in err and "stopped before the other" in err, err[-500:]

@@ -75,6 +75,10 @@ def assigned_reader(bootstrap: str, **options: Any) -> AIOKafkaConsumer:
     )
 
 
+class TopicMissing(ValueError):
+    """A topic named on the command line that the cluster does not have."""
+
+
 async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
     """Every partition of `topics`, waiting up to 5 s each for a topic just created."""
     found: list[TopicPartition] = []
@@ -87,7 +91,7 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[T
             await consumer._client.force_metadata_update()
             await asyncio.sleep(0.1)
         else:
-            raise ValueError(
+            raise TopicMissing(
                 f"topic {topic} does not exist on {consumer._client._bootstrap_servers}"
             )
     return found

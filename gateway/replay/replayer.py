@@ -9,6 +9,7 @@ intervals divided by `speed` (1.0: as captured); `speed=None` sends as fast as t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,7 +64,10 @@ async def replay(
     preserve_keys: bool = True,
     progress: Any = None,
     options: dict[str, Any] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ReplayResult:
+    """Publish `records`; `stop` set (Ctrl-C): no more are sent, those sent are acknowledged,
+    and the result counts them."""
     topic_map = topic_map or {}
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -84,12 +88,20 @@ async def replay(
         start = time.perf_counter()
         first = ordered[0].timestamp if ordered else 0
         pending = []
+        sent = 0
         for r in ordered:
+            if stop is not None and stop.is_set():
+                break
             if speed is not None:
                 due = start + (r.timestamp - first) / 1000 / speed
                 delay = due - time.perf_counter()
-                if delay > 0:
+                if delay > 0 and stop is None:
                     await asyncio.sleep(delay)
+                elif delay > 0 and stop is not None:
+                    with contextlib.suppress(TimeoutError):  # a stop ends the wait at once
+                        await asyncio.wait_for(stop.wait(), delay)
+                    if stop.is_set():
+                        break
             topic = topic_map.get(r.topic, r.topic)
             pending.append(
                 await producer.send(
@@ -101,10 +113,11 @@ async def replay(
                 )
             )
             result.by_topic[topic] += 1
+            sent += 1
             if progress is not None:
                 progress.update(1)
         await asyncio.gather(*pending)
-        result.records = len(ordered)
+        result.records = sent
         result.seconds = time.perf_counter() - start
     finally:
         await producer.stop()
