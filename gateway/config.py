@@ -179,6 +179,12 @@ class OpsSection:
     http_host: str = "127.0.0.1"
     http_port: int = 9400  # 0: any free port
     log_format: str = "json"  # or "text"
+    # The gateway's own messages at this level and up: DEBUG, INFO, WARNING, ERROR.
+    log_level: str = "INFO"
+    # The Kafka client's own (aiokafka): during a broker outage it logs every failed
+    # connection attempt, dozens a second; the gateway logs the outage once (its start and
+    # its end) and the metrics count it, so its client is quieter by default.
+    kafka_client_log_level: str = "CRITICAL"
 
 
 @dataclass(frozen=True)
@@ -450,6 +456,12 @@ def _check(config: Config) -> None:
         raise ConfigError(f"ops.http_port must be between 0 and 65535, got {config.ops.http_port}")
     if config.ops.log_format not in ("json", "text"):
         raise ConfigError(f"ops.log_format must be json or text, got {config.ops.log_format!r}")
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    for name in ("log_level", "kafka_client_log_level"):
+        if getattr(config.ops, name) not in levels:
+            raise ConfigError(
+                f"ops.{name} must be one of {', '.join(levels)}, got {getattr(config.ops, name)!r}"
+            )
     topics = config.topics()
     if len(set(topics)) != len(topics):
         raise ConfigError(f"the gateway's topics must all differ, got {topics}")

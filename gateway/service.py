@@ -34,7 +34,7 @@ CANCEL_WAIT_SECONDS = 10
 
 
 async def serve(config: Config) -> int:
-    logs.configure(config.ops.log_format)
+    logs.configure(config.ops.log_format, config.ops.log_level, config.ops.kafka_client_log_level)
     try:
         check_ports(config)
         held = lock_state_file(config)  # held until the process ends

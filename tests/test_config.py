@@ -102,3 +102,25 @@ def test_lists_from_file_or_environment_and_secrets_kept_out_of_repr(tmp_path: P
     assert load(None, environ=env).kafka.retry_delays_ms == (100, 200, 300)
     shown = repr(config)
     assert "hunter2-secret" not in shown and "s3cret" not in shown
+
+
+def test_the_log_levels_are_set_by_configuration(tmp_path: Path) -> None:
+    """ops.log_level for the gateway's own messages, ops.kafka_client_log_level for
+    aiokafka's (quiet by default: it logs every failed attempt during an outage)."""
+    import logging
+
+    from gateway.ops import logs
+
+    config = load(None, environ={"CONNECT_GATEWAY__OPS__LOG_LEVEL": "WARNING"})
+    assert (config.ops.log_level, config.ops.kafka_client_log_level) == ("WARNING", "CRITICAL")
+    root, client = logging.getLogger(), logging.getLogger("aiokafka")
+    saved = (root.handlers[:], root.level, client.level)
+    try:
+        logs.configure("text", config.ops.log_level, "ERROR")
+        assert root.level == logging.WARNING and client.level == logging.ERROR
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        client.setLevel(saved[2])
+    with pytest.raises(ConfigError, match=r"ops\.log_level must be one of"):
+        load(None, environ={"CONNECT_GATEWAY__OPS__LOG_LEVEL": "LOUD"})
