@@ -324,6 +324,7 @@ class ReloadingDirectory:
         self._directory = load_directory(path)
         self._stamp = self._mtime()
         self._checked = time.monotonic()
+        self.failures = 0  # versions refused since start (a metric: gateway/ops/metrics.py)
 
     def _mtime(self) -> int:
         try:
@@ -352,6 +353,7 @@ class ReloadingDirectory:
                     exc,
                 )
                 self._stamp = stamp  # do not retry the same broken file on every access
+                self.failures += 1
                 return False
             log.info(
                 "participant directory reloaded: version %s -> %s",

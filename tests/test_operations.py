@@ -197,3 +197,50 @@ async def test_ready_means_the_consumer_has_its_partitions(
         assert checks["consumer"] and consumer is not None and consumer.assignment()
         await gw.publish("onshore", sample("onshore", "pacs.008.001.08"))
         assert len(await gw.read(config.offshore.outbound_topic, 1, settle=0)) == 1
+
+
+async def test_the_directory_is_watched_while_idle(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Its version, the versions refused and each signer's certificate expiry are metrics,
+    and a broken rotation shows without any message arriving (it used to be noticed only
+    when a message needed the directory)."""
+    from tests.signing import directory_with, identity
+
+    directory = directory_with(tmp_path, {"HPCBCNSHXXX": [identity("HPCBCNSHXXX")]})
+    config = gateway_config(
+        f"o{uuid.uuid4().hex[:10]}", StateSection(sqlite_path=str(tmp_path / "s.sqlite3"))
+    )
+    config = dataclasses.replace(
+        config,
+        translation=dataclasses.replace(config.translation, directory=str(directory)),
+    )
+    version = next(
+        line.split('"')[1]
+        for line in directory.read_text().splitlines()
+        if line.startswith("version")
+    )
+
+    async def metrics(gw: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        _, body = await http_get(gw.ops.http_port, "/metrics")  # type: ignore[attr-defined]
+        return scrape(body)
+
+    async with running_gateway(config, kafka_bootstrap, operated=True) as gw:
+        assert gw.ops is not None
+        for _ in range(100):
+            seen = await metrics(gw)
+            if seen.get(("gateway_directory_version_info", (("version", version),))) == 1:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"no directory version metric: {sorted(seen)[:20]}")
+        expiry = seen[("gateway_certificate_expiry_seconds", (("participant", "HPCBCNSHXXX"),))]
+        assert 300 * 86400 < expiry < 366 * 86400  # the test certificate: valid for a year
+        assert seen[("gateway_directory_versions_refused", ())] == 0
+        directory.write_text(directory.read_text() + "\n[[participant]]\nbic = 'BROKEN'\n")
+        for _ in range(100):  # no message is sent: the watch re-reads the file
+            seen = await metrics(gw)
+            if seen[("gateway_directory_versions_refused", ())] == 1:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the broken version was not noticed while idle")
+        assert seen.get(("gateway_directory_version_info", (("version", version),))) == 1

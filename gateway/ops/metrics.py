@@ -69,6 +69,23 @@ class Metrics:
             "gateway_control_commands_refused", "Commands from clients not allowed", registry=r
         )
         self.ready = Gauge("gateway_ready", "1 while /readyz answers 200", registry=r)
+        self.directory_version = Gauge(
+            "gateway_directory_version_info",
+            "1 for the participant directory version in force",
+            ["version"],
+            registry=r,
+        )
+        self.directory_refused = Gauge(
+            "gateway_directory_versions_refused",
+            "Directory versions refused since start (the previous one stays in force)",
+            registry=r,
+        )
+        self.certificate_expiry = Gauge(
+            "gateway_certificate_expiry_seconds",
+            "Seconds until a participant's last valid signing certificate expires",
+            ["participant"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

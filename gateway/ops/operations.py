@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
+from gateway.directory import Signatory
 from gateway.ops import http
 from gateway.ops.events import Events
 from gateway.ops.metrics import Metrics
@@ -40,6 +41,7 @@ class Operations:
         self.store = store
         self.bootstrap = bootstrap
         self.metrics = Metrics()
+        self.clock = clock
         self.events = Events(config.mqtt.buffer_limit, clock, self.metrics.mqtt_dropped.inc)
         self.mqtt = (
             MqttLink(config.mqtt, self.events, self.command, self.metrics.mqtt_refused.inc)
@@ -53,6 +55,7 @@ class Operations:
         self.http_port: int | None = None
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._directory_versions: set[str] = set()
 
     def attach(self, pipeline: Pipeline, cycles: CycleManager) -> None:
         self.pipeline = pipeline
@@ -118,8 +121,33 @@ class Operations:
             return False
         return True
 
+    def _watch_directory(self) -> None:
+        """The directory is re-read here too, not only when a message needs it: a broken
+        rotation shows while the gateway is idle (its version, refusals and certificate
+        expiries are metrics an alert can watch)."""
+        if self.pipeline is None:
+            return
+        reloading = self.pipeline.reference.directory
+        directory = reloading.current()
+        m = self.metrics
+        if directory.version not in self._directory_versions:
+            m.directory_version.clear()
+            self._directory_versions = {directory.version}
+        m.directory_version.labels(directory.version).set(1)
+        m.directory_refused.set(reloading.failures)
+        now = self.clock()
+        signatories: list[Signatory] = [
+            *directory.participants.values(),
+            *directory.depositories.values(),
+        ]
+        for signatory in signatories:
+            if signatory.certificates:
+                last = max(c.not_after for c in signatory.certificates)
+                m.certificate_expiry.labels(signatory.bic).set((last - now).total_seconds())
+
     async def _watch(self, interval: float = 1.0) -> None:
         while True:
+            self._watch_directory()
             checks = await self.check()
             ready = all(checks.values())
             self.metrics.mqtt_connected.set(1 if self.mqtt and self.mqtt.connected else 0)
