@@ -244,3 +244,18 @@ async def test_the_directory_is_watched_while_idle(kafka_bootstrap: str, tmp_pat
         else:
             raise AssertionError("the broken version was not noticed while idle")
         assert seen.get(("gateway_directory_version_info", (("version", version),))) == 1
+
+
+def test_the_metrics_say_which_build_runs_and_how_the_process_does() -> None:
+    """build_info, the process's and the interpreter's series, and no `_created` series."""
+    from gateway import __version__
+    from gateway.ops.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.processed.labels("onshore", "translated").inc()
+    seen = scrape(metrics.render())
+    builds = [dict(labels) for name, labels in seen if name == "gateway_build_info"]
+    assert [b["version"] for b in builds] == [__version__]
+    assert any(name.startswith("process_cpu_seconds") for name, _ in seen)
+    assert any(name == "python_info" for name, _ in seen)
+    assert not any(name.endswith("_created") for name, _ in seen)

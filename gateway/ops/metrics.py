@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import platform
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from gateway import __version__
+
+# A `_created` series beside every counter doubles what is scraped and says nothing an
+# operator uses (the process start time does).
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        # The process (CPU, memory, open files, start time) and the interpreter, as every
+        # Prometheus client exposes them; and which build is running.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("gateway_build", "The running build", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
         self.messages_in = Counter(
             "gateway_messages_in",
             "Records read from the inbound and retry topics",
