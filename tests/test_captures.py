@@ -219,3 +219,29 @@ def test_common_mistakes_are_one_line_and_a_stopped_replay_counts_what_it_sent(
     err = seen + err
     assert replaying.returncode == 0, err
     assert "Traceback" not in err and "stopped before the other" in err, err[-500:]
+
+
+def test_the_plugin_costs_nothing_until_a_test_asks_for_the_gateway() -> None:
+    """pytest loads every installed plugin in every run of the environment: loading this one
+    imports none of the gateway (it used to import all of it, a third of a second), and it
+    registers its marker."""
+    probe = (
+        "import sys, pytest, gateway.replay.pytest_plugin as p\n"
+        "heavy = [m for m in ('lxml.etree', 'aiokafka', 'gateway.translation', "
+        "'gateway.replay.golden') if m in sys.modules]\n"
+        "print(heavy)\n"
+        "assert p.GatewayUnderTest.__name__ == 'GatewayUnderTest'  # still importable from here\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+    markers = subprocess.run(
+        [sys.executable, "-m", "pytest", "--markers"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert "@pytest.mark.connect_gateway:" in markers.stdout
