@@ -303,3 +303,30 @@ def test_the_build_context_leaves_out_what_the_image_does_not_copy() -> None:
     for source in copied:
         top = source.split("/")[0]
         assert top not in ignored, f"{source} is copied by the image but left out of its context"
+
+
+def test_the_alert_rules_name_only_metrics_the_gateway_exposes() -> None:
+    """Every metric an alert rule reads is one /metrics has (a renamed metric silences an
+    alert without a word); every rule has a severity and a summary."""
+    import re
+
+    from gateway.ops.metrics import Metrics
+
+    rules = _yaml_documents(DEPLOY / "prometheus" / "alerts.yaml")[0]
+    metrics = Metrics()
+    metrics.processed.labels("onshore", "translated").inc()
+    metrics.dead_lettered.labels("onshore").inc()
+    metrics.cycles_closed.labels("CNY", "failed").inc()
+    metrics.lag.labels("t", "0").set(0)
+    metrics.certificate_expiry.labels("HPCBCNSHXXX").set(0)
+    exposed = {
+        line.split("{")[0].split(" ")[0]
+        for line in metrics.render().decode().splitlines()
+        if line and not line.startswith("#")
+    }
+    names = set()
+    for group in rules["groups"]:  # type: ignore[index]
+        for rule in group["rules"]:
+            assert rule["labels"]["severity"] and rule["annotations"]["summary"], rule
+            names |= set(re.findall(r"\bgateway_[a-z_]+", rule["expr"]))
+    assert names and names <= exposed, names - exposed
