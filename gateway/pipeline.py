@@ -274,6 +274,13 @@ class Pipeline:
             return
         self._assigned = False
         self.assignments += 1
+        # The Kafka client's own line on an assignment is quiet by default
+        # (ops.kafka_client_log_level): the gateway says it, once per assignment.
+        log.info(
+            "consuming %d partitions: %s",
+            len(assigned),
+            ", ".join(f"{tp.topic}:{tp.partition}" for tp in assigned) or "none",
+        )
         if not self._stopping:
             self.joined.set()
 

@@ -224,7 +224,7 @@ async def test_three_instances_share_the_work_through_a_kill_and_an_addition(
     try:
         # All three in the group before traffic starts.
         deadline = time.monotonic() + 60
-        while not all("Setting newly assigned" in log.read_text() for log in logs[:3]):
+        while not all("consuming " in log.read_text() for log in logs[:3]):
             assert time.monotonic() < deadline, "the instances did not join"
             await asyncio.sleep(0.2)
 
