@@ -201,10 +201,8 @@ def verify(root: etree._Element, directory: Directory, now: datetime) -> Certifi
             raise _refuse("DS0D", f"none of {sender}'s certificates is valid at {now.isoformat()}")
 
     value = _base64(signature.find(f"{{{DS}}}SignatureValue"), "signature value")
-    signed_info = _c14n(info)  # before the signature is taken out below
-    with _enveloped(signature):
-        message = _c14n(root.getroottree())  # the whole document: PIs after the root too
-    if hashlib.sha256(message).digest() != digest:
+    signed_info, message_digest = _digested(root, signature, info)
+    if message_digest != digest:
         raise _refuse("DS0A", "the message does not match its digest (altered after signing)")
     for cert in candidates:
         if _checks(_public_key(cert.pem), algorithm, value, signed_info):
@@ -229,12 +227,21 @@ def signed_with(data: bytes, certificate: Certificate) -> bool:
         value = _base64(signature.find(f"{{{DS}}}SignatureValue"), "signature value")
     except errors.SignatureRefused:
         return False
-    signed_info = _c14n(info)
-    with _enveloped(signature):
-        message = _c14n(root.getroottree())
-    return hashlib.sha256(message).digest() == digest and _checks(
+    signed_info, message_digest = _digested(root, signature, info)
+    return message_digest == digest and _checks(
         _public_key(certificate.pem), algorithm, value, signed_info
     )
+
+
+def _digested(
+    root: etree._Element, signature: etree._Element, info: etree._Element
+) -> tuple[bytes, bytes]:
+    """What a signature is checked against: its SignedInfo canonicalised, and the SHA-256 of
+    the whole document as the enveloped transform sees it (PIs after the root included)."""
+    signed_info = _c14n(info)  # before the signature is taken out below
+    with _enveloped(signature):
+        message = _c14n(root.getroottree())
+    return signed_info, hashlib.sha256(message).digest()
 
 
 def require_signed(msg: BusinessMessage) -> None:
