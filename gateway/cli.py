@@ -118,8 +118,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from gateway.directory import DirectoryError, load_directory
     from gateway.directory import default_path as default_directory
     from gateway.iso20022 import errors
-    from gateway.iso20022.reader import read_message
-    from gateway.signatures import require_signed, verify
+    from gateway.signatures import read_signed, require_signed
 
     config = _config(args)
     path = Path(args.directory or config.translation.directory or default_directory())
@@ -128,10 +127,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except DirectoryError as exc:
         _fail(str(exc))
     try:
-        now = now_utc8()
-        msg = read_message(
-            _read_input(args.file), check_signed=lambda root: verify(root, directory, now)
-        )
+        msg = read_signed(_read_input(args.file), directory, now_utc8())
         require_signed(msg)
     except errors.MessageError as exc:
         print(f"refused ({exc.code}): {exc.detail}", file=sys.stderr)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,7 +63,13 @@ from gateway.config import SecuritySection
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.namespaces import HEAD, ns
-from gateway.iso20022.reader import BusinessMessage, hardened_parser, message_ids
+from gateway.iso20022.reader import (
+    DEFAULT_MAX_BYTES,
+    BusinessMessage,
+    hardened_parser,
+    message_ids,
+    read_message,
+)
 from gateway.iso20022.tree import clone
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -208,6 +214,25 @@ def verify(root: etree._Element, directory: Directory, now: datetime) -> Certifi
         if _checks(_public_key(cert.pem), algorithm, value, signed_info):
             return cert
     raise _refuse("DS0A", "the signature does not match the message (altered after signing)")
+
+
+def read_signed(
+    data: bytes,
+    directory: Directory,
+    now: datetime,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    known: Collection[str] | None = None,
+) -> BusinessMessage:
+    """`data` read (gateway/iso20022/reader.py), any signature in it checked on the tree as
+    it was signed: its `signed_by` is the certificate, None when unsigned. Raises
+    `MessageError`."""
+    return read_message(
+        data,
+        max_bytes=max_bytes,
+        check_signed=lambda root: verify(root, directory, now),
+        known=known,
+    )
 
 
 def signed_with(data: bytes, certificate: Certificate) -> bool:

@@ -58,7 +58,7 @@ from gateway.reference import ReferenceData
 from gateway.rejects import SESE_TX_ID, Refused, build_reject
 from gateway.settlement.statuses import CycleStatus, SettlementAnswer
 from gateway.sides import Side, other_side
-from gateway.signatures import Signer, require_signed, verify
+from gateway.signatures import Signer, read_signed, require_signed
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +168,11 @@ class Translator:
         """Read, check who sent it, validate against the source profile; raises
         `MessageError`. Who sent it comes before anything else is looked at (a refusal here
         claims only the payload's hash: an unsigned copy cannot take a genuine message's ids)."""
-        directory, now = self.directory.current(), self.clock()
-        msg = read_message(
+        msg = read_signed(
             data,
+            self.directory.current(),
+            self.clock(),
             max_bytes=self.config.gateway.max_message_bytes,
-            check_signed=lambda root: verify(root, directory, now),
             known=self.profiles[source].messages,
         )
         if self.config.security.require_signatures:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-import gateway.translation
+import gateway.signatures
 from gateway.config import SettlementSection
 from gateway.decisions import Decider, Prepared
 from gateway.iso20022.profiles import ProfileSet
@@ -71,7 +71,7 @@ class Counts:
 @pytest.fixture
 def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
     c = Counts()
-    parse, validate, check = etree.fromstring, ProfileSet.validate, gateway.translation.verify
+    parse, validate, check = etree.fromstring, ProfileSet.validate, gateway.signatures.verify
 
     def counted_parse(text: Any, *args: Any, **kwargs: Any) -> etree._Element:
         root = parse(text, *args, **kwargs)
@@ -90,7 +90,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
 
     monkeypatch.setattr(etree, "fromstring", counted_parse)
     monkeypatch.setattr(ProfileSet, "validate", counted_validate)
-    monkeypatch.setattr(gateway.translation, "verify", counted_check)
+    monkeypatch.setattr(gateway.signatures, "verify", counted_check)
     return c
 
 
