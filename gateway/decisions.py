@@ -23,7 +23,6 @@ from gateway.idempotency import IdempotencyKeys, extract_keys
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import (
     BusinessMessage,
-    message_ids,
     payload_ref,
     read_message,
     refusal,
@@ -31,7 +30,6 @@ from gateway.iso20022.reader import (
 from gateway.messages import CAMT029
 from gateway.messages.registry import CAPPED, message_type
 from gateway.reading import CapRefusal, Reading
-from gateway.rejects import SESE_TX_ID
 from gateway.settlement.statuses import RecordOutcome
 from gateway.sides import Side
 from gateway.state.base import ClaimState, Effects, OutboxRow
@@ -396,7 +394,7 @@ def _kept_refusal(value: bytes, max_bytes: int) -> CapRefusal:
     if value.lstrip()[:1] == b"{":
         return CapRefusal.from_bytes(value)
     msg = read_message(value, max_bytes=max_bytes)
-    return CapRefusal(extract_keys(msg).message, message_ids(msg), msg.doc_text(SESE_TX_ID))
+    return CapRefusal.of(msg, extract_keys(msg).message)
 
 
 def header(record: Record, name: str) -> bytes | None:

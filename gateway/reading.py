@@ -53,6 +53,11 @@ class CapRefusal:
         ).encode()
 
     @classmethod
+    def of(cls, msg: BusinessMessage, key: str) -> CapRefusal:
+        """What `msg`, read and keyed `key`, would be refused from."""
+        return cls(key, message_ids(msg), msg.doc_text(SESE_TX_ID))
+
+    @classmethod
     def from_bytes(cls, data: bytes) -> CapRefusal:
         kept = json.loads(data)
         return cls(kept["key"], errors.RecoveredIds(**kept["ids"]), kept["sese_tx_id"])
@@ -98,10 +103,7 @@ def _read_one(translator: Translator, value: bytes, side: Side) -> Reading:
     if msg.msg_def in ANSWERS:
         return dataclasses.replace(read, deferred=True)
     if msg.msg_def in CAPPED and translator.config.settlement.cap_policy == "reject":
-        tx_id = msg.doc_text(SESE_TX_ID)
-        read = dataclasses.replace(
-            read, cap_refusal=CapRefusal(keys.message, message_ids(msg), tx_id)
-        )
+        read = dataclasses.replace(read, cap_refusal=CapRefusal.of(msg, keys.message))
     try:
         outcome = translator.process_message(msg, keys, side, NoCorrelations())
     except Exception as exc:  # a defect of ours: the pipeline answers and dead-letters it
