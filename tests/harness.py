@@ -23,6 +23,7 @@ __all__ = [
     "running_gateway",
     "sample",
     "wait_ready",
+    "with_caps",
 ]
 
 
@@ -43,14 +44,19 @@ def capped_directory(tmp_path: Path, caps: dict[str, str]) -> str:
     """The bundled participant directory, written under `tmp_path`, with the net debit caps
     of the participants in `caps` (BIC -> cap) set; its path."""
     text = (ROOT / "data" / "participants.toml").read_text(encoding="utf-8")
+    path = tmp_path / "participants.toml"
+    path.write_text(with_caps(text, caps), encoding="utf-8")
+    return str(path)
+
+
+def with_caps(text: str, caps: dict[str, str]) -> str:
+    """A participant directory's text with the net debit caps in `caps` (BIC -> cap) set."""
     for bic, cap in caps.items():
         head, tail = text.split(f'bic = "{bic}"', 1)
         before, after = tail.split("net_debit_cap = ", 1)
         after = after.split("\n", 1)[1]
         text = f'{head}bic = "{bic}"{before}net_debit_cap = "{cap}"\n{after}'
-    path = tmp_path / "participants.toml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
+    return text
 
 
 @dataclass(frozen=True)

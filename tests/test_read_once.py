@@ -28,7 +28,7 @@ from gateway.reading import read_records
 from gateway.sides import Side
 from gateway.translation import Translator
 from tests.conftest import SAMPLES
-from tests.harness import Record
+from tests.harness import Record, with_caps
 from tests.signing import Identity, directory_with, identity, signed, signing_config
 
 HEAD_NS = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
@@ -102,7 +102,7 @@ def test_every_record_is_parsed_validated_and_its_signature_checked_once(
     people: dict[str, Identity] = {bic: identity(bic) for bic in bics}
     directory = directory_with(tmp_path, {bic: [who] for bic, who in people.items()})
     # JADBCNBJXXX's cap refuses its payments (cap policy "reject"): refused after the batch.
-    directory.write_text(_with_cap(directory.read_text(), "JADBCNBJXXX", "0.01"))
+    directory.write_text(with_caps(directory.read_text(), {"JADBCNBJXXX": "0.01"}))
     config = signing_config(tmp_path, directory, identity("SHHKCNSHGWY"))
     config = dataclasses.replace(
         config, settlement=dataclasses.replace(SettlementSection(), cap_policy="reject")
@@ -156,10 +156,3 @@ def test_every_record_is_parsed_validated_and_its_signature_checked_once(
         assert counts.parses[data] == 1, (sender(data), counts.parses[data])
         assert counts.validations[data] == 1, (sender(data), counts.validations[data])
         assert counts.checks[data] == 1, (sender(data), counts.checks[data])
-
-
-def _with_cap(text: str, bic: str, cap: str) -> str:
-    head, tail = text.split(f'bic = "{bic}"', 1)
-    before, after = tail.split("net_debit_cap = ", 1)
-    after = after.split("\n", 1)[1]
-    return f'{head}bic = "{bic}"{before}net_debit_cap = "{cap}"\n{after}'
