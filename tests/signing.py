@@ -118,8 +118,12 @@ def signed_by_hand(
     algorithm: object = None,
     uri: str = "",
     reference_id: str | None = None,
+    indented: bool = False,
 ) -> bytes:
-    """A signature made wrongly on purpose: another algorithm, another reference."""
+    """A signature made by xmlsec: wrongly on purpose (another algorithm, another reference),
+    or, with the defaults, in the accepted form. `indented`: the signature on its own line in
+    Sgntr (the white space around it is signed: the enveloped transform takes out the
+    element alone)."""
     root = etree.fromstring(data)
     header = root.find(f"{{{HEAD_NS}}}AppHdr")
     assert header is not None
@@ -142,6 +146,8 @@ def signed_by_hand(
         algorithm or xmlsec.constants.TransformEcdsaSha256,
     )
     place.append(signature)
+    if indented:
+        place.text, signature.tail = "\n        ", "\n      "
     reference = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri=uri)
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
