@@ -29,6 +29,7 @@ from gateway.iso20022.reader import (
 )
 from gateway.messages import CAMT029
 from gateway.messages.registry import CAPPED, message_type
+from gateway.ordering import Lines, Waiting
 from gateway.reading import CapRefusal, Reading
 from gateway.settlement.statuses import RecordOutcome
 from gateway.sides import Side
@@ -120,24 +121,33 @@ class Decider:
         prepared: Sequence[Prepared],
         claims: dict[str, ClaimState],
         known: Sequence[Correlation],
+        waiting: Sequence[Waiting],
         wall: float,
     ) -> list[Effects | None]:
         """Each record's effects, in order (None: a copy of a record already processed).
-        `claims` and `known`: what the store holds for the batch's keys and answers; `wall`:
-        the time (epoch seconds) a retry's delay counts from."""
+        `claims`, `known` and `waiting`: what the store holds for the batch's keys, answers
+        and their payments' answers on the retry topics (gateway/ordering.py); `wall`: the
+        time (epoch seconds) a retry's delay counts from."""
         correlations = MemoryCorrelations(list(known))  # and what the batch adds, in order
         seen: dict[str, ClaimState] = dict(claims)  # plus what this batch claims as it goes
+        lines = Lines(waiting)  # and the markers the batch adds and removes, in order
         decided: list[Effects | None] = []
         for p in prepared:
-            e = self._decide(p, seen, wall, correlations)
+            e = self._decide(p, seen, wall, correlations, lines)
             if e is not None:
                 for key, fp in e.claims:
                     seen.setdefault(key, ClaimState(key, fp, ()))
+                _keep_order(p, e, lines)
             decided.append(e)
         return decided
 
     def _decide(
-        self, p: Prepared, seen: dict[str, ClaimState], wall: float, known: Correlations
+        self,
+        p: Prepared,
+        seen: dict[str, ClaimState],
+        wall: float,
+        known: Correlations,
+        lines: Lines,
     ) -> Effects | None:
         reading = p.reading
         if reading.error is not None or reading.keys is None:
@@ -190,6 +200,13 @@ class Decider:
                     outcome=RecordOutcome.RESEND,
                 )
             return None  # redelivery of a processed record: no second effect
+        ahead = self._ahead(p, lines)
+        if ahead is not None:
+            # An earlier answer from its side about its payment waits on the retry topics:
+            # this one waits behind it, so the two are decided in the order they were sent.
+            behind = Outcome(False, b"", p.source, reading.msg_def, keys, None)
+            detail = f"waits behind {ahead}, sent earlier about {keys.correlation}"
+            return self._retry_effects(p, behind, "waiting", detail, wall)
         try:
             if reading.deferred:
                 # An answer: translated now, once, with what the store and the records
@@ -218,7 +235,8 @@ class Decider:
             if isinstance(outcome.error, errors.Uncorrelated) and p.attempt <= len(
                 self.config.kafka.retry_delays_ms
             ):
-                return self._retry_effects(p, outcome, wall)
+                error = outcome.error
+                return self._retry_effects(p, outcome, error.kind, str(error), wall)
             return self._reject_effects(p, outcome, [(keys.message, p.fingerprint)])
         claims = [(keys.message, p.fingerprint)] + [(k, p.fingerprint) for k in keys.transactions]
         if outcome.settlement is not None:
@@ -342,10 +360,19 @@ class Decider:
             detail=str(error),
         )
 
-    def _retry_effects(self, p: Prepared, outcome: Outcome, wall: float) -> Effects:
+    def _ahead(self, p: Prepared, lines: Lines) -> str | None:
+        """The answer on the retry topics that `p` must wait behind, if any (never on its
+        last attempt: waiting is bounded by the retry delays)."""
+        w = _marker(p)
+        if w is None or p.attempt > len(self.config.kafka.retry_delays_ms):
+            return None
+        return lines.ahead(w)
+
+    def _retry_effects(
+        self, p: Prepared, outcome: Outcome, kind: str, detail: str, wall: float
+    ) -> Effects:
         """The record again, on the retry topic of its next attempt, due after its delay."""
-        error = outcome.error
-        assert error is not None and p.keys is not None
+        assert p.keys is not None
         kafka = self.config.kafka
         delay = kafka.retry_delays_ms[p.attempt - 1] / 1000
         headers = [(k, v) for k, v in self._headers(p, outcome, p.keys) if k != "attempt"]
@@ -358,13 +385,18 @@ class Decider:
                 ("attempt", str(p.attempt + 1).encode()),
                 ("origin-topic", self.config.side(p.source).inbound_topic.encode()),
                 ("not-before", f"{wall + delay:.3f}".encode()),
-                ("error-kind", error.kind.encode()),
-                ("error-detail", _ascii(str(error))),
+                ("error-kind", kind.encode()),
+                ("error-detail", _ascii(detail)),
             ),
         )
         # Claimed by the record's own coordinates: a batch replayed after a crash does not
         # queue a second retry.
-        return Effects([(f"retry:{p.origin}", p.fingerprint)], [row], outcome=RecordOutcome.RETRY)
+        return Effects(
+            [(f"retry:{p.origin}", p.fingerprint)],
+            [row],
+            outcome=RecordOutcome.RETRY,
+            wait=_marker(p),
+        )
 
     def cap_reject(self, source: str, value: bytes, payer: str) -> list[OutboxRow]:
         """The pacs.002 RJCT AM04 (or the type's own refusal) of a payment the ledger refused
@@ -385,6 +417,28 @@ class Decider:
         )
         topic = self.config.side(side).outbound_topic
         return [OutboxRow(topic, kept.key.encode(), outcome.message, headers)]
+
+
+def _marker(p: Prepared) -> Waiting | None:
+    """What keeps `p` in its payment's line: an answer, about a payment or transaction."""
+    keys = p.keys
+    if keys is None or not keys.correlation or not p.reading.deferred:
+        return None
+    return Waiting(keys.message, p.source, keys.correlation)
+
+
+def _keep_order(p: Prepared, e: Effects, lines: Lines) -> None:
+    """The line of `p`'s payment after its decision `e`: joined by a retry, left by any
+    other decision (which also removes its stored marker)."""
+    w = _marker(p)
+    if w is None:
+        assert e.wait is None, "only an answer waits on the retry topics"
+        return
+    if e.outcome == RecordOutcome.RETRY:
+        lines.join(w)
+    elif lines.holds(w):
+        lines.leave(w)
+        e.unwait = True
 
 
 def _kept_refusal(value: bytes, max_bytes: int) -> CapRefusal:

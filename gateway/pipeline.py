@@ -20,6 +20,7 @@ Faults, by kind:
 - may pass (a status report that overtook its original): the record goes, through the outbox,
   to <retry prefix>.1, .2, ... with growing delays; after the last, reject + DLQ. A retry
   partition whose head is not due yet is paused, so it never blocks the inbound partitions.
+  Later answers from its side about its payment wait behind it (gateway/ordering.py).
 - transient (broker or state store unavailable): the step is retried with exponential backoff
   and jitter for kafka.transient_retry_seconds; then the service stops with an error, having
   committed nothing it had not finished, for its supervisor to restart.
@@ -346,11 +347,16 @@ class Pipeline:
         async with self._lock:
             keys = [k for p in prepared for k in p.claim_keys]
             refs = [r for p in prepared for r in p.reading.refs]
-            claims, known = await self._retrying(
-                lambda: asyncio.gather(self.store.claims(keys), self.store.correlations(refs))
+            about = [p.keys.correlation for p in prepared if p.reading.deferred and p.keys]
+            claims, known, waiting = await self._retrying(
+                lambda: asyncio.gather(
+                    self.store.claims(keys),
+                    self.store.correlations(refs),
+                    self.store.waiting([c for c in about if c]),
+                )
             )
             decisions = await asyncio.to_thread(
-                self.decider.decide_batch, prepared, claims, known, time.time()
+                self.decider.decide_batch, prepared, claims, known, waiting, time.time()
             )
             decided = list(zip(prepared, decisions, strict=True))
             effects = [e for e in decisions if e is not None]

@@ -10,3 +10,11 @@ SIDES: tuple[Side, ...] = ("onshore", "offshore")
 
 def other_side(side: Side) -> Side:
     return "offshore" if side == "onshore" else "onshore"
+
+
+def side_named(name: str) -> Side:
+    """A side as stored or sent as text (checked: a store's text is not trusted to be one)."""
+    for side in SIDES:
+        if name == side:
+            return side
+    raise ValueError(f"not a side: {name!r}")

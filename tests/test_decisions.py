@@ -6,6 +6,7 @@ import pytest
 
 from gateway.config import Config
 from gateway.decisions import Decider, Prepared
+from gateway.ordering import Waiting
 from gateway.reading import read_records
 from gateway.sides import Side
 from gateway.translation import Translator
@@ -43,7 +44,7 @@ def test_an_answer_is_translated_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Translator, "process_message", counted)
     status = prepared(translator, [("offshore", sample("offshore", "pacs.002.001.10"))])
     assert status[0].reading.deferred and calls == []
-    (effects,) = Decider(config, translator).decide_batch(status, {}, [original], wall=0.0)
+    (effects,) = Decider(config, translator).decide_batch(status, {}, [original], [], wall=0.0)
     assert calls == ["pacs.002.001.10"]
     assert effects is not None and effects.outcome == "translated"
     assert effects.outbox[0].topic == config.onshore.outbound_topic
@@ -61,7 +62,7 @@ def test_a_capped_payments_answer_in_its_batch_waits_for_its_commit() -> None:
             ("offshore", sample("offshore", "pacs.002.001.10")),
         ],
     )
-    payment, status = Decider(config, translator).decide_batch(batch, {}, [], wall=100.0)
+    payment, status = Decider(config, translator).decide_batch(batch, {}, [], [], wall=100.0)
     assert payment is not None and payment.outcome == "translated" and payment.cap is not None
     assert status is not None and status.outcome == "retry"
     (row,) = status.outbox
@@ -82,7 +83,9 @@ def test_a_resend_and_a_reused_id_in_the_batch_of_their_original() -> None:
         translator,
         [("onshore", payment), ("onshore", payment), ("onshore", resend), ("onshore", reused)],
     )
-    first, copy, again, clash = Decider(config, translator).decide_batch(batch, {}, [], wall=0.0)
+    first, copy, again, clash = Decider(config, translator).decide_batch(
+        batch, {}, [], [], wall=0.0
+    )
     assert first is not None and first.outcome == "translated"
     assert copy is None
     assert again is not None and again.outcome == "resend"
@@ -113,3 +116,68 @@ def test_a_cap_refusal_is_built_from_what_the_reading_kept_as_from_a_stored_inpu
     (old,) = decider.cap_reject("onshore", data, "HPCBCNSHXXX")
     assert new == old
     assert dict(new.headers)["reject-reason"] == b"AM04" and b"<Cd>AM04</Cd>" in new.value
+
+
+def test_an_answer_waits_behind_an_earlier_one_about_its_payment() -> None:
+    """One side's answers about one payment are decided in the order that side sent them: a
+    return whose status is still on the retry topics waits behind it, though its payment is
+    known; once the status is decided, so is the return (gateway/ordering.py)."""
+    config = Config()
+    translator = Translator(config)
+    decider = Decider(config, translator)
+    payment = prepared(translator, [("onshore", sample("onshore", "pacs.008.001.08"))])[0]
+    assert payment.reading.outcome is not None
+    original = payment.reading.outcome.correlation
+    assert original is not None
+    status, back = prepared(
+        translator,
+        [
+            ("offshore", sample("offshore", "pacs.002.001.10")),
+            ("offshore", sample("offshore", "pacs.004.001.09")),
+        ],
+    )
+    assert status.keys is not None and back.keys is not None
+    uetr = status.keys.correlation
+    assert uetr is not None and back.keys.correlation == uetr
+    waits = Waiting(status.keys.message, "offshore", uetr, 1)
+
+    (returned,) = decider.decide_batch([back], {}, [original], [waits], wall=0.0)
+    assert returned is not None and returned.outcome == "retry" and not returned.obligations
+    assert dict(returned.outbox[0].headers)["error-kind"] == b"waiting"
+    assert returned.wait == Waiting(back.keys.message, "offshore", uetr)
+
+    # Back from the retry topics: the status first, then the return, in one batch.
+    behind = Waiting(back.keys.message, "offshore", uetr, 2)
+    for p in (status, back):
+        p.attempt = 2
+    first, then = decider.decide_batch([back, status], {}, [original], [waits, behind], wall=0.0)
+    assert first is not None and first.outcome == "retry", "the return still waits"
+    assert first.wait is not None and not first.unwait
+    assert then is not None and then.outcome == "translated" and then.unwait
+    decided = decider.decide_batch([status, back], {}, [original], [waits, behind], wall=0.0)
+    assert [e.outcome if e else None for e in decided] == ["translated", "translated"]
+    assert all(e is not None and e.unwait and e.wait is None for e in decided)
+
+    # The status waited for nothing older: a later marker never holds it back.
+    (alone,) = decider.decide_batch([status], {}, [original], [waits, behind], wall=0.0)
+    assert alone is not None and alone.outcome == "translated"
+    # On its last attempt, the return is decided whatever waits.
+    back.attempt = len(config.kafka.retry_delays_ms) + 1
+    (last,) = decider.decide_batch([back], {}, [original], [waits, behind], wall=0.0)
+    assert last is not None and last.outcome == "translated" and last.unwait
+
+
+def test_an_answer_from_the_other_side_does_not_wait() -> None:
+    """Order is kept per side: the sides' messages reach the gateway on different topics,
+    with no order between them to keep."""
+    config = Config()
+    translator = Translator(config)
+    payment = prepared(translator, [("onshore", sample("onshore", "pacs.008.001.08"))])[0]
+    assert payment.reading.outcome is not None and payment.reading.outcome.correlation
+    (status,) = prepared(translator, [("offshore", sample("offshore", "pacs.002.001.10"))])
+    assert status.keys is not None and status.keys.correlation
+    elsewhere = Waiting("msg:OTHER:1", "onshore", status.keys.correlation, 1)
+    (e,) = Decider(config, translator).decide_batch(
+        [status], {}, [payment.reading.outcome.correlation], [elsewhere], wall=0.0
+    )
+    assert e is not None and e.outcome == "translated" and not e.unwait

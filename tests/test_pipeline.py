@@ -189,6 +189,8 @@ async def test_a_status_that_overtook_its_original_waits_on_the_retry_topics(
     retried = await gateway.read(gateway.config.kafka.retry_topic(2), 2, settle=0.5)
     assert {r.value for r in retried} >= {never}
     assert all(float(dict(r.headers)["not-before"]) > 0 for r in retried)
+    # Both were decided at last: no later answer about their payments waits behind them.
+    assert await gateway.store.waiting() == []
 
 
 async def test_a_reject_is_logged_once_with_its_ids_and_reason(

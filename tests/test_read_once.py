@@ -140,7 +140,7 @@ def test_every_record_is_parsed_validated_and_its_signature_checked_once(
     # The payments as if committed in an earlier batch: what their answers correlate with.
     known = [r.outcome.correlation for r in readings if r.outcome and r.outcome.correlation]
     decider = Decider(config, translator)
-    decided = decider.decide_batch(batch, {}, known, wall=0.0)
+    decided = decider.decide_batch(batch, {}, known, [], wall=0.0)
     refusals = [
         decider.cap_reject(e.source, e.value, "JADBCNBJXXX")
         for e in decided

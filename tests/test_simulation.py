@@ -239,7 +239,9 @@ class Gateway:
             p.reading = reading
         claims = await self.store.claims([k for p in prepared for k in p.claim_keys])
         known = await self.store.correlations([r for p in prepared for r in p.reading.refs])
-        decisions = self.decider.decide_batch(prepared, claims, known, wall=0.0)
+        about = [p.keys.correlation for p in prepared if p.reading.deferred and p.keys]
+        waiting = await self.store.waiting([c for c in about if c])
+        decisions = self.decider.decide_batch(prepared, claims, known, waiting, wall=0.0)
         rules = Rules(T0, policy=self.config.settlement.cap_policy)
         await self.store.commit_batch([e for e in decisions if e is not None], rules)
         # As the pipeline does after a commit: the rejects of payments refused for their cap.
@@ -281,11 +283,14 @@ async def deliver(
     order: Sequence[tuple[str, int]],
     cuts: Sequence[int],
     crashes: Sequence[bool],
+    picks: Sequence[int] = (0,),
 ) -> None:
     """Deliver the inbound partitions in the interleaving `order` (one partition name per
     record), cut into batches of the sizes in `cuts` (cycled); after a batch whose `crashes`
     flag is set, the same records come again with the next batch (its offsets were never
-    committed). Then the retry topics, until nothing waits."""
+    committed). Then the retry topics, until nothing waits: the records of the shortest delay
+    first (the lowest attempt), but among them in any order (`picks`, cycled: which one
+    next), since the retry topics and their partitions keep no order between each other."""
     heads = {tp: 0 for tp in broker.records}
     stream = []
     for tp in order:
@@ -305,9 +310,18 @@ async def deliver(
         waiting += broker.retry(await gateway.relay())
     # The retry topics, once their delays pass: whatever waits there, until nothing does.
     while waiting:
-        record = waiting.pop(0)
+        lowest = min(_attempt(r) for r in waiting)
+        due = [i for i, r in enumerate(waiting) if _attempt(r) == lowest]
+        record = waiting.pop(due[picks[n % len(picks)] % len(due)])
+        n += 1
         await gateway.batch([record])
         waiting += broker.retry(await gateway.relay())
+    # Every answer that waited was decided at last, and nothing waits behind it any more.
+    assert await gateway.store.waiting() == []
+
+
+def _attempt(record: Record) -> int:
+    return int(dict(record.headers)["attempt"])
 
 
 def sequential_order(broker: Broker) -> list[tuple[str, int]]:
@@ -322,6 +336,7 @@ async def run_once(
     order: Callable[[Broker], list[tuple[str, int]]],
     cuts: Sequence[int],
     crashes: Sequence[bool],
+    picks: Sequence[int] = (0,),
 ) -> tuple[object, ...]:
     store = store_for(state)
     await store.open()
@@ -329,7 +344,7 @@ async def run_once(
         broker = Broker(config)
         broker.load(traffic)
         gateway = Gateway(store, config)
-        await deliver(gateway, broker, order(broker), cuts, crashes)
+        await deliver(gateway, broker, order(broker), cuts, crashes, picks)
         # The operator closes the cycle, and the RTGS confirms its settlement instruction
         # (its MsgId is derived from the cycle, so the sample answers it).
         manager = CycleManager(
@@ -370,13 +385,14 @@ def test_any_delivery_of_real_traffic_ends_as_one_record_at_a_time(
     order = data.draw(interleaving(probe), label="interleaving")
     cuts = data.draw(st.lists(st.integers(1, 12), min_size=1, max_size=6), label="cuts")
     crashes = data.draw(st.lists(st.booleans(), min_size=1, max_size=6), label="crashes")
+    picks = data.draw(st.lists(st.integers(0, 5), min_size=1, max_size=6), label="retry order")
 
     async def run() -> None:
         reference = await run_once(
             config, await fresh_state(), sent.partitions, sequential_order, [1], [False]
         )
         delivered = await run_once(
-            config, await fresh_state(), sent.partitions, lambda _: order, cuts, crashes
+            config, await fresh_state(), sent.partitions, lambda _: order, cuts, crashes, picks
         )
         # The reference itself is right where it is easy to say: every payment with room
         # booked once, every other one held or refused, and nothing else refused but the
@@ -409,5 +425,55 @@ def test_any_delivery_of_real_traffic_ends_as_one_record_at_a_time(
             strict=True,
         ):
             assert one == other, what
+
+    asyncio.run(run())
+
+
+def test_answers_held_back_by_a_retry_are_decided_in_the_order_their_side_sent_them(
+    fresh_state: Callable[[], Awaitable[StateSection]], tmp_path: Path
+) -> None:
+    """The case the simulation found: a payment comes in one batch with its status and its
+    return, which wait on the retry topics (a capped payment's answers wait for its commit).
+    The next batch brings its payer's cancellation request and the other side's CNCL, sent
+    after the return. The CNCL must not overtake the return: the payment was given back, so
+    the cancellation voids nothing, as when each record comes alone."""
+    config = simulation_config(tmp_path, "queue")
+    amount = "2.00"
+
+    def numbered(side: Side, msg_def: str) -> bytes:
+        return _numbered(sample(side, msg_def), "offshore", 1, amount)
+
+    sent = {
+        ("offshore", 0): [],
+        ("onshore", 0): [],
+        ("offshore", 1): [
+            numbered("offshore", "pacs.008.001.08"),
+            numbered("offshore", "camt.056.001.08"),
+        ],
+        ("onshore", 1): [
+            numbered("onshore", "pacs.002.001.10"),
+            numbered("onshore", "pacs.004.001.09"),
+            numbered("onshore", "camt.029.001.09"),
+        ],
+    }
+    off, on = ("offshore.inbound", 1), ("onshore.inbound", 1)
+    order = [off, on, on, off, on]
+
+    async def run() -> None:
+        reference = await run_once(
+            config, await fresh_state(), sent, sequential_order, [1], [False]
+        )
+        delivered = await run_once(
+            config, await fresh_state(), sent, lambda _: order, [3, 2], [False]
+        )
+        obligations = reference[0]
+        assert isinstance(obligations, list)
+        uetr = _uetr("offshore", 1)
+        assert (uetr, amount, "open") in obligations and (
+            f"return:{uetr}",
+            amount,
+            "open",
+        ) in obligations
+        assert delivered == reference
 
     asyncio.run(run())

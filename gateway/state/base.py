@@ -13,6 +13,7 @@ from typing import Protocol
 from gateway.canonical import Money, Obligation, SecuritiesAccount
 from gateway.clock import UTC8
 from gateway.correlations import Correlation
+from gateway.ordering import Waiting
 from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import Netting
 from gateway.settlement.statuses import (
@@ -77,6 +78,10 @@ class Effects:
     # answer a request that was never forwarded). Else the request is forwarded as usual.
     cancel_held: str | None = None
     held_outbox: list[OutboxRow] = field(default_factory=list)
+    # An answer sent to the retry topics: later answers about its payment wait behind it
+    # (gateway/ordering.py). `unwait`: this record had such a marker and is now decided.
+    wait: Waiting | None = None
+    unwait: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,11 @@ class ClaimsStore(Protocol):
 
     async def correlations(self, refs: list[str]) -> list[Correlation]:
         """Correlations by key ("uetr:...", "sese:...") or by the gateway's outbound ids."""
+        ...
+
+    async def waiting(self, correlations: list[str] | None = None) -> list[Waiting]:
+        """The answers on the retry topics about `correlations` (None: all), that later
+        answers about the same payment from the same side wait behind (gateway/ordering.py)."""
         ...
 
     async def commit_batch(self, batch: list[Effects], rules: Rules | None = None) -> list[bool]:

@@ -131,6 +131,15 @@ CREATE TABLE IF NOT EXISTS correlations (
 );
 CREATE INDEX IF NOT EXISTS correlations_biz ON correlations (outbound_biz_msg_idr);
 CREATE INDEX IF NOT EXISTS correlations_msg ON correlations (outbound_msg_id);
+-- Answers on the retry topics: later answers about the same payment from the same side wait
+-- behind them, oldest (lowest id) first (gateway/ordering.py).
+CREATE TABLE IF NOT EXISTS waiting (
+    id {serial},
+    key TEXT NOT NULL UNIQUE,
+    side TEXT NOT NULL,
+    correlation TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS waiting_correlation ON waiting (correlation);
 """
 
 

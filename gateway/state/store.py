@@ -20,9 +20,11 @@ from typing import TypeVar
 from gateway.canonical import Obligation
 from gateway.clock import UTC8
 from gateway.correlations import Correlation
+from gateway.ordering import Waiting
 from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
 from gateway.settlement.netting import Netter, Netting
 from gateway.settlement.statuses import CycleStatus, HeldStatus, ObligationStatus
+from gateway.sides import side_named
 from gateway.state.base import (
     ClaimState,
     CycleRecord,
@@ -152,6 +154,20 @@ class Store:
             return list(found.values())
 
         return await self._run(work, write=False) if refs else []
+
+    async def waiting(self, correlations: list[str] | None = None) -> list[Waiting]:
+        async def work(tx: Tx) -> list[Waiting]:
+            sql = "SELECT key, side, correlation, id FROM waiting"
+            if correlations is None:
+                rows = await tx.fetch(sql)
+            else:
+                rows = await tx.fetch_in(f"{sql} WHERE correlation {{in}}", correlations)
+            return sorted(
+                (Waiting(key, side_named(side), c, i) for key, side, c, i in rows),
+                key=lambda w: w.id,
+            )
+
+        return await self._run(work, write=False) if correlations != [] else []
 
     async def commit_batch(self, batch: list[Effects], rules: Rules | None = None) -> list[bool]:
         rules = rules or Rules(datetime.now(UTC8))
@@ -423,6 +439,15 @@ async def _apply(tx: Tx, batch: list[Effects], rules: Rules) -> list[bool]:
         [h.row(tx.now) for h in plan.held],
     )
     await _write_ledger(tx, ledger)
+    # Markers of answers sent to the retry topics, then those of answers now decided (a copy
+    # decided in the batch that queued the retry removes the marker that retry just left).
+    await tx.executemany(
+        "INSERT INTO waiting (key, side, correlation) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        [(e.wait.key, e.wait.side, e.wait.correlation) for e in chosen if e.wait is not None],
+    )
+    await tx.executemany(
+        "DELETE FROM waiting WHERE key = ?", [(e.claims[0][0],) for e in chosen if e.unwait]
+    )
     for cycle, status, reason, instruction in (o for e in chosen for o in e.cycle_outcomes):
         await _cycle_outcome(tx, cycle, status, reason, instruction)
     return applied
