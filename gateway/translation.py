@@ -30,6 +30,7 @@ from gateway.canonical import (
 from gateway.carry import Rewrite, carry, set_aside
 from gateway.charset import CharsetPolicy
 from gateway.clock import Clock, now_utc8
+from gateway.code_sets import unknown
 from gateway.codec import decode_header
 from gateway.codec.context import DecodeContext
 from gateway.config import Config
@@ -52,6 +53,7 @@ from gateway.iso20022.builders import (
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, message_ids, read_message, refusal
+from gateway.iso20022.tree import one
 from gateway.issuing import issue, issue_document
 from gateway.messages.registry import message_type
 from gateway.reference import ReferenceData
@@ -276,6 +278,10 @@ class Translator:
                 f"{kind.title}s ({kind.family}) are issued by the gateway only, never accepted "
                 "from a side",
             )
+        outside = unknown(one(msg.doc_map, kind.root) or {}, kind.codes)
+        if outside is not None:
+            path, code, sets = outside
+            raise refusal(msg, "NARR", f"{path} {code} is not an ISO 20022 {sets} code")
         flow = Flow(
             ctx,
             kind,

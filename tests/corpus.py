@@ -37,7 +37,9 @@ HEAD_NS = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
 FAMILIES = ("pacs.008", "pacs.009")
 # Answers, adapted with an original to answer (`adapt_answer`).
 ANSWERS = ("pacs.002", "pacs.004")
-SETTLEMENT_DAY = date(2026, 12, 1)  # adapted to the next business day of both sides
+SETTLEMENT_DAY = date(2026, 12, 1)
+# What the corpus writes where a code of an ISO external code set goes.
+PLACEHOLDERS = frozenset({"EXTx", "EXCd"})  # adapted to the next business day of both sides
 
 
 @dataclass(frozen=True)
@@ -109,16 +111,23 @@ def adapt_answer(
     raw: bytes, source: Side, config: Config, directory: Directory, original_uetr: str
 ) -> bytes:
     """An answer (pacs.002, pacs.004) adapted as `adapt` does, answering the payment with
-    `original_uetr`. The corpus's status codes are placeholders ("EXTx"): they become ACSP, a
-    status the gateway knows (it acts on statuses; the profiles take any code)."""
-    from gateway.messages.pacs002 import STATUS_CODES as PAYMENT_STATUS_CODES
-
+    `original_uetr`. The corpus's codes are placeholders ("EXTx", "EXCd"): a status becomes
+    ACSP, a status or return reason NARR, codes of ISO's external code sets, which the gateway
+    checks (the profiles take any code)."""
     root = etree.fromstring(adapt(raw, source, config, directory))
     for el in root.iter("{*}OrgnlUETR"):
         el.text = original_uetr
     for el in (*root.iter("{*}TxSts"), *root.iter("{*}GrpSts")):
-        if el.text not in PAYMENT_STATUS_CODES:
+        if el.text in PLACEHOLDERS:
             el.text = "ACSP"
+    for el in root.iter("{*}Cd"):
+        reason = el.getparent()
+        if (
+            el.text in PLACEHOLDERS
+            and reason is not None
+            and etree.QName(reason).localname == "Rsn"
+        ):
+            el.text = "NARR"
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 

@@ -60,7 +60,9 @@ def test_a_status_that_is_no_iso_status_code_is_refused(config: Config) -> None:
     )
     out = t.process(status, "offshore")
     assert not out.accepted and out.error is not None
-    assert "DONE is not an ISO 20022 payment status" in out.error.detail
+    assert (
+        "TxSts DONE is not an ISO 20022 ExternalPaymentTransactionStatus1Code" in out.error.detail
+    )
 
 
 def test_a_status_from_the_side_that_sent_the_original_is_not_correlated(config: Config) -> None:

@@ -28,11 +28,6 @@ def status(flow: Flow, body: Business) -> Result:
         raise ctx.refuse("NARR", "a pacs.002 needs a group or a transaction status")
     if t is not None and not t.status:
         raise ctx.refuse("NARR", "TxInfAndSts without TxSts: the status is the answer")
-    for status in (t.status if t else None, group.status if group else None):
-        if status is not None and status not in flow.kind.codes:
-            raise ctx.refuse(
-                "NARR", f"TxSts/GrpSts {status} is not an ISO 20022 payment status code"
-            )
     uetr = t.original_uetr if t else None
     orgnl_msg = (t.original_group.msg_id if t else None) or (
         group.original_group.msg_id if group else None

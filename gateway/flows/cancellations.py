@@ -72,7 +72,7 @@ def resolution(flow: Flow, body: Business) -> Result:
     nothing (once netted, the money comes back by a pacs.004 return)."""
     r = body
     assert isinstance(r, CancellationResolution), type(r).__name__
-    ctx, known, target = flow.ctx, flow.known, flow.target
+    known, target = flow.known, flow.target
     uetr = r.original_uetr
     entry = known.find(cancellation_key(uetr))
     if entry is None or entry.source != target:
@@ -82,11 +82,8 @@ def resolution(flow: Flow, body: Business) -> Result:
     assigner = r.assigner.bic if r.assigner is not None else None
     entitled = flow.authorise(entry.receiver, assigner)
     # No Sts/Conf: a duplicate of another case (DplctOf), a refused modification, an
-    # assignment cancelled: carried back, with no effect.
-    if r.status and r.status not in flow.kind.codes:
-        raise ctx.refuse(
-            "NARR", f"Sts/Conf {r.status} is not an ISO 20022 investigation status code"
-        )
+    # assignment cancelled: carried back, with no effect. Any other confirmation than CNCL
+    # (an ISO code: gateway/code_sets.py) is carried back with no effect either.
     original = OriginalGroup(entry.msg_id, entry.msg_def, entry.created)
     return Result(
         r,

@@ -21,6 +21,7 @@ from datetime import datetime
 from lxml import etree
 from lxml.builder import ElementMaker
 
+from gateway.code_sets import code_sets
 from gateway.iso20022 import errors
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.namespaces import ENVELOPE_NS, HEAD, ns
@@ -292,12 +293,9 @@ def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: 
     return _sealed(ctx, _reject_header(ctx, ids, "sese.024.001.10"), doc)
 
 
-# ExternalPaymentCancellationRejection1Code: a refusal's reason goes in Rsn/Cd when it is one
-# of these, else in Rsn/Prtry (AG01, DU01, RC01, NARR are status reasons, not cancellation
-# rejection codes).
-CANCELLATION_REJECTIONS = frozenset(
-    "AC04 AGNT AM04 ARDT ARPL CUST INDM LEGL NOAS NOOR PTNA RQDA".split()
-)
+# A refusal's reason goes in Rsn/Cd when it is an ExternalPaymentCancellationRejection1Code,
+# else in Rsn/Prtry (AG01, DU01, RC01 are status reasons, not cancellation rejection codes).
+CANCELLATION_REJECTIONS = code_sets().codes("ExternalPaymentCancellationRejection1Code")
 # Sts/Conf -> TxCxlSts (CancellationIndividualStatus1Code).
 _TRANSACTION_CANCELLATION = {"CNCL": "ACCR", "RJCR": "RJCR", "PDCR": "PDCR"}
 _REQUEST_PARTS = ("OrgnlGrpInf", "OrgnlInstrId", "OrgnlEndToEndId", "OrgnlTxId", "OrgnlUETR")

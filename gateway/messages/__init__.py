@@ -71,10 +71,10 @@ class MessageType:
     # Claims whose answer a clash on its transaction key is answered with, when one exists
     # (a second cancellation request: the first one's resolution), from the named paths.
     outcomes: Callable[[Get], tuple[str, ...]] = lambda get: ()
-    # The status codes of an ISO external code list it carries that the gateway knows the
-    # meaning of, and so acts on; another is refused NARR (the profiles take any code, as the
-    # standard does).
-    codes: frozenset[str] = frozenset()
+    # The codes it carries from ISO's external code sets: path below the root -> the sets
+    # (gateway/code_sets.py); a code outside them is refused NARR (the profiles take any
+    # code, as the standard does).
+    codes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # A carried document's own identification, which the gateway sets when it issues it:
     # (element below the root, its id, its creation time).
     identification: tuple[str, str, str] = ("GrpHdr", "MsgId", "CreDtTm")

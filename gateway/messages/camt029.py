@@ -16,11 +16,14 @@ def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     return ((f"cxlsts:{uetr}:{status}",) if uetr and status else ()), uetr
 
 
-# ExternalInvestigationExecutionConfirmation1Code; the gateway acts on CNCL only.
-STATUS_CODES = frozenset(
-    "ACDA ACNS ACVA CHQS CNCL CONF CWFW DNOR DPRV IDUP INFO IPAY IPYI MODI MWFW NOIN PDCR "
-    "RJCR UWFW".split()
-)
+# Its confirmation (the gateway acts on CNCL only) and a refusal's reasons, from ISO's
+# external code sets.
+_REJECTION = ("ExternalPaymentCancellationRejection1Code",)
+CODES = {
+    "Sts/Conf": ("ExternalInvestigationExecutionConfirmation1Code",),
+    "CxlDtls/OrgnlGrpInfAndSts/CxlStsRsnInf/Rsn/Cd": _REJECTION,
+    "CxlDtls/TxInfAndSts/CxlStsRsnInf/Rsn/Cd": _REJECTION,
+}
 
 TYPE: MessageType = MessageType(
     msg_def="camt.029.001.09",
@@ -42,5 +45,5 @@ TYPE: MessageType = MessageType(
     identification=("Assgnmt", "Id", "CreDtTm"),
     sender="original_receiver",
     flow=cancellations.resolution,
-    codes=STATUS_CODES,
+    codes=CODES,
 )

@@ -42,6 +42,10 @@ TYPE: MessageType = MessageType(
     transactions=_transactions,
     # It means something only with its payment's correlation (forwarded, or held).
     answers=True,
+    codes={
+        "Undrlyg/OrgnlGrpInfAndCxl/CxlRsnInf/Rsn/Cd": ("ExternalCancellationReason1Code",),
+        "Undrlyg/TxInf/CxlRsnInf/Rsn/Cd": ("ExternalCancellationReason1Code",),
+    },
     carried=True,
     refusal=CAMT029,
     clash="PDCR",

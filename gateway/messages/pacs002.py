@@ -15,11 +15,15 @@ def _transactions(get: Get) -> tuple[tuple[str, ...], str | None]:
     return ((f"status:{correlation}:{state}",) if correlation and state else ()), correlation
 
 
-# ExternalPaymentTransactionStatus1Code and ExternalPaymentGroupStatus1Code.
-STATUS_CODES = frozenset(
-    "ACCC ACCP ACFC ACIS ACPD ACSC ACSP ACTC ACWC ACWP BLCK CANC PART PATC PDNG PRES RCVD "
-    "RJCT".split()
-)
+# The statuses it gives and their reasons, from ISO's external code sets.
+_STATUS_REASON = ("ExternalStatusReason1Code",)
+CODES = {
+    "OrgnlGrpInfAndSts/GrpSts": ("ExternalPaymentGroupStatus1Code",),
+    "OrgnlGrpInfAndSts/StsRsnInf/Rsn/Cd": _STATUS_REASON,
+    "OrgnlGrpInfAndSts/NbOfTxsPerSts/DtldSts": ("ExternalPaymentTransactionStatus1Code",),
+    "TxInfAndSts/TxSts": ("ExternalPaymentTransactionStatus1Code",),
+    "TxInfAndSts/StsRsnInf/Rsn/Cd": _STATUS_REASON,
+}
 
 TYPE: MessageType = MessageType(
     msg_def="pacs.002.001.10",
@@ -41,5 +45,5 @@ TYPE: MessageType = MessageType(
     answers=True,
     sender="original_receiver",
     flow=answers.status,
-    codes=STATUS_CODES,
+    codes=CODES,
 )

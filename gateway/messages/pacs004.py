@@ -31,6 +31,10 @@ TYPE: MessageType = MessageType(
     carried=True,
     refusal=PACS002,
     answers=True,
+    codes={
+        "OrgnlGrpInf/RtrRsnInf/Rsn/Cd": ("ExternalReturnReason1Code",),
+        "TxInf/RtrRsnInf/Rsn/Cd": ("ExternalReturnReason1Code",),
+    },
     sender="original_receiver",
     flow=answers.payment_return,
 )
