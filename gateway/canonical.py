@@ -327,6 +327,36 @@ class CycleStatement:
 
 
 @dataclass(frozen=True)
+class NotifiedObligation:
+    """One obligation behind a net settlement entry, as the participant sees it."""
+
+    reference: str  # the obligation's: a UETR, return:<UETR>, or sese:<TxId>
+    amount: Money
+    direction: Literal["CRDT", "DBIT"]  # received (CRDT) or paid (DBIT) by the participant
+    counterparty: str  # the other participant's BIC
+
+
+@dataclass(frozen=True)
+class CycleNotification:
+    """camt.054: a participant's net settlement entry, booked when its cycle settles
+    (gateway-issued); with the obligations behind it when configured."""
+
+    msg_id: str
+    created: str
+    notification_id: str
+    cycle: str
+    participant: str
+    name: str | None
+    account: str
+    amount: Money  # the net movement's size; `direction` says which way
+    direction: Literal["CRDT", "DBIT"]
+    booked: str  # the booking date
+    reference: str | None  # the cycle's settlement instruction (pacs.029 MsgId, or EndToEndId)
+    info: str
+    details: tuple[NotifiedObligation, ...] = ()
+
+
+@dataclass(frozen=True)
 class CancellationRequest:
     """camt.056: a participant asks to cancel one payment it instructed."""
 
@@ -365,6 +395,7 @@ Business = (
     | MessageReject
     | NetSettlement
     | CycleStatement
+    | CycleNotification
     | CancellationRequest
     | CancellationResolution
 )

@@ -156,6 +156,16 @@ class SettlementSection:
 
 
 @dataclass(frozen=True)
+class NotificationsSection:
+    """camt.054 debit and credit notifications, sent to each participant whose position moves
+    when its cycle settles."""
+
+    # "net": the net settlement entry alone; "payments": with every obligation behind it
+    # (NtryDtls/TxDtls), for reconciliation payment by payment (a large cycle, a large message).
+    detail: str = "net"
+
+
+@dataclass(frozen=True)
 class MqttSection:
     """Events to MQTT (a notification channel: Kafka stays the system of record)."""
 
@@ -219,6 +229,7 @@ class Config:
     kafka: KafkaSection = field(default_factory=KafkaSection)
     state: StateSection = field(default_factory=StateSection)
     settlement: SettlementSection = field(default_factory=SettlementSection)
+    notifications: NotificationsSection = field(default_factory=NotificationsSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
     ops: OpsSection = field(default_factory=OpsSection)
     security: SecuritySection = field(default_factory=SecuritySection)
@@ -420,6 +431,10 @@ def _check(config: Config) -> None:
     if settlement.cap_policy not in ("queue", "reject"):
         raise ConfigError(
             f"settlement.cap_policy must be queue or reject, got {settlement.cap_policy!r}"
+        )
+    if config.notifications.detail not in ("net", "payments"):
+        raise ConfigError(
+            f"notifications.detail must be net or payments, got {config.notifications.detail!r}"
         )
     if settlement.instruction not in ("pacs.029", "pacs.009"):
         raise ConfigError(

@@ -3,10 +3,12 @@
 A close goes through states recorded in the store, each step safe to repeat:
   open --(cut-off passed: a batch or the scheduler; or an operator's command)--> closing
   closing --(this instance holds the close lease; nets the frozen obligations, builds the
-             instruction, the report and each participant's camt.053; records them and queues
-             them in the outbox in one transaction, only while it still holds the lease)
+             instruction, the report, each participant's camt.053 and the camt.054 of each
+             one whose position moves; records them and queues them in the outbox in one
+             transaction, only while it still holds the lease; the camt.054s wait)
              --> instructed
-  instructed --(the RTGS's pacs.002: ACSC)--> settled   |  (RJCT)--> failed
+  instructed --(the RTGS's pacs.002: ACSC; the camt.054s queued)--> settled
+             |  (RJCT; the camt.054s dropped)--> failed
 A cycle with nothing to move goes from closing to settled directly.
 
 Everything emitted is built from the frozen cycle alone (its obligations, its recorded
@@ -39,6 +41,7 @@ from gateway.settlement.instruction import (
 )
 from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import Netting, NettingError
+from gateway.settlement.notification import behind_each, notifications
 from gateway.settlement.report import participant_record, summary, to_json
 from gateway.settlement.schedule import Schedule, parse_cut_offs
 from gateway.settlement.statement import statements
@@ -67,6 +70,7 @@ class Close:
     rows: list[OutboxRow] = field(default_factory=list)
     correlations: list[Correlation] = field(default_factory=list)
     awaiting: list[str] = field(default_factory=list)  # instruction MsgIds to be confirmed
+    on_settled: list[OutboxRow] = field(default_factory=list)  # queued once it is settled
     reference: str | None = None  # the cycle's settlement reference (pacs.029 MsgId, or the
     # transfers' common EndToEndId)
 
@@ -178,6 +182,7 @@ class CycleManager:
             close.rows,
             close.correlations,
             close.awaiting,
+            close.on_settled,
         )
         if done:
             log.info("cycle %s closed: %s", cycle.id, close.status)
@@ -248,7 +253,34 @@ class CycleManager:
             close.rows.append(
                 _emitted(topic, f"{cycle.id}:{bic}", data, "camt.053.001.08", cycle.id)
             )
+        notices = await self._notifications(cycle, netting, cut_off, reference)
+        # A cycle settled as it stands (nothing moves) has nothing to wait for.
+        (close.rows if close.status == CycleStatus.SETTLED else close.on_settled).extend(notices)
         return close
+
+    async def _notifications(
+        self, cycle: CycleRecord, netting: Netting, cut_off: datetime, reference: str | None
+    ) -> list[OutboxRow]:
+        """Each moving participant's camt.054, on its side's outbound topic."""
+        details = None
+        if self.config.notifications.detail == "payments":
+            details = behind_each(await self.store.cycle_obligations(cycle.id))
+        rows = []
+        for bic, side, data in notifications(
+            netting,
+            cycle.id,
+            cut_off,
+            reference,
+            self.config,
+            self.reference.directory.current(),
+            self.reference.charset,
+            self.reference.profiles,
+            details,
+        ):
+            topic = self.config.side(side).outbound_topic
+            key = f"{cycle.id}:{bic}:camt.054"
+            rows.append(_emitted(topic, key, data, "camt.054.001.08", cycle.id))
+        return rows
 
     def _instructions(self, cycle: str, netting: Netting, cut_off: datetime) -> list[Instruction]:
         """What the RTGS is asked to settle: one pacs.029, or one pacs.009 per position."""

@@ -1,5 +1,6 @@
 """A cycle's close interrupted at any step, then redone by another instance: one settlement
-instruction and one report, byte for byte what an uninterrupted close emits (hypothesis)."""
+instruction, one report and, once the RTGS confirms, one camt.054 per moving participant, byte
+for byte what an uninterrupted close emits (hypothesis)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from hypothesis import strategies as st
 
 from gateway.canonical import Money, Obligation
 from gateway.clock import UTC8
-from gateway.config import Config, StateSection
+from gateway.config import Config, NotificationsSection, StateSection
 from gateway.cycles import CycleManager
 from gateway.settlement.ledger import Rules
+from gateway.settlement.statuses import SettlementAnswer
 from gateway.state import StateStore, store_for
 from gateway.state.base import Effects, OutboxRow
 from gateway.translation import Translator
@@ -33,6 +35,7 @@ STEPS = [
         "take_close",
         "net_cycle",
         "positions",
+        "cycle_obligations",
         "finish_close",
         "release_held",
     )
@@ -108,12 +111,24 @@ async def emitted(store: StateStore) -> list[OutboxRow]:
     return [r for r in rows if r.topic != "out"]
 
 
+# Notifications with every obligation listed: the close reads them too (cycle_obligations).
+CONFIG = Config(notifications=NotificationsSection(detail="payments"))
+
+
 async def close(store: Any, translator: Translator, owner: str, minutes: int) -> None:
     """A tick of an instance whose clock reads `minutes` past the cut-off: what it emits
     must depend on the recorded cut-off only."""
     late = CUT + timedelta(minutes=minutes)
-    manager = CycleManager(Config(), store, translator.reference, lambda: late, owner=owner)
+    manager = CycleManager(CONFIG, store, translator.reference, lambda: late, owner=owner)
     await manager.tick()
+
+
+async def confirmed(store: StateStore) -> list[OutboxRow]:
+    """What the RTGS's confirmation of the cycle's instruction queues."""
+    cycle = (await store.cycles())[0]
+    answer = SettlementAnswer(cycle.id, "settled", "ACSC", cycle.instruction_id or "")
+    await store.commit_batch([Effects([("acsc", "fp")], cycle_outcomes=[answer])])
+    return await emitted(store)
 
 
 @given(obligations, st.sampled_from(STEPS))
@@ -145,6 +160,15 @@ def test_a_close_crashed_at_any_step_and_redone_emits_the_same_bytes_once(
                 cycle = (await crashed.cycles())[0]
                 assert cycle.status == ("instructed" if moves else "settled")
                 assert (await clean.cycles())[0].summary == cycle.summary
+                # No camt.054 before the RTGS books the cycle; then one per moving
+                # participant, the same bytes on both.
+                assert b"camt.054.001.08" not in kinds
+                if moves:
+                    notices = await confirmed(clean)
+                    assert notices and await confirmed(crashed) == notices
+                    assert {dict(r.headers)["message-type"] for r in notices} == {
+                        b"camt.054.001.08"
+                    }
             finally:
                 await clean.close()
                 await crashed.close()

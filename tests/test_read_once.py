@@ -32,7 +32,8 @@ from tests.harness import Record, with_caps
 from tests.signing import Identity, directory_with, identity, signed, signing_config
 
 HEAD_NS = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
-GATEWAY_SENDS = ("pacs.029.001.01", "camt.053.001.08")  # a participant sending one: refused
+# A participant sending one of these is refused (AG01).
+GATEWAY_SENDS = tuple(t.msg_def for t in BY_DEF.values() if t.issued_by_gateway)
 INSTRUCTIONS = ("pacs.008.001.08", "pacs.009.001.08", "sese.023.001.09")
 
 

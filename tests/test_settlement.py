@@ -242,11 +242,36 @@ async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports
         await publish(gw, payment(99, "HPCBCNSHXXX", "VHBKHKHHXXX", "5.00"))
         assert len(await gw.read(config.offshore.outbound_topic, 7)) == 7
 
+        # No participant is told of a booking before the RTGS makes it.
+        assert not by_type(out + onshore_out, "camt.054.001.08")
+
         # The RTGS confirms: settled. A copy of the confirmation changes nothing.
         answer = rtgs_answer(1, closed.instruction_id or "", "ACSC")
         await gw.publish("offshore", answer, answer)
         settled = await cycle_state(gw, "CNY-000001", "settled")
         assert settled.reason == "ACSC"
+        # Each participant whose position moved is notified (camt.054) on its own side, in
+        # its dialect: the net entry, booked, referencing the cycle and the instruction.
+        out = await gw.read(config.offshore.outbound_topic, 9)
+        onshore_out = await gw.read(config.onshore.outbound_topic, 7)
+        notices = by_type(out, "camt.054.001.08") + by_type(onshore_out, "camt.054.001.08")
+        assert len(notices) == 4, [dict(r.headers) for r in out + onshore_out]
+        assert_officially_valid(*(r.value for r in notices))
+        for record in notices:
+            bic = record.key.decode().split(":")[1]
+            side = "onshore" if bic in SIDE_OF else "offshore"
+            assert record in (onshore_out if side == "onshore" else out)
+            notice = read_message(record.value)
+            profiles[side].validate(notice)
+            entry = "BkToCstmrDbtCdtNtfctn/Ntfctn/Ntry/"
+            position = Decimal(rows[bic]["position"])
+            assert notice.doc_text("BkToCstmrDbtCdtNtfctn/Ntfctn/Acct/Ownr/Id/OrgId/AnyBIC") == bic
+            assert Decimal(notice.doc_text(entry + "Amt") or "") == abs(position)
+            assert notice.doc_text(entry + "CdtDbtInd") == ("DBIT" if position < 0 else "CRDT")
+            assert notice.doc_text(entry + "Sts/Cd") == "BOOK"
+            assert notice.doc_text(entry + "NtryRef") == "CNY-000001"
+            assert notice.doc_text(entry + "AcctSvcrRef") == closed.instruction_id
+            assert notice.header_text("To/FIId/FinInstnId/BICFI") == bic
 
         # The next cycle: closed by the operator, refused by the RTGS: failed, not reopened.
         second = await gw.cycles.close_now("CNY") if gw.cycles else None
@@ -261,10 +286,14 @@ async def test_a_cycle_closes_at_its_cut_off_settles_on_confirmation_and_reports
         assert [c.status for c in await gw.store.cycles()] == ["settled", "failed", "open"]
         # A confirmation from the wrong side is refused, and nothing changes.
         await gw.publish("onshore", rtgs_answer(3, instructed.instruction_id or "", "ACSC"))
-        onshore_out = await gw.read(config.onshore.outbound_topic, 7)
+        onshore_out = await gw.read(config.onshore.outbound_topic, 9)
         reasons = [dict(r.headers).get("reject-reason") for r in onshore_out]
         assert reasons.count(b"AG01") == 1
         assert (await cycle_state(gw, "CNY-000002", "failed")).reason == failed.reason
+        # A failed cycle books nothing: nobody is notified of it.
+        out = await gw.read(config.offshore.outbound_topic, 11)
+        notified = {r.key.split(b":")[0] for r in by_type(out + onshore_out, "camt.054.001.08")}
+        assert notified == {b"CNY-000001"}
 
 
 async def test_a_held_payment_waits_through_a_restart_and_is_released_in_order(

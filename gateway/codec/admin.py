@@ -1,12 +1,23 @@
-"""admi.002 message reject, pacs.029 multilateral settlement request, camt.053 cycle statement."""
+"""admi.002 message reject, pacs.029 multilateral settlement request, camt.053 cycle statement,
+camt.054 cycle notification."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Literal, cast
 
-from gateway.canonical import CycleStatement, MessageReject, Money, MovementRecord, NetSettlement
+from gateway.canonical import (
+    CycleNotification,
+    CycleStatement,
+    MessageReject,
+    Money,
+    MovementRecord,
+    NetSettlement,
+    NotifiedObligation,
+)
 from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, decode_amount
+from gateway.iso20022.ids import derive_id
 from gateway.iso20022.tree import Spec, leaf, many, one, txt
 
 
@@ -190,3 +201,134 @@ def encode_statement(
             ],
         ),
     ]
+
+
+# The bank transaction code of a net settlement entry: a payments (PMNT) credit received
+# (RCDT) or issued (ICDT), subfamily "other" (OTHR): ISO's codes for a clearing's net movement.
+_FAMILY = {"CRDT": "RCDT", "DBIT": "ICDT"}
+
+
+_UETR = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}")
+
+
+def _obligation_reference(reference: str) -> Spec:
+    """An obligation's reference as a notification's TxDtls/Refs gives it: a payment or a
+    return by its UETR, a securities settlement by its TxId, anything else as the gateway's
+    own reference (whole in AddtlTxInf)."""
+    if reference.startswith("sese:"):
+        return [("TxId", reference.removeprefix("sese:")[:35])]
+    uetr = reference.removeprefix("return:")
+    if _UETR.fullmatch(uetr):
+        return [("UETR", uetr)]
+    return [("AcctSvcrRef", reference if len(reference) <= 35 else derive_id("OB", reference))]
+
+
+def _detail(o: NotifiedObligation) -> Spec:
+    agent = "DbtrAgt" if o.direction == "CRDT" else "CdtrAgt"  # the other participant
+    kind = "Return" if o.reference.startswith("return:") else "Obligation"
+    return [
+        ("Refs", _obligation_reference(o.reference)),
+        ("Amt", amount_leaf(o.amount)),
+        ("CdtDbtInd", o.direction),
+        ("RltdAgts", [(agent, [("FinInstnId", [("BICFI", o.counterparty)])])]),
+        ("AddtlTxInf", f"{kind} {o.reference} netted in this entry"),
+    ]
+
+
+def encode_notification(
+    ctx: EncodeContext, n: CycleNotification, msg_id: str, created: str
+) -> tuple[str, Spec]:
+    details = [("NtryDtls", [("TxDtls", _detail(o)) for o in n.details])] if n.details else []
+    return "BkToCstmrDbtCdtNtfctn", [
+        ("GrpHdr", [("MsgId", msg_id), ("CreDtTm", created)]),
+        (
+            "Ntfctn",
+            [
+                ("Id", n.notification_id),
+                ("CreDtTm", created),
+                (
+                    "Acct",
+                    [
+                        ("Id", [("Othr", [("Id", n.account)])]),
+                        ("Ccy", n.amount.currency),
+                        (
+                            "Ownr",
+                            [
+                                ("Nm", ctx.text("statement_owner", n.name, 140)),
+                                ("Id", [("OrgId", [("AnyBIC", n.participant)])]),
+                            ],
+                        ),
+                    ],
+                ),
+                (
+                    "Ntry",
+                    [
+                        ("NtryRef", n.cycle),
+                        ("Amt", amount_leaf(n.amount)),
+                        ("CdtDbtInd", n.direction),
+                        ("Sts", [("Cd", "BOOK")]),
+                        ("BookgDt", [("Dt", n.booked)]),
+                        ("ValDt", [("Dt", n.booked)]),
+                        ("AcctSvcrRef", n.reference),
+                        (
+                            "BkTxCd",
+                            [
+                                (
+                                    "Domn",
+                                    [
+                                        ("Cd", "PMNT"),
+                                        (
+                                            "Fmly",
+                                            [("Cd", _FAMILY[n.direction]), ("SubFmlyCd", "OTHR")],
+                                        ),
+                                    ],
+                                )
+                            ],
+                        ),
+                        *details,
+                        ("AddtlNtryInf", n.info),
+                    ],
+                ),
+            ],
+        ),
+    ]
+
+
+def decode_notification(ctx: DecodeContext) -> CycleNotification:
+    root = one(ctx.msg.doc_map, "BkToCstmrDbtCdtNtfctn")
+    grp, ntfctn = one(root, "GrpHdr"), one(root, "Ntfctn")
+    entry = one(ntfctn, "Ntry")
+    details = []
+    for tx in many(one(entry, "NtryDtls"), "TxDtls"):
+        assert isinstance(tx, dict)
+        agents = one(tx, "RltdAgts")
+        direction = cast(Literal["CRDT", "DBIT"], txt(tx, "CdtDbtInd"))
+        agent = "DbtrAgt" if direction == "CRDT" else "CdtrAgt"
+        refs = one(tx, "Refs")
+        tx_id = txt(refs, "TxId")
+        reference = txt(refs, "UETR") or (f"sese:{tx_id}" if tx_id else txt(refs, "AcctSvcrRef"))
+        if (txt(tx, "AddtlTxInf") or "").startswith("Return "):
+            reference = f"return:{reference}"
+        details.append(
+            NotifiedObligation(
+                reference=reference or "",
+                amount=decode_amount(leaf(tx, "Amt")),
+                direction=direction,
+                counterparty=txt(agents, agent, "FinInstnId", "BICFI") or "",
+            )
+        )
+    return CycleNotification(
+        msg_id=txt(grp, "MsgId") or "",
+        created=txt(grp, "CreDtTm") or "",
+        notification_id=txt(ntfctn, "Id") or "",
+        cycle=txt(entry, "NtryRef") or "",
+        participant=txt(ntfctn, "Acct", "Ownr", "Id", "OrgId", "AnyBIC") or "",
+        name=txt(ntfctn, "Acct", "Ownr", "Nm"),
+        account=txt(ntfctn, "Acct", "Id", "Othr", "Id") or "",
+        amount=decode_amount(leaf(entry, "Amt")),
+        direction=cast(Literal["CRDT", "DBIT"], txt(entry, "CdtDbtInd")),
+        booked=txt(entry, "BookgDt", "Dt") or "",
+        reference=txt(entry, "AcctSvcrRef"),
+        info=txt(entry, "AddtlNtryInf") or "",
+        details=tuple(details),
+    )

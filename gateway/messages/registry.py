@@ -14,6 +14,7 @@ from gateway.messages import (
     admi002,
     camt029,
     camt053,
+    camt054,
     camt056,
     pacs002,
     pacs004,
@@ -39,6 +40,7 @@ TYPES: tuple[MessageType, ...] = (
     sese024.TYPE,
     sese025.TYPE,
     camt053.TYPE,
+    camt054.TYPE,
 )
 BY_DEF: dict[str, MessageType] = {t.msg_def: t for t in TYPES}
 BY_FAMILY: dict[str, MessageType] = {t.family: t for t in TYPES}

@@ -175,6 +175,10 @@ class CycleStore(Protocol):
         """The running positions the batches kept for the cycle (minor units)."""
         ...
 
+    async def cycle_obligations(self, cycle: str) -> list[Obligation]:
+        """The cycle's live (not voided) obligations, in the order they were booked."""
+        ...
+
     async def finish_close(
         self,
         cycle: str,
@@ -185,10 +189,13 @@ class CycleStore(Protocol):
         outbox: list[OutboxRow],
         correlations: list[Correlation],
         awaiting: list[str],
+        on_settled: list[OutboxRow] | None = None,
     ) -> bool:
         """Record a frozen cycle's close and queue what it emits, once: only while `owner`
         holds the close. `awaiting`: the MsgIds of the instructions the RTGS must confirm
-        before the cycle is settled. Whether it was recorded."""
+        before the cycle is settled. `on_settled`: what is queued, in order, in the
+        transaction that records the RTGS's confirmation (dropped if the cycle fails).
+        Whether it was recorded."""
         ...
 
 

@@ -131,6 +131,17 @@ CREATE TABLE IF NOT EXISTS correlations (
 );
 CREATE INDEX IF NOT EXISTS correlations_biz ON correlations (outbound_biz_msg_idr);
 CREATE INDEX IF NOT EXISTS correlations_msg ON correlations (outbound_msg_id);
+-- What a cycle emits once the RTGS confirms it (camt.054): queued in the outbox, in `seq`
+-- order, by the transaction that records the settlement; dropped if the cycle fails.
+CREATE TABLE IF NOT EXISTS cycle_notices (
+    cycle TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    key {bytes} NOT NULL,
+    value {bytes} NOT NULL,
+    headers {json} NOT NULL,
+    PRIMARY KEY (cycle, seq)
+);
 -- Answers on the retry topics: later answers about the same payment from the same side wait
 -- behind them, oldest (lowest id) first (gateway/ordering.py).
 CREATE TABLE IF NOT EXISTS waiting (

@@ -273,6 +273,17 @@ class Store:
 
         return await self._run(work, write=False)
 
+    async def cycle_obligations(self, cycle: str) -> list[Obligation]:
+        async def work(tx: Tx) -> list[Obligation]:
+            rows = await tx.fetch(
+                "SELECT reference, payer, payee, currency, CAST(amount AS TEXT) FROM obligations "
+                f"WHERE cycle = ? AND status != 'void' ORDER BY {tx.insertion_order}",
+                cycle,
+            )
+            return [obligation_from_row(*r) for r in rows]
+
+        return await self._run(work, write=False)
+
     async def finish_close(
         self,
         cycle: str,
@@ -283,6 +294,7 @@ class Store:
         outbox: list[OutboxRow],
         correlations: list[Correlation],
         awaiting: list[str],
+        on_settled: list[OutboxRow] | None = None,
     ) -> bool:
         async def work(tx: Tx) -> bool:
             done = await tx.execute(
@@ -301,6 +313,14 @@ class Store:
                 return False  # another instance finished it (our lease ran out)
             await _insert_outbox(tx, outbox)
             await _insert_correlations(tx, correlations)
+            await tx.executemany(
+                "INSERT INTO cycle_notices (cycle, seq, topic, key, value, headers) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (cycle, seq, r.topic, r.key, r.value, headers_to_json(r.headers))
+                    for seq, r in enumerate(on_settled or ())
+                ],
+            )
             return True
 
         return await self._run(work, write=True)
@@ -386,14 +406,7 @@ async def _apply(tx: Tx, batch: list[Effects], rules: Rules) -> list[bool]:
                 rows += await _stored_answers(tx, e.replay_key)
         for key, _ in e.claims:  # a resend may name its original by any of its keys
             before[key] = plan.results[e.claims[0][0]]
-    ids = await tx.next_ids("outbox", len(rows))
-    await tx.executemany(
-        "INSERT INTO outbox (id, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (i, r.topic, r.key, r.value, headers_to_json(r.headers), tx.now)
-            for i, r in zip(ids, rows, strict=True)
-        ],
-    )
+    ids = await _insert_outbox(tx, rows)
     results = {key: _csv(ids[i] for i in idx) for key, idx in plan.results.items()}
     await tx.executemany(
         "UPDATE claims SET results = ? WHERE key = ?",
@@ -651,13 +664,30 @@ async def _cycle_outcome(tx: Tx, cycle: str, status: str, reason: str, instructi
         tx.now,
         cycle,
     )
+    if new_status == CycleStatus.SETTLED:
+        # Booked by the RTGS: the participants are told now, in this transaction.
+        notices = await tx.fetch(
+            "SELECT topic, key, value, headers FROM cycle_notices WHERE cycle = ? ORDER BY seq",
+            cycle,
+        )
+        await _insert_outbox(
+            tx, [OutboxRow(t, bytes(k), bytes(v), headers_from_json(h)) for t, k, v, h in notices]
+        )
+    if new_status in (CycleStatus.SETTLED, CycleStatus.FAILED):
+        await tx.execute("DELETE FROM cycle_notices WHERE cycle = ?", cycle)
 
 
-async def _insert_outbox(tx: Tx, rows: list[OutboxRow]) -> None:
+async def _insert_outbox(tx: Tx, rows: list[OutboxRow]) -> list[int]:
+    """Queue `rows` in order; their ids."""
+    ids = await tx.next_ids("outbox", len(rows))
     await tx.executemany(
-        "INSERT INTO outbox (topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?)",
-        [(r.topic, r.key, r.value, headers_to_json(r.headers), tx.now) for r in rows],
+        "INSERT INTO outbox (id, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (i, r.topic, r.key, r.value, headers_to_json(r.headers), tx.now)
+            for i, r in zip(ids, rows, strict=True)
+        ],
     )
+    return ids
 
 
 async def _insert_correlations(tx: Tx, entries: list[Correlation]) -> None:
