@@ -197,18 +197,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config))
 
 
-def cmd_cycle(args: argparse.Namespace) -> int:
-    """Settlement cycles in the configured state store: list, close now, report."""
-    config = _config(args)
+def _existing_store(config: Config) -> None:
     if config.state.backend == "sqlite" and not Path(config.state.sqlite_path).exists():
         # Opening it would create an empty store and report nothing: say where we looked.
         _fail(
             f"no state store at {Path(config.state.sqlite_path).resolve()}: run the gateway "
             "first, or give the configuration it runs with (--config, state.sqlite_path)"
         )
+
+
+def cmd_cycle(args: argparse.Namespace) -> int:
+    """Settlement cycles in the configured state store: list, close now, report."""
+    config = _config(args)
+    _existing_store(config)
     import asyncio
 
     return asyncio.run(_cycle(config, args))
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """One payment's (or securities transaction's) story, in order, from the state store."""
+    config = _config(args)
+    _existing_store(config)
+    import asyncio
+    import json
+
+    from gateway.state import store_for
+    from gateway.state.base import Traced
+    from gateway.timeline import as_json, timeline
+
+    async def read() -> Traced:
+        store = store_for(config.state)
+        await store.open()
+        try:
+            return await store.trace(args.subject)
+        finally:
+            await store.close()
+
+    traced = asyncio.run(read())
+    events = timeline(traced, config.kafka.dlq_topic, config.kafka.retry_topic_prefix)
+    if not events:
+        _fail(f"nothing is known of {args.subject}: no message, booking or hold names it")
+    if args.format == "json":
+        print(json.dumps(as_json(args.subject, events), indent=2))
+        return EXIT_OK
+    for e in events:
+        print(f"{e.at or '-':<32} {e.what:<24} {e.detail}")
+    return EXIT_OK
 
 
 async def _cycle(config: Config, args: argparse.Namespace) -> int:
@@ -608,6 +643,15 @@ def parser() -> argparse.ArgumentParser:
         "--format", choices=("csv", "json"), default="csv", help="default: %(default)s"
     )
     c.set_defaults(func=cmd_cycle)
+
+    tr = sub.add_parser(
+        "trace", help="one payment's story across both sides, in order (from the state store)"
+    )
+    tr.add_argument("subject", metavar="UETR", help="a payment's UETR (or a securities TxId)")
+    tr.add_argument(
+        "--format", choices=("text", "json"), default="text", help="default: %(default)s"
+    )
+    tr.set_defaults(func=cmd_trace)
     return p
 
 

@@ -111,6 +111,23 @@ class HeldPayment:
     status: HeldStatus
 
 
+@dataclass(frozen=True)
+class Traced:
+    """What the store holds about one payment or securities transaction (`trace`): every
+    output about it, its obligations, its time held, its cycles, its answers still waiting.
+    Times as the store wrote them (ISO 8601)."""
+
+    subject: str  # a UETR or a TxId
+    outputs: tuple[tuple[int, str, str, dict[str, str], str, str | None], ...]
+    # (outbox id, topic, key, headers, written, sent)
+    obligations: tuple[tuple[str, str, str, str, str, str, str], ...]
+    # (reference, payer, payee, amount with currency, cycle, status, booked)
+    held: tuple[tuple[int, str, str, str], ...]  # (id, payer, status, since)
+    cycles: tuple[tuple[str, str, str, str | None, str | None], ...]
+    # (id, status, updated, cut-off, the RTGS's last status)
+    waiting: tuple[tuple[str, str], ...]  # (answer's key, its side) on the retry topics
+
+
 class ClaimsStore(Protocol):
     """Idempotency claims, the outbox and what a batch books: the pipeline's side."""
 
@@ -173,6 +190,10 @@ class CycleStore(Protocol):
 
     async def positions(self, cycle: str) -> dict[str, int]:
         """The running positions the batches kept for the cycle (minor units)."""
+        ...
+
+    async def trace(self, subject: str) -> Traced:
+        """Everything the store holds about a payment (UETR) or securities transaction."""
         ...
 
     async def cycle_obligations(self, cycle: str) -> list[Obligation]:

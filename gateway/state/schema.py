@@ -142,6 +142,13 @@ CREATE TABLE IF NOT EXISTS cycle_notices (
     headers {json} NOT NULL,
     PRIMARY KEY (cycle, seq)
 );
+-- Every output about a payment or securities transaction (its correlation-id), by subject:
+-- what `connect-gateway trace` reads, without scanning the outbox.
+CREATE TABLE IF NOT EXISTS trail (
+    subject TEXT NOT NULL,
+    outbox BIGINT NOT NULL,
+    PRIMARY KEY (subject, outbox)
+);
 -- Answers on the retry topics: later answers about the same payment from the same side wait
 -- behind them, oldest (lowest id) first (gateway/ordering.py).
 CREATE TABLE IF NOT EXISTS waiting (

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from gateway.canonical import Obligation
 from gateway.clock import UTC8
-from gateway.correlations import Correlation
+from gateway.correlations import Correlation, payment_key, securities_key
 from gateway.ordering import Waiting
 from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
 from gateway.settlement.netting import Netter, Netting
@@ -31,6 +31,7 @@ from gateway.state.base import (
     Effects,
     HeldPayment,
     OutboxRow,
+    Traced,
     correlation_from_json,
     correlation_to_json,
     cycle_after,
@@ -270,6 +271,60 @@ class Store:
                 "SELECT participant, units FROM positions WHERE cycle = ? AND units != 0", cycle
             )
             return {participant: units for participant, units in rows}
+
+        return await self._run(work, write=False)
+
+    async def trace(self, subject: str) -> Traced:
+        async def work(tx: Tx) -> Traced:
+            outputs = await tx.fetch(
+                "SELECT o.id, o.topic, o.key, o.headers, CAST(o.created_at AS TEXT), "
+                "CAST(o.sent_at AS TEXT) FROM trail t JOIN outbox o ON o.id = t.outbox "
+                "WHERE t.subject = ? ORDER BY o.id",
+                subject,
+            )
+            references = [subject, f"return:{subject}", f"sese:{subject}"]
+            obligations = await tx.fetch_in(
+                "SELECT reference, payer, payee, currency, CAST(amount AS TEXT), cycle, status, "
+                "CAST(created_at AS TEXT) FROM obligations WHERE reference {in}",
+                references,
+            )
+            keys = [payment_key(subject), securities_key(subject)]
+            held = await tx.fetch_in(
+                "SELECT DISTINCT h.id, h.payer, h.status, CAST(h.created_at AS TEXT) FROM held h "
+                "JOIN held_correlations c ON c.held = h.id WHERE c.key {in} ORDER BY h.id",
+                keys,
+            )
+            cycles = await tx.fetch_in(
+                "SELECT id, status, CAST(updated_at AS TEXT), cut_off, reason FROM cycles "
+                "WHERE id {in} ORDER BY id",
+                sorted({row[5] for row in obligations}) or [""],
+            )
+            waiting = await tx.fetch(
+                "SELECT key, side FROM waiting WHERE correlation = ? ORDER BY id", subject
+            )
+            return Traced(
+                subject,
+                tuple(
+                    (
+                        i,
+                        topic,
+                        bytes(key).decode("utf-8", "replace"),
+                        {k: v.decode("utf-8", "replace") for k, v in headers_from_json(h)},
+                        written,
+                        sent,
+                    )
+                    for i, topic, key, h, written, sent in outputs
+                ),
+                tuple(
+                    (ref, payer, payee, f"{amount} {ccy}", cycle, status, booked)
+                    for ref, payer, payee, ccy, amount, cycle, status, booked in sorted(
+                        obligations, key=lambda r: (r[7], r[0])
+                    )
+                ),
+                tuple(tuple(r) for r in held),
+                tuple(tuple(r) for r in cycles),
+                tuple((k, s) for k, s in waiting),
+            )
 
         return await self._run(work, write=False)
 
@@ -678,13 +733,23 @@ async def _cycle_outcome(tx: Tx, cycle: str, status: str, reason: str, instructi
 
 
 async def _insert_outbox(tx: Tx, rows: list[OutboxRow]) -> list[int]:
-    """Queue `rows` in order; their ids."""
+    """Queue `rows` in order; their ids. Each row about a payment or transaction (its
+    correlation-id header) is listed in its trail, for `trace`."""
     ids = await tx.next_ids("outbox", len(rows))
     await tx.executemany(
         "INSERT INTO outbox (id, topic, key, value, headers, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         [
             (i, r.topic, r.key, r.value, headers_to_json(r.headers), tx.now)
             for i, r in zip(ids, rows, strict=True)
+        ],
+    )
+    await tx.executemany(
+        "INSERT INTO trail (subject, outbox) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [
+            (subject.decode("utf-8", "replace"), i)
+            for i, r in zip(ids, rows, strict=True)
+            for name, subject in r.headers
+            if name == "correlation-id"
         ],
     )
     return ids
