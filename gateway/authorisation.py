@@ -36,16 +36,21 @@ from gateway.iso20022.tree import one, txt
 #   original_receiver   the party that received the original it answers, as the gateway
 #                       correlated it (a payment's instructed agent, a securities
 #                       instruction's depository, the RTGS system for a cycle's instruction)
+#   payment_party       the instructing party of the payment it names, or its receiver, as
+#                       the gateway correlated that payment (a status enquiry)
 #   gateway             nobody: the gateway issues it, and refuses it from a side (AG01)
 # AppHdr Fr must be that party, or send for it (`sends_for`); with a signature, the signer is
 # Fr (gateway/signatures.py).
-Sender = Literal["instructing", "payment_instructor", "original_receiver", "gateway"]
+Sender = Literal[
+    "instructing", "payment_instructor", "original_receiver", "payment_party", "gateway"
+]
 
 # Short: a refusal's text must fit a reject's AddtlInf (105 characters) whole.
 ROLES: dict[Sender, str] = {
     "instructing": "the instructing party",
     "payment_instructor": "the payment's instructing party",
     "original_receiver": "the original's receiver",
+    "payment_party": "the payment's instructing party or receiver",
     "gateway": "the gateway",
 }
 

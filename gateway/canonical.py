@@ -327,6 +327,18 @@ class CycleStatement:
 
 
 @dataclass(frozen=True)
+class StatusRequest:
+    """pacs.028: a participant asks the status of one payment, by its UETR."""
+
+    msg_id: str
+    created: str
+    original_uetr: str
+    original_group: OriginalGroup | None = None
+    instructing: Agent | None = None  # GrpHdr InstgAgt: who asks, if it says
+    request_id: str | None = None  # TxInf StsReqId
+
+
+@dataclass(frozen=True)
 class NotifiedObligation:
     """One obligation behind a net settlement entry, as the participant sees it."""
 
@@ -396,6 +408,7 @@ Business = (
     | NetSettlement
     | CycleStatement
     | CycleNotification
+    | StatusRequest
     | CancellationRequest
     | CancellationResolution
 )

@@ -147,3 +147,19 @@ class LookUpOnly:
 
     def find_held(self, key: str) -> Correlation | None:
         return self.inner.find_held(key)
+
+
+@dataclass(frozen=True)
+class PaymentFacts:
+    """What the store knows of one payment, for a status enquiry (gateway/flows/enquiries.py):
+    which answers about it were applied (their claims), its obligation and cycle, its hold."""
+
+    uetr: str
+    statuses: tuple[str, ...] = ()  # the receiver's statuses applied (pacs.002 TxSts)
+    resolutions: tuple[str, ...] = ()  # cancellation resolutions applied (camt.029 Sts/Conf)
+    returned: bool = False  # a return (pacs.004) applied
+    cycle: str | None = None  # the cycle its obligation is in
+    obligation: str | None = None  # open | void
+    cycle_status: str | None = None  # open | closing | instructed | settled | failed
+    held: str | None = None  # queued | refusing | refused | cancelled | released
+    payer: str | None = None  # a held payment's payer (its instructing participant)

@@ -12,13 +12,19 @@ The pipeline does the I/O around it (Kafka, the store); tests drive it directly.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, cast
 
 from gateway.config import Config
-from gateway.correlations import Correlation, Correlations, LookUpOnly, MemoryCorrelations
+from gateway.correlations import (
+    Correlation,
+    Correlations,
+    LookUpOnly,
+    MemoryCorrelations,
+    PaymentFacts,
+)
 from gateway.idempotency import IdempotencyKeys, extract_keys
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import (
@@ -28,7 +34,7 @@ from gateway.iso20022.reader import (
     refusal,
 )
 from gateway.messages import CAMT029
-from gateway.messages.registry import CAPPED, message_type
+from gateway.messages.registry import CAPPED, READS_STATE, message_type
 from gateway.ordering import Lines, Waiting
 from gateway.reading import CapRefusal, Reading
 from gateway.settlement.statuses import RecordOutcome
@@ -86,7 +92,14 @@ class Prepared:
         """The keys the store is asked about before the batch is decided."""
         if self.keys is None:
             return []
-        return [self.keys.message, *self.keys.transactions, *self.keys.outcomes]
+        # Its own retry claim too: a record replayed after a crash that had been sent to the
+        # retry topics is that decision again, never a second one (`Decider._decide`).
+        return [
+            self.keys.message,
+            *self.keys.transactions,
+            *self.keys.outcomes,
+            f"retry:{self.origin}",
+        ]
 
 
 def _typed(headers: tuple[tuple[str, bytes], ...], msg_def: str) -> tuple[tuple[str, bytes], ...]:
@@ -123,17 +136,20 @@ class Decider:
         known: Sequence[Correlation],
         waiting: Sequence[Waiting],
         wall: float,
+        facts: Mapping[str, PaymentFacts] | None = None,
     ) -> list[Effects | None]:
         """Each record's effects, in order (None: a copy of a record already processed).
         `claims`, `known` and `waiting`: what the store holds for the batch's keys, answers
         and their payments' answers on the retry topics (gateway/ordering.py); `wall`: the
-        time (epoch seconds) a retry's delay counts from."""
+        time (epoch seconds) a retry's delay counts from; `facts`: what the store knows of the
+        payments the batch's status enquiries name (a batch holds one such enquiry at most,
+        first: `segments`)."""
         correlations = MemoryCorrelations(list(known))  # and what the batch adds, in order
         seen: dict[str, ClaimState] = dict(claims)  # plus what this batch claims as it goes
         lines = Lines(waiting)  # and the markers the batch adds and removes, in order
         decided: list[Effects | None] = []
         for p in prepared:
-            e = self._decide(p, seen, wall, correlations, lines)
+            e = self._decide(p, seen, wall, correlations, lines, facts or {})
             if e is not None:
                 for key, fp in e.claims:
                     seen.setdefault(key, ClaimState(key, fp, ()))
@@ -148,6 +164,7 @@ class Decider:
         wall: float,
         known: Correlations,
         lines: Lines,
+        facts: Mapping[str, PaymentFacts],
     ) -> Effects | None:
         reading = p.reading
         if reading.error is not None or reading.keys is None:
@@ -157,6 +174,11 @@ class Decider:
             ref = error.ids.payload_ref if error.ids else payload_ref(p.record.value or b"")
             return self._reject_effects(p, outcome, [(f"reject:{p.source}:{ref}", ref)])
         keys = reading.keys
+        if f"retry:{p.origin}" in seen:
+            # Sent to the retry topics when this very record was first decided (the batch is
+            # replayed after a crash): decided there, in its turn, and not now, whatever is
+            # known now. Deciding it again would apply it ahead of the answers it waited with.
+            return None
         own = seen.get(keys.message)
         tx_clash = next((seen[k] for k in keys.transactions if k in seen), None)
         earlier = own or tx_clash
@@ -211,7 +233,9 @@ class Decider:
             if reading.deferred:
                 # An answer: translated now, once, with what the store and the records
                 # before it in this batch know.
-                outcome = self.translator.process_message(self.message(p), keys, p.source, known)
+                outcome = self.translator.process_message(
+                    self.message(p), keys, p.source, known, facts
+                )
             elif reading.outcome is None:
                 raise RuntimeError(reading.failure)  # it failed where it was read
             else:
@@ -246,6 +270,8 @@ class Decider:
             )
         target = self.config.side(outcome.destination).outbound_topic
         headers = self._headers(p, outcome, keys)
+        if outcome.answer_def is not None:  # the gateway's own answer: its type, not the input's
+            headers = _typed(headers, outcome.answer_def)
         row = OutboxRow(target, keys.message.encode(), outcome.message, headers)
         held_outbox = []
         if outcome.held_cancel is not None:
@@ -482,3 +508,32 @@ def prepare_record(record: Record, side_of: dict[str, Side]) -> Prepared | None:
     record that names no inbound topic of ours."""
     side = side_of.get(record.topic)
     return Prepared(record, side) if side is not None else retried(record, side_of)
+
+
+def segments(prepared: Sequence[Prepared]) -> list[list[Prepared]]:
+    """A batch cut where a record must see what the records before it committed, so that it
+    is decided exactly as if it came alone, and the same traffic gives the same answers and
+    the same state however it is batched:
+    - before a status enquiry (its answer reports what the store holds);
+    - before an answer to a capped payment earlier in the segment (whether that payment is
+      accepted, held or refused is decided in the transaction that commits it)."""
+    out: list[list[Prepared]] = [[]]
+    capped: set[str] = set()  # the correlations of the capped instructions in this segment
+    for p in prepared:
+        keys = p.keys
+        answers_capped = p.reading.deferred and keys is not None and keys.correlation in capped
+        if out[-1] and (p.reading.msg_def in READS_STATE or answers_capped):
+            out.append([])
+            capped = set()
+        out[-1].append(p)
+        if p.reading.msg_def in CAPPED and keys is not None and keys.correlation:
+            capped.add(keys.correlation)
+    return [s for s in out if s]
+
+
+def enquired(segment: Sequence[Prepared]) -> list[str]:
+    """The payments a segment's status enquiry names (its first record, if it is one)."""
+    first = segment[0] if segment else None
+    if first is None or first.reading.msg_def not in READS_STATE or first.keys is None:
+        return []
+    return [first.keys.correlation] if first.keys.correlation else []

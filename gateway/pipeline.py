@@ -1,6 +1,9 @@
 """The gateway service: <side>.inbound -> validate, deduplicate, translate -> outbox -> outbound.
 
-Per batch of polled records (from the inbound topics, and from the retry topics once due):
+Per batch of polled records (from the inbound topics, and from the retry topics once due),
+cut before a status enquiry and before an answer to a capped payment earlier in it (each
+segment then goes through steps 2-4 in turn: such a record sees what came before it, as if it
+came alone; gateway/decisions.py, `segments`):
   1. read and validate each record, extract its keys          (worker thread: CPU)
   2. load the claims and correlations those keys need          (state store)
   3. decide each record: new, redelivered, resend, duplicate   (worker thread: CPU)
@@ -45,7 +48,7 @@ from aiokafka.errors import KafkaError
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
 from gateway.cycles import rules_for
-from gateway.decisions import Decider, Prepared, header, prepare_record
+from gateway.decisions import Decider, Prepared, enquired, header, prepare_record, segments
 from gateway.iso20022.reader import payload_ref
 from gateway.kafka_clients import connection_options
 from gateway.reading import init_worker, read_in_worker, read_records, warm_up
@@ -345,33 +348,12 @@ class Pipeline:
     async def _finish(self, records: Sequence[Any], prepared: list[Prepared]) -> None:
         """Decide and commit a batch that has been read."""
         async with self._lock:
-            keys = [k for p in prepared for k in p.claim_keys]
-            refs = [r for p in prepared for r in p.reading.refs]
-            about = [p.keys.correlation for p in prepared if p.reading.deferred and p.keys]
-            claims, known, waiting = await self._retrying(
-                lambda: asyncio.gather(
-                    self.store.claims(keys),
-                    self.store.correlations(refs),
-                    self.store.waiting([c for c in about if c]),
-                )
-            )
-            decisions = await asyncio.to_thread(
-                self.decider.decide_batch, prepared, claims, known, waiting, time.time()
-            )
-            decided = list(zip(prepared, decisions, strict=True))
-            effects = [e for e in decisions if e is not None]
-            # One clock reading for the whole batch decides which cycle its obligations join.
-            rules = rules_for(self.config, self.schedule, self.clock())
-            applied = await self._retrying(lambda: self.store.commit_batch(effects, rules))
-            # A record the store skipped was applied before (a replay, another instance): it
-            # is reported and logged as the copy it is, never a second time as what it was.
-            flags = iter(applied)
-            decided = [(p, e if e is None or next(flags) else None) for p, e in decided]
+            decided = []
+            # A status enquiry starts a segment of its own: what came before it is committed
+            # first (gateway/decisions.py, `segments`).
+            for segment in segments(prepared):
+                decided += await self._decide_and_commit(segment)
             _log_rejects(decided)
-            if self.config.settlement.cap_policy == "reject" and any(
-                e.cap is not None for e in effects
-            ):
-                await self._refuse_over_cap()
             # Back-pressure: a relay that cannot keep up slows the consumer down.
             assert self.relay is not None
             await self.relay.batch_committed()
@@ -379,6 +361,41 @@ class Pipeline:
             self.processed += len(records)
             if self.telemetry is not None:
                 await self._report(decided)
+
+    async def _decide_and_commit(
+        self, prepared: list[Prepared]
+    ) -> list[tuple[Prepared, Effects | None]]:
+        """Load what the records need, decide them in order, commit them in one transaction."""
+        keys = [k for p in prepared for k in p.claim_keys]
+        refs = [r for p in prepared for r in p.reading.refs]
+        about = [p.keys.correlation for p in prepared if p.reading.deferred and p.keys]
+        claims, known, waiting, facts = await self._retrying(
+            lambda: asyncio.gather(
+                self.store.claims(keys),
+                self.store.correlations(refs),
+                self.store.waiting([c for c in about if c]),
+                self.store.payment_facts(enquired(prepared)),
+            )
+        )
+        decisions = await asyncio.to_thread(
+            self.decider.decide_batch, prepared, claims, known, waiting, time.time(), facts
+        )
+        effects = [e for e in decisions if e is not None]
+        # One clock reading for the whole batch decides which cycle its obligations join.
+        rules = rules_for(self.config, self.schedule, self.clock())
+        applied = await self._retrying(lambda: self.store.commit_batch(effects, rules))
+        # A record the store skipped was applied before (a replay, another instance): it is
+        # reported and logged as the copy it is, never a second time as what it was.
+        flags = iter(applied)
+        decided = [
+            (p, e if e is None or next(flags) else None)
+            for p, e in zip(prepared, decisions, strict=True)
+        ]
+        if self.config.settlement.cap_policy == "reject" and any(
+            e.cap is not None for e in effects
+        ):
+            await self._refuse_over_cap()
+        return decided
 
     async def _prepare(self, records: Sequence[Any]) -> list[Prepared]:
         prepared = []

@@ -39,15 +39,17 @@ from gateway.correlations import (
     Correlation,
     Correlations,
     MemoryCorrelations,
+    PaymentFacts,
 )
 from gateway.directory import ReloadingDirectory, bic11
-from gateway.flows.base import Flow
+from gateway.flows.base import Answer, Flow
 from gateway.idempotency import IdempotencyKeys, extract_keys
 from gateway.iso20022 import errors
 from gateway.iso20022.builders import (
     Party,
     RejectContext,
     build_camt029,
+    build_pacs002_status,
     iso_datetime,
 )
 from gateway.iso20022.ids import derive_id
@@ -55,6 +57,7 @@ from gateway.iso20022.profiles import ProfileSet
 from gateway.iso20022.reader import BusinessMessage, message_ids, read_message, refusal
 from gateway.iso20022.tree import one
 from gateway.issuing import issue, issue_document
+from gateway.messages import PACS002
 from gateway.messages.registry import message_type
 from gateway.reference import ReferenceData
 from gateway.rejects import SESE_TX_ID, Refused, build_reject
@@ -104,6 +107,8 @@ class Outcome:
     # with `held_answer` (a camt.029 CNCL) instead of forwarding `message`.
     held_cancel: str | None = None
     held_answer: bytes = b""
+    # The gateway answered the message itself (a status enquiry): the answer's type.
+    answer_def: str | None = None
 
 
 class Translator:
@@ -188,12 +193,14 @@ class Translator:
         keys: IdempotencyKeys,
         source: Side,
         correlations: Correlations | None = None,
+        facts: Mapping[str, PaymentFacts] | None = None,
     ) -> Outcome:
         """Translate a message already read and validated (the pipeline reads first, to look up
-        its keys and correlations in the state store, and passes them here)."""
+        its keys and correlations in the state store, and passes them here; and, for a status
+        enquiry, what the store knows of its payment)."""
         known = correlations if correlations is not None else self.correlations
         try:
-            return self._translate(msg, keys, source, known)
+            return self._translate(msg, keys, source, known, facts or {})
         except errors.MessageError as exc:
             return self.reject(exc, source, msg)
 
@@ -264,7 +271,12 @@ class Translator:
 
     # -- translation ------------------------------------------------------------------------
     def _translate(
-        self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side, known: Correlations
+        self,
+        msg: BusinessMessage,
+        keys: IdempotencyKeys,
+        source: Side,
+        known: Correlations,
+        facts: Mapping[str, PaymentFacts],
     ) -> Outcome:
         target = other_side(source)
         directory = self.directory.current()
@@ -292,6 +304,7 @@ class Translator:
             known,
             self.config,
             self.calendars,
+            facts,
         )
         if isinstance(body, StatusReport) and _original_def(body) in GATEWAY_INSTRUCTIONS:
             entry = self._cycle_entry(body, known)
@@ -302,6 +315,8 @@ class Translator:
         assert kind.flow is not None, f"{msg.msg_def} is accepted from a side but has no flow"
         result = kind.flow(flow, body)
         assert result.authorised is not None, f"{msg.msg_def} translated unauthorised"
+        if result.answer is not None:
+            return self._answered(msg, keys, source, result.answer)
 
         msg_id = derive_id("GWM", keys.message)
         biz_id = derive_id("GW", keys.message)
@@ -377,6 +392,24 @@ class Translator:
             held_cancel=result.held_cancel,
             held_answer=held_answer,
         )
+
+    def _answered(
+        self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side, answer: Answer
+    ) -> Outcome:
+        """The gateway's own answer, back to the sender's side (a status enquiry's pacs.002),
+        held to that side's profile like everything it issues."""
+        o = answer.original
+        data = build_pacs002_status(
+            self._answer_context(source),
+            message_ids(msg),
+            answer.uetr,
+            (o.msg_id, o.msg_def, o.created) if o is not None else None,
+            answer.status,
+            answer.info,
+            answer.reason,
+        )
+        self.profiles[source].validate(read_message(data))
+        return Outcome(True, data, source, msg.msg_def, keys, None, answer_def=PACS002)
 
     def _check_output(
         self, msg: BusinessMessage, msg_def: str, root: etree._Element, target: Side

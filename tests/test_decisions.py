@@ -181,3 +181,28 @@ def test_an_answer_from_the_other_side_does_not_wait() -> None:
         [status], {}, [payment.reading.outcome.correlation], [elsewhere], wall=0.0
     )
     assert e is not None and e.outcome == "translated" and not e.unwait
+
+
+def test_a_record_sent_to_the_retry_topics_is_that_decision_again_when_replayed() -> None:
+    """A batch replayed after a crash (its offsets never committed) brings again a record that
+    went to the retry topics: it is not decided a second time, though its original is known by
+    now. Deciding it again would apply it ahead of its own retry, out of turn."""
+    from gateway.state.base import ClaimState
+
+    config = Config()
+    translator = Translator(config)
+    payment = prepared(translator, [("onshore", sample("onshore", "pacs.008.001.08"))])[0]
+    assert payment.reading.outcome is not None and payment.reading.outcome.correlation
+    (status,) = prepared(translator, [("offshore", sample("offshore", "pacs.002.001.10"))])
+    decider = Decider(config, translator)
+    (first,) = decider.decide_batch([status], {}, [], [], wall=0.0)
+    assert first is not None and first.outcome == "retry"
+    retried = first.claims[0][0]
+    assert retried == f"retry:{status.origin}" and retried in status.claim_keys
+    claims = {retried: ClaimState(retried, status.fingerprint, ())}
+    known = [payment.reading.outcome.correlation]
+    (again,) = decider.decide_batch([status], claims, known, [], wall=0.0)
+    assert again is None
+    # Without that claim (a new record, not a replay), the same status is translated.
+    (fresh,) = decider.decide_batch([status], {}, known, [], wall=0.0)
+    assert fresh is not None and fresh.outcome == "translated"

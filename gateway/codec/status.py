@@ -8,6 +8,7 @@ from gateway.canonical import (
     PaymentReturn,
     Reason,
     StatusReport,
+    StatusRequest,
     TransactionStatus,
 )
 from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, decode_amount
@@ -191,3 +192,20 @@ def encode_return(
             ],
         ),
     ]
+
+
+def decode_status_request(ctx: DecodeContext) -> StatusRequest:
+    """pacs.028: carried whole when forwarded (gateway/carry.py); read for its flow."""
+    root = one(ctx.msg.doc_map, "FIToFIPmtStsReq")
+    grp = one(root, "GrpHdr")
+    tx = one(root, "TxInf")  # one, with its UETR (profile)
+    group = one(tx, "OrgnlGrpInf") or one(root, "OrgnlGrpInf")
+    asking = one(grp, "InstgAgt")
+    return StatusRequest(
+        msg_id=txt(grp, "MsgId") or "",
+        created=txt(grp, "CreDtTm") or "",
+        original_uetr=txt(tx, "OrgnlUETR") or "",
+        original_group=original_group(group) if group is not None else None,
+        instructing=ctx.agent(asking, "InstgAgt") if asking is not None else None,
+        request_id=txt(tx, "StsReqId"),
+    )

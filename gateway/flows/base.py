@@ -5,18 +5,18 @@ original it answers."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
 from gateway.authorisation import From, authorise
 from gateway.calendars import Calendars
-from gateway.canonical import Business, Header, Obligation
+from gateway.canonical import Business, Header, Obligation, OriginalGroup
 from gateway.carry import Rewrite
 from gateway.codec.context import DecodeContext
 from gateway.config import Config
-from gateway.correlations import Correlation, Correlations, payment_key
+from gateway.correlations import Correlation, Correlations, PaymentFacts, payment_key
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, message_ids
@@ -24,6 +24,18 @@ from gateway.sides import Side
 
 if TYPE_CHECKING:
     from gateway.messages import MessageType
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The gateway's own answer to a message (a status enquiry): a pacs.002 back to its sender
+    about the payment `uetr`, as the sender knows it (`original`)."""
+
+    uetr: str
+    original: OriginalGroup | None  # None: the sender did not name it, nor does the gateway
+    status: str  # TxSts
+    info: str  # StsRsnInf/AddtlInf
+    reason: str | None = None  # StsRsnInf/Rsn/Cd
 
 
 @dataclass
@@ -44,6 +56,8 @@ class Result:
     # The party its sender was authorised for, as `Flow.authorise` returned it: nothing is
     # translated that its sender may not send.
     authorised: str | None = None
+    # Answered by the gateway, back to the sender, instead of forwarded.
+    answer: Answer | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,8 @@ class Flow:
     known: Correlations
     config: Config
     calendars: Calendars
+    # What the store knew of the payments a status enquiry names, when its batch was decided.
+    facts: Mapping[str, PaymentFacts] = field(default_factory=dict)
 
     @property
     def msg(self) -> BusinessMessage:

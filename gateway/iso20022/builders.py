@@ -257,6 +257,50 @@ def build_pacs002_reject(error: errors.MessageError, ctx: RejectContext) -> byte
     return _sealed(ctx, _reject_header(ctx, ids, "pacs.002.001.10"), doc)
 
 
+def build_pacs002_status(
+    ctx: RejectContext,
+    ids: errors.RecoveredIds,
+    uetr: str,
+    original: tuple[str, str, str | None] | None,
+    status: str,
+    info: str,
+    reason: str | None = None,
+) -> bytes:
+    """The gateway's pacs.002 answering a status enquiry (`ids`: the enquiry's) about the
+    payment `uetr`, known to the enquirer as `original` (MsgId, MsgNmId, CreDtTm)."""
+    p, doc = _document("pacs.002.001.10")
+    status_id = derive_id("GWSA", ids.reference, ids.payload_ref)
+    group = []
+    if original is not None:
+        msg_id, msg_def, created = original
+        group = [p.OrgnlGrpInf(p.OrgnlMsgId(msg_id), p.OrgnlMsgNmId(msg_def))]
+        if created:
+            group[0].append(p.OrgnlCreDtTm(created))
+    why = [p.Rsn(p.Cd(reason))] if reason else []
+    doc.append(
+        p.FIToFIPmtStsRpt(
+            p.GrpHdr(p.MsgId(status_id), p.CreDtTm(iso_datetime(ctx.created))),
+            p.TxInfAndSts(
+                p.StsId(status_id),
+                *group,
+                p.OrgnlUETR(uetr),
+                p.TxSts(status),
+                p.StsRsnInf(*why, p.AddtlInf(fit_text(info, 105, ctx.latin_only))),
+            ),
+        )
+    )
+    to = Party(ids.sender_bic) if ids.sender_bic else ctx.fallback_to
+    header = build_header(
+        fr=ctx.gateway,
+        to=to,
+        biz_msg_idr=derive_id("GWSB", ids.reference, ids.payload_ref),
+        msg_def="pacs.002.001.10",
+        created=ctx.created,
+        biz_svc=ctx.biz_svc,
+    )
+    return _sealed(ctx, header, doc)
+
+
 # ExternalStatusReason1Code -> the closest securities RejectionReason code.
 _SECURITIES_REASON = {
     "DU01": "REFE",

@@ -20,6 +20,7 @@ from gateway.messages import (
     pacs004,
     pacs008,
     pacs009,
+    pacs028,
     pacs029,
     sese023,
     sese024,
@@ -33,6 +34,7 @@ TYPES: tuple[MessageType, ...] = (
     pacs002.TYPE,
     pacs004.TYPE,
     pacs029.TYPE,
+    pacs028.TYPE,
     camt056.TYPE,
     camt029.TYPE,
     admi002.TYPE,
@@ -51,6 +53,7 @@ DOCUMENT_MESSAGES: tuple[str, ...] = tuple(BY_DEF)
 ALL_MESSAGES: tuple[str, ...] = (HEAD, *DOCUMENT_MESSAGES)
 CAPPED: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.capped)
 ANSWERS: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.answers)
+READS_STATE: frozenset[str] = frozenset(t.msg_def for t in TYPES if t.reads_state)
 # Where an answer names the gateway's own message, below Document.
 ANSWER_REFERENCES: tuple[str, ...] = tuple(
     f"{t.root}/{ref}" for t in TYPES for ref in t.answer_refs

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from gateway.canonical import Money, Obligation, SecuritiesAccount
 from gateway.clock import UTC8
-from gateway.correlations import Correlation
+from gateway.correlations import Correlation, PaymentFacts
 from gateway.ordering import Waiting
 from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import Netting
@@ -190,6 +190,10 @@ class CycleStore(Protocol):
 
     async def positions(self, cycle: str) -> dict[str, int]:
         """The running positions the batches kept for the cycle (minor units)."""
+        ...
+
+    async def payment_facts(self, uetrs: list[str]) -> dict[str, PaymentFacts]:
+        """What the store knows of each payment, for status enquiries."""
         ...
 
     async def trace(self, subject: str) -> Traced:

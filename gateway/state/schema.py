@@ -121,6 +121,13 @@ CREATE TABLE IF NOT EXISTS held_correlations (
     data {json} NOT NULL,
     PRIMARY KEY (held, key)
 );
+-- Every hold by its payment's correlation keys, kept after the hold ends (a status enquiry
+-- asks about a payment refused or cancelled before it reached the other side).
+CREATE TABLE IF NOT EXISTS held_keys (
+    key TEXT NOT NULL,
+    held BIGINT NOT NULL,
+    PRIMARY KEY (key, held)
+);
 -- A cancellation request looks a held payment up by its key.
 CREATE INDEX IF NOT EXISTS held_correlations_key ON held_correlations (key);
 CREATE TABLE IF NOT EXISTS correlations (

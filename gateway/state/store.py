@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from gateway.canonical import Obligation
 from gateway.clock import UTC8
-from gateway.correlations import Correlation, payment_key, securities_key
+from gateway.correlations import Correlation, PaymentFacts, payment_key, securities_key
 from gateway.ordering import Waiting
 from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
 from gateway.settlement.netting import Netter, Netting
@@ -274,6 +274,48 @@ class Store:
 
         return await self._run(work, write=False)
 
+    async def payment_facts(self, uetrs: list[str]) -> dict[str, PaymentFacts]:
+        async def work(tx: Tx) -> dict[str, PaymentFacts]:
+            out = {}
+            for uetr in dict.fromkeys(uetrs):
+                # The answers applied: their claims, keyed by the payment and what they said
+                # (gateway/messages/: status:, cxlsts:, return:); a range, not a LIKE, so
+                # both databases use the primary key.
+                claimed = []
+                for prefix in (f"status:{uetr}:", f"cxlsts:{uetr}:"):
+                    rows = await tx.fetch(
+                        "SELECT key FROM claims WHERE key >= ? AND key < ? ORDER BY key",
+                        prefix,
+                        prefix[:-1] + ";",  # ';' sorts right after ':'
+                    )
+                    claimed.append(tuple(k.removeprefix(prefix) for (k,) in rows))
+                returned = await tx.fetch("SELECT 1 FROM claims WHERE key = ?", f"return:{uetr}")
+                booked = await tx.fetch(
+                    "SELECT o.cycle, o.status, c.status FROM obligations o "
+                    "JOIN cycles c ON c.id = o.cycle WHERE o.reference = ?",
+                    uetr,
+                )
+                held = await tx.fetch(
+                    "SELECT h.status, h.payer FROM held h JOIN held_keys k ON k.held = h.id "
+                    "WHERE k.key = ? ORDER BY h.id DESC",
+                    payment_key(uetr),
+                )
+                cycle, obligation, cycle_status = booked[0] if booked else (None, None, None)
+                out[uetr] = PaymentFacts(
+                    uetr,
+                    statuses=claimed[0],
+                    resolutions=claimed[1],
+                    returned=bool(returned),
+                    cycle=cycle,
+                    obligation=obligation,
+                    cycle_status=cycle_status,
+                    held=held[0][0] if held else None,
+                    payer=held[0][1] if held else None,
+                )
+            return out
+
+        return await self._run(work, write=False) if uetrs else {}
+
     async def trace(self, subject: str) -> Traced:
         async def work(tx: Tx) -> Traced:
             outputs = await tx.fetch(
@@ -500,6 +542,12 @@ async def _apply(tx: Tx, batch: list[Effects], rules: Rules) -> list[bool]:
             if h.status == HeldStatus.QUEUED
             for c in h.effects.correlations
         ],
+    )
+    # Every hold by its payment's keys, for good: a status enquiry finds a payment refused or
+    # cancelled before it reached the other side, whose correlations are gone or never kept.
+    await tx.executemany(
+        "INSERT INTO held_keys (key, held) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [(c.key, h.id) for h in plan.held for c in h.effects.correlations],
     )
     await tx.executemany(
         "INSERT INTO held (id, status, payer, currency, units, cap, obligations, outbox, "
