@@ -47,7 +47,9 @@ def _trace(*args: str) -> subprocess.CompletedProcess[bytes]:
 async def test_a_payments_whole_story_in_order(
     kafka_bootstrap: str, state: StateSection, tmp_path: Path
 ) -> None:
-    config = gateway_config(f"t{uuid.uuid4().hex[:10]}", state)
+    # Retry delays long enough for the payment to be committed before the status has used
+    # them all, on a busy machine too (the test waits on records, never on time).
+    config = gateway_config(f"t{uuid.uuid4().hex[:10]}", state, retry_delays_ms=(3000, 30000))
     async with running_gateway(config, kafka_bootstrap) as gw:
         await gw.publish("offshore", sample("offshore", "pacs.002.001.10"))  # too early
         assert len(await gw.read(config.kafka.retry_topic(2), 1)) == 1
