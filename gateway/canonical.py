@@ -339,6 +339,50 @@ class StatusRequest:
 
 
 @dataclass(frozen=True)
+class ReportRequest:
+    """camt.060: a participant asks for a report of its own account: an intraday camt.052 of
+    the open cycle, or the camt.053 statement of a closed cycle it names."""
+
+    msg_id: str
+    created: str
+    requested: str  # ReqdMsgNmId: camt.052.001.08 or camt.053.001.08
+    owner: Agent  # AcctOwnr: the participant whose account it is
+    account: str | None = None  # Acct/Id/Othr/Id, if given: must be the owner's
+    cycle: str | None = None  # RptgSeq/EQSeq: the closed cycle a statement is asked for
+    request_id: str | None = None  # RptgReq/Id
+
+
+@dataclass(frozen=True)
+class HeldEntry:
+    """A payment of the participant held for its cap, as a report lists it."""
+
+    reference: str  # its UETR (or TxId)
+    amount: Money
+
+
+@dataclass(frozen=True)
+class AccountReport:
+    """camt.052: a participant's account in the open cycle, intraday (gateway-issued, on
+    request): its position, what it received and paid, its held payments, its headroom."""
+
+    msg_id: str
+    created: str
+    report_id: str
+    cycle: str
+    participant: str
+    name: str | None
+    account: str
+    position: Money  # its size; `direction` says which way
+    direction: Literal["CRDT", "DBIT"]
+    received: tuple[int, Decimal]  # (count, sum)
+    paid: tuple[int, Decimal]
+    held: tuple[HeldEntry, ...]
+    headroom: Money | None  # cap + position (what it may still pay); None: not capped
+    request: tuple[str, str] | None  # (MsgId, MsgNmId) of the request it answers
+    info: str
+
+
+@dataclass(frozen=True)
 class NotifiedObligation:
     """One obligation behind a net settlement entry, as the participant sees it."""
 
@@ -409,6 +453,8 @@ Business = (
     | CycleStatement
     | CycleNotification
     | StatusRequest
+    | ReportRequest
+    | AccountReport
     | CancellationRequest
     | CancellationResolution
 )

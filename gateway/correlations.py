@@ -163,3 +163,37 @@ class PaymentFacts:
     cycle_status: str | None = None  # open | closing | instructed | settled | failed
     held: str | None = None  # queued | refusing | refused | cancelled | released
     payer: str | None = None  # a held payment's payer (its instructing participant)
+
+
+@dataclass(frozen=True)
+class OpenAccount:
+    """A participant's account in one currency's open cycle, as the batches kept it."""
+
+    currency: str
+    cycle: str
+    position: int  # minor units: received - paid
+    received: tuple[int, int]  # (count, minor units) of the obligations it received
+    paid: tuple[int, int]
+    held: tuple[tuple[str, int], ...]  # its queued payments: (UETR or TxId, minor units), in order
+
+
+@dataclass(frozen=True)
+class ClosedCycle:
+    id: str
+    status: str
+    summary: str | None  # the close's report (JSON): each participant's totals and position
+    opened: str | None
+    cut_off: str | None
+    instruction: str | None
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """What the store knows of a participant's account, for a report request (camt.060)."""
+
+    participant: str
+    open: tuple[OpenAccount, ...] = ()  # per currency with an open cycle
+    closed: ClosedCycle | None = None  # the cycle the request names, if it exists
+
+
+Facts = PaymentFacts | AccountFacts

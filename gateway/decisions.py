@@ -21,9 +21,9 @@ from gateway.config import Config
 from gateway.correlations import (
     Correlation,
     Correlations,
+    Facts,
     LookUpOnly,
     MemoryCorrelations,
-    PaymentFacts,
 )
 from gateway.idempotency import IdempotencyKeys, extract_keys
 from gateway.iso20022 import errors
@@ -136,7 +136,7 @@ class Decider:
         known: Sequence[Correlation],
         waiting: Sequence[Waiting],
         wall: float,
-        facts: Mapping[str, PaymentFacts] | None = None,
+        facts: Mapping[str, Facts] | None = None,
     ) -> list[Effects | None]:
         """Each record's effects, in order (None: a copy of a record already processed).
         `claims`, `known` and `waiting`: what the store holds for the batch's keys, answers
@@ -164,7 +164,7 @@ class Decider:
         wall: float,
         known: Correlations,
         lines: Lines,
-        facts: Mapping[str, PaymentFacts],
+        facts: Mapping[str, Facts],
     ) -> Effects | None:
         reading = p.reading
         if reading.error is not None or reading.keys is None:
@@ -532,8 +532,9 @@ def segments(prepared: Sequence[Prepared]) -> list[list[Prepared]]:
 
 
 def enquired(segment: Sequence[Prepared]) -> list[str]:
-    """The payments a segment's status enquiry names (its first record, if it is one)."""
+    """What a segment's request that reads state asks about (its first record, if it is
+    one): "payment:<UETR>", "account:<BIC>:<cycle>"."""
     first = segment[0] if segment else None
     if first is None or first.reading.msg_def not in READS_STATE or first.keys is None:
         return []
-    return [first.keys.correlation] if first.keys.correlation else []
+    return list(first.keys.asks)

@@ -29,6 +29,9 @@ class IdempotencyKeys:
     # Claims its decision looks at without making them (a second cancellation request: its
     # payment's resolution, answered again).
     outcomes: tuple[str, ...] = ()
+    # What a request that reads state asks about: "payment:<UETR>", "account:<BIC>:<cycle>"
+    # (gateway/messages/: `asks`), loaded from the store before it is decided.
+    asks: tuple[str, ...] = ()
 
 
 def extract_keys(msg: BusinessMessage) -> IdempotencyKeys:
@@ -47,7 +50,12 @@ def extract_keys(msg: BusinessMessage) -> IdempotencyKeys:
     transactions, correlation = kind.transactions(get)
     flag = msg.header_text("PssblDplct")
     return IdempotencyKeys(
-        message, transactions, correlation, flag in ("true", "1"), kind.outcomes(get)
+        message,
+        transactions,
+        correlation,
+        flag in ("true", "1"),
+        kind.outcomes(get),
+        kind.asks(get),
     )
 
 

@@ -374,7 +374,7 @@ class Pipeline:
                 self.store.claims(keys),
                 self.store.correlations(refs),
                 self.store.waiting([c for c in about if c]),
-                self.store.payment_facts(enquired(prepared)),
+                self.store.facts(enquired(prepared)),
             )
         )
         decisions = await asyncio.to_thread(

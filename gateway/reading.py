@@ -30,7 +30,7 @@ from gateway.correlations import NoCorrelations, keys_of
 from gateway.idempotency import IdempotencyKeys, extract_keys, fingerprint
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, message_ids
-from gateway.messages.registry import ANSWER_REFERENCES, ANSWERS, CAPPED
+from gateway.messages.registry import ANSWER_REFERENCES, ANSWERS, CAPPED, READS_STATE
 from gateway.rejects import SESE_TX_ID
 from gateway.sides import Side
 from gateway.translation import Outcome, Translator
@@ -100,7 +100,8 @@ def _read_one(translator: Translator, value: bytes, side: Side) -> Reading:
         return Reading(error=exc)
     refs = correlation_refs(msg, keys)
     read = Reading(keys, fp, msg.msg_def, None, refs, message=msg)
-    if msg.msg_def in ANSWERS:
+    if msg.msg_def in ANSWERS or msg.msg_def in READS_STATE:
+        # It means something only with what the store holds when its batch is decided.
         return dataclasses.replace(read, deferred=True)
     if msg.msg_def in CAPPED and translator.config.settlement.cap_policy == "reject":
         read = dataclasses.replace(read, cap_refusal=CapRefusal.of(msg, keys.message))

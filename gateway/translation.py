@@ -24,6 +24,7 @@ from gateway.adapters import dialect
 from gateway.authorisation import sender_of
 from gateway.calendars import Calendars
 from gateway.canonical import (
+    Business,
     Obligation,
     StatusReport,
 )
@@ -38,8 +39,8 @@ from gateway.correlations import (
     CYCLE,
     Correlation,
     Correlations,
+    Facts,
     MemoryCorrelations,
-    PaymentFacts,
 )
 from gateway.directory import ReloadingDirectory, bic11
 from gateway.flows.base import Answer, Flow
@@ -193,7 +194,7 @@ class Translator:
         keys: IdempotencyKeys,
         source: Side,
         correlations: Correlations | None = None,
-        facts: Mapping[str, PaymentFacts] | None = None,
+        facts: Mapping[str, Facts] | None = None,
     ) -> Outcome:
         """Translate a message already read and validated (the pipeline reads first, to look up
         its keys and correlations in the state store, and passes them here; and, for a status
@@ -276,7 +277,7 @@ class Translator:
         keys: IdempotencyKeys,
         source: Side,
         known: Correlations,
-        facts: Mapping[str, PaymentFacts],
+        facts: Mapping[str, Facts],
     ) -> Outcome:
         target = other_side(source)
         directory = self.directory.current()
@@ -317,6 +318,8 @@ class Translator:
         assert result.authorised is not None, f"{msg.msg_def} translated unauthorised"
         if result.answer is not None:
             return self._answered(msg, keys, source, result.answer)
+        if result.reply is not None:
+            return self._replied(msg, keys, source, result.reply)
 
         msg_id = derive_id("GWM", keys.message)
         biz_id = derive_id("GW", keys.message)
@@ -410,6 +413,28 @@ class Translator:
         )
         self.profiles[source].validate(read_message(data))
         return Outcome(True, data, source, msg.msg_def, keys, None, answer_def=PACS002)
+
+    def _replied(
+        self, msg: BusinessMessage, keys: IdempotencyKeys, source: Side, body: Business
+    ) -> Outcome:
+        """A body the gateway issues back to the sender (a report it asked for), with ids
+        derived from the request: the same request gets the same ids."""
+        now = self.clock()
+        issued = issue(
+            body,
+            side=source,
+            to=msg.header_text("Fr/FIId/FinInstnId/BICFI"),
+            msg_id=derive_id("GWM", keys.message),
+            biz_msg_idr=derive_id("GW", keys.message),
+            created=now,
+            config=self.config,
+            directory=self.directory.current(),
+            charset=self.charset,
+            profiles=self.profiles[source],
+        )
+        return Outcome(
+            True, issued.data, source, msg.msg_def, keys, None, answer_def=issued.msg_def
+        )
 
     def _check_output(
         self, msg: BusinessMessage, msg_def: str, root: etree._Element, target: Side

@@ -111,6 +111,7 @@ class Traffic:
     held: frozenset[str]  # UETRs of the payments held or refused for their cap
     cancelled: frozenset[str]  # UETRs of the held ones their payer asked to cancel
     enquired: frozenset[str]  # UETRs of the held ones their payer asked about
+    refused_reports: int  # statements asked of a cycle not closed yet: refused NARR
 
 
 @st.composite
@@ -123,7 +124,7 @@ def traffic(draw: st.DrawFn) -> Traffic:
     held: set[str] = set()
     cancelled: set[str] = set()
     enquired: set[str] = set()
-    reused = unanswerable = 0
+    reused = unanswerable = refused_reports = 0
     for n in range(1, draw(st.integers(1, 6)) + 1):
         side: Side = draw(st.sampled_from(["onshore", "offshore"]))
         other = other_side(side)
@@ -136,7 +137,7 @@ def traffic(draw: st.DrawFn) -> Traffic:
         resolution: list[bytes] = []
         for extra in draw(
             st.lists(
-                st.sampled_from(["copy", "resend", "reused", "cancel", "enquiry"]),
+                st.sampled_from(["copy", "resend", "reused", "cancel", "enquiry", "report"]),
                 max_size=2,
                 unique=True,
             )
@@ -164,6 +165,16 @@ def traffic(draw: st.DrawFn) -> Traffic:
                 partitions[(side, draw(st.integers(0, PARTITIONS - 1)))].append(enquiry)
                 if capped_out:
                     enquired.add(_uetr(side, n))
+            elif extra == "report":
+                # The payer asks for its account's report: onshore, an intraday camt.052 of the
+                # open cycle; offshore, the camt.053 of CNY-000001, not closed yet: refused.
+                # (The capped-out payer's sample would ask for another's account.)
+                if not capped_out:
+                    asked = sample(side, "camt.060.001.05").replace(
+                        b"-0001<", f"-{n:04d}<".encode()
+                    )
+                    partitions[(side, draw(st.integers(0, PARTITIONS - 1)))].append(asked)
+                    refused_reports += side == "offshore"
             elif extra == "copy":
                 mine.append(payment)
             elif extra == "resend":
@@ -196,6 +207,7 @@ def traffic(draw: st.DrawFn) -> Traffic:
         frozenset(held),
         frozenset(cancelled),
         frozenset(enquired),
+        refused_reports,
     )
 
 
@@ -260,7 +272,7 @@ class Gateway:
             known = await self.store.correlations([r for p in segment for r in p.reading.refs])
             about = [p.keys.correlation for p in segment if p.reading.deferred and p.keys]
             waiting = await self.store.waiting([c for c in about if c])
-            facts = await self.store.payment_facts(enquired(segment))
+            facts = await self.store.facts(enquired(segment))
             decisions = self.decider.decide_batch(
                 segment, claims, known, waiting, wall=0.0, facts=facts
             )
@@ -450,7 +462,8 @@ def test_any_delivery_of_real_traffic_ends_as_one_record_at_a_time(
         # Under policy reject, a cancellation of a payment refused for its cap finds nothing
         # (a status enquiry about it is told it was refused).
         refused_requests = len(sent.cancelled) if policy == "reject" else 0
-        assert len(dead) == sent.reused + sent.unanswerable + refused_requests, dead
+        expected = sent.reused + sent.unanswerable + refused_requests + sent.refused_reports
+        assert len(dead) == expected, dead
         # Across interleavings, everything but what a status enquiry was told: that depends
         # on what the other side had said when it was asked, by design.
         for what, one, other in zip(
@@ -465,9 +478,10 @@ def test_any_delivery_of_real_traffic_ends_as_one_record_at_a_time(
 
 
 def _unasked(outputs: object) -> list[tuple[str, bytes, bytes]]:
-    """Outputs but those about a status enquiry (its answer, its forwarded copy, its reject)."""
+    """Outputs but those about a request that reads state (a status enquiry: its answer, its
+    forwarded copy, its reject; a report request: its report)."""
     assert isinstance(outputs, list)
-    return [o for o in outputs if b"-P28-" not in o[1]]
+    return [o for o in outputs if b"-P28-" not in o[1] and b"-C60-" not in o[1]]
 
 
 def test_answers_held_back_by_a_retry_are_decided_in_the_order_their_side_sent_them(

@@ -8,13 +8,16 @@ from decimal import Decimal
 from typing import Literal, cast
 
 from gateway.canonical import (
+    AccountReport,
     CycleNotification,
     CycleStatement,
+    HeldEntry,
     MessageReject,
     Money,
     MovementRecord,
     NetSettlement,
     NotifiedObligation,
+    ReportRequest,
 )
 from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, decode_amount
 from gateway.iso20022.ids import derive_id
@@ -331,4 +334,141 @@ def decode_notification(ctx: DecodeContext) -> CycleNotification:
         reference=txt(entry, "AcctSvcrRef"),
         info=txt(entry, "AddtlNtryInf") or "",
         details=tuple(details),
+    )
+
+
+def decode_report_request(ctx: DecodeContext) -> ReportRequest:
+    root = one(ctx.msg.doc_map, "AcctRptgReq")
+    grp, req = one(root, "GrpHdr"), one(root, "RptgReq")  # one (profile)
+    return ReportRequest(
+        msg_id=txt(grp, "MsgId") or "",
+        created=txt(grp, "CreDtTm") or "",
+        requested=txt(req, "ReqdMsgNmId") or "",
+        owner=ctx.agent(one(one(req, "AcctOwnr"), "Agt"), "AcctOwnr"),
+        account=txt(req, "Acct", "Id", "Othr", "Id"),
+        cycle=txt(req, "RptgSeq", "EQSeq"),
+        request_id=txt(req, "Id"),
+    )
+
+
+def encode_account_report(
+    ctx: EncodeContext, r: AccountReport, msg_id: str, created: str
+) -> tuple[str, Spec]:
+    group: list[tuple[str, object]] = [("MsgId", msg_id), ("CreDtTm", created)]
+    if r.request is not None:
+        group.append(("OrgnlBizQry", [("MsgId", r.request[0]), ("MsgNmId", r.request[1])]))
+
+    def balance(code: str, money: Money, direction: str) -> tuple[str, object]:
+        return (
+            "Bal",
+            [
+                ("Tp", [("CdOrPrtry", [("Cd", code)])]),
+                ("Amt", amount_leaf(money)),
+                ("CdtDbtInd", direction),
+                ("Dt", [("DtTm", created)]),
+            ],
+        )
+
+    balances = [balance("ITBD", r.position, r.direction)]
+    if r.headroom is not None:
+        balances.append(
+            balance("ITAV", abs_money(r.headroom), "DBIT" if r.headroom.amount < 0 else "CRDT")
+        )
+    entries = [
+        (
+            "Ntry",
+            [
+                ("Amt", amount_leaf(h.amount)),
+                ("CdtDbtInd", "DBIT"),
+                ("Sts", [("Cd", "PDNG")]),
+                (
+                    "BkTxCd",
+                    [("Domn", [("Cd", "PMNT"), ("Fmly", [("Cd", "ICDT"), ("SubFmlyCd", "OTHR")])])],
+                ),
+                ("NtryDtls", [("TxDtls", [("Refs", _obligation_reference(h.reference))])]),
+                ("AddtlNtryInf", "Held for the net debit cap: released when credits make room"),
+            ],
+        )
+        for h in r.held
+    ]
+    return "BkToCstmrAcctRpt", [
+        ("GrpHdr", group),
+        (
+            "Rpt",
+            [
+                ("Id", r.report_id),
+                ("CreDtTm", created),
+                (
+                    "Acct",
+                    [
+                        ("Id", [("Othr", [("Id", r.account)])]),
+                        ("Ccy", r.position.currency),
+                        (
+                            "Ownr",
+                            [
+                                ("Nm", ctx.text("statement_owner", r.name, 140)),
+                                ("Id", [("OrgId", [("AnyBIC", r.participant)])]),
+                            ],
+                        ),
+                    ],
+                ),
+                *balances,
+                (
+                    "TxsSummry",
+                    [
+                        (
+                            "TtlCdtNtries",
+                            [("NbOfNtries", str(r.received[0])), ("Sum", str(r.received[1]))],
+                        ),
+                        ("TtlDbtNtries", [("NbOfNtries", str(r.paid[0])), ("Sum", str(r.paid[1]))]),
+                    ],
+                ),
+                *entries,
+                ("AddtlRptInf", r.info),
+            ],
+        ),
+    ]
+
+
+def abs_money(m: Money) -> Money:
+    return Money(abs(m.amount), m.currency)
+
+
+def decode_account_report(ctx: DecodeContext) -> AccountReport:
+    root = one(ctx.msg.doc_map, "BkToCstmrAcctRpt")
+    grp, rpt = one(root, "GrpHdr"), one(root, "Rpt")
+    balances = [b for b in many(rpt, "Bal") if isinstance(b, dict)]
+    booked = next((b for b in balances if txt(b, "Tp", "CdOrPrtry", "Cd") == "ITBD"), None)
+    totals = one(rpt, "TxsSummry")
+
+    def total(name: str) -> tuple[int, Decimal]:
+        return int(Decimal(txt(totals, name, "NbOfNtries") or "0")), Decimal(
+            txt(totals, name, "Sum") or "0"
+        )
+
+    held = []
+    for entry in many(rpt, "Ntry"):
+        assert isinstance(entry, dict)
+        refs = one(one(one(entry, "NtryDtls"), "TxDtls"), "Refs")
+        held.append(
+            HeldEntry(
+                txt(refs, "UETR") or txt(refs, "TxId") or "", decode_amount(leaf(entry, "Amt"))
+            )
+        )
+    return AccountReport(
+        msg_id=txt(grp, "MsgId") or "",
+        created=txt(grp, "CreDtTm") or "",
+        report_id=txt(rpt, "Id") or "",
+        cycle=txt(rpt, "AddtlRptInf") or "",
+        participant=txt(rpt, "Acct", "Ownr", "Id", "OrgId", "AnyBIC") or "",
+        name=txt(rpt, "Acct", "Ownr", "Nm"),
+        account=txt(rpt, "Acct", "Id", "Othr", "Id") or "",
+        position=decode_amount(leaf(booked, "Amt")),
+        direction=cast(Literal["CRDT", "DBIT"], txt(booked, "CdtDbtInd")),
+        received=total("TtlCdtNtries"),
+        paid=total("TtlDbtNtries"),
+        held=tuple(held),
+        headroom=None,
+        request=None,
+        info=txt(rpt, "AddtlRptInf") or "",
     )

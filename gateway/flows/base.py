@@ -16,7 +16,7 @@ from gateway.canonical import Business, Header, Obligation, OriginalGroup
 from gateway.carry import Rewrite
 from gateway.codec.context import DecodeContext
 from gateway.config import Config
-from gateway.correlations import Correlation, Correlations, PaymentFacts, payment_key
+from gateway.correlations import Correlation, Correlations, Facts, payment_key
 from gateway.directory import Directory
 from gateway.iso20022 import errors
 from gateway.iso20022.reader import BusinessMessage, message_ids
@@ -56,8 +56,10 @@ class Result:
     # The party its sender was authorised for, as `Flow.authorise` returned it: nothing is
     # translated that its sender may not send.
     authorised: str | None = None
-    # Answered by the gateway, back to the sender, instead of forwarded.
+    # Answered by the gateway, back to the sender, instead of forwarded: a status (a
+    # pacs.002), or a body the gateway issues (a report).
     answer: Answer | None = None
+    reply: Business | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ class Flow:
     known: Correlations
     config: Config
     calendars: Calendars
-    # What the store knew of the payments a status enquiry names, when its batch was decided.
-    facts: Mapping[str, PaymentFacts] = field(default_factory=dict)
+    # What the store knew of what a request that reads state asks about, when it was decided
+    # ("payment:<UETR>", "account:<BIC>:<cycle>").
+    facts: Mapping[str, Facts] = field(default_factory=dict)
 
     @property
     def msg(self) -> BusinessMessage:

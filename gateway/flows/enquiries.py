@@ -67,7 +67,8 @@ def status_request(flow: Flow, body: Business) -> Result:
     req = body
     assert isinstance(req, StatusRequest), type(req).__name__
     uetr = req.original_uetr
-    facts = flow.facts.get(uetr) or PaymentFacts(uetr)
+    found = flow.facts.get(f"payment:{uetr}")
+    facts = found if isinstance(found, PaymentFacts) else PaymentFacts(uetr)
     entry = flow.known.find(payment_key(uetr))
     held = entry is None and (entry := flow.known.find_held(payment_key(uetr))) is not None
     if entry is None and facts.payer is not None:

@@ -59,9 +59,12 @@ class MessageType:
     # its original's correlation, so it is translated when its batch is decided, once, and
     # never ahead of the state (gateway/reading.py).
     answers: bool = False
-    # Its answer reports what the store holds (a status enquiry): it is decided after the
-    # records before it in its batch are committed, as if it came alone (gateway/pipeline.py).
+    # Its answer reports what the store holds (a status enquiry, a report request): it is
+    # decided after the records before it in its batch are committed, as if it came alone
+    # (gateway/pipeline.py), with what the store knows of what it `asks` about, from the
+    # named paths ("payment:<UETR>", "account:<BIC>:<cycle>").
     reads_state: bool = False
+    asks: Callable[[Get], tuple[str, ...]] = lambda get: ()
     # Translated as a document, whole (gateway/carry.py), rather than encoded from the model.
     carried: bool = False
     # Its obligation is held or refused against the payer's net debit cap.

@@ -32,6 +32,7 @@ TYPE: MessageType = MessageType(
     # the payment when it is decided (`reads_state`).
     answers=True,
     reads_state=True,
+    asks=lambda get: (f"payment:{uetr}",) if (uetr := get("orgnl_uetr")) else (),
     carried=True,
     refusal=PACS002,
     sender="payment_party",

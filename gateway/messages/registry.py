@@ -13,9 +13,11 @@ from gateway.messages import (
     MessageType,
     admi002,
     camt029,
+    camt052,
     camt053,
     camt054,
     camt056,
+    camt060,
     pacs002,
     pacs004,
     pacs008,
@@ -43,6 +45,8 @@ TYPES: tuple[MessageType, ...] = (
     sese025.TYPE,
     camt053.TYPE,
     camt054.TYPE,
+    camt060.TYPE,
+    camt052.TYPE,
 )
 BY_DEF: dict[str, MessageType] = {t.msg_def: t for t in TYPES}
 BY_FAMILY: dict[str, MessageType] = {t.family: t for t in TYPES}

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from gateway.canonical import Money, Obligation, SecuritiesAccount
 from gateway.clock import UTC8
-from gateway.correlations import Correlation, PaymentFacts
+from gateway.correlations import Correlation, Facts
 from gateway.ordering import Waiting
 from gateway.settlement.ledger import Rules
 from gateway.settlement.netting import Netting
@@ -192,8 +192,10 @@ class CycleStore(Protocol):
         """The running positions the batches kept for the cycle (minor units)."""
         ...
 
-    async def payment_facts(self, uetrs: list[str]) -> dict[str, PaymentFacts]:
-        """What the store knows of each payment, for status enquiries."""
+    async def facts(self, asks: list[str]) -> dict[str, Facts]:
+        """What the store knows of what requests that read state ask about: a payment
+        ("payment:<UETR>", for a status enquiry), an account ("account:<BIC>:<cycle>", for a
+        report request)."""
         ...
 
     async def trace(self, subject: str) -> Traced:

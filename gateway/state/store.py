@@ -19,7 +19,16 @@ from typing import TypeVar
 
 from gateway.canonical import Obligation
 from gateway.clock import UTC8
-from gateway.correlations import Correlation, PaymentFacts, payment_key, securities_key
+from gateway.correlations import (
+    AccountFacts,
+    ClosedCycle,
+    Correlation,
+    Facts,
+    OpenAccount,
+    PaymentFacts,
+    payment_key,
+    securities_key,
+)
 from gateway.ordering import Waiting
 from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
 from gateway.settlement.netting import Netter, Netting
@@ -274,47 +283,21 @@ class Store:
 
         return await self._run(work, write=False)
 
-    async def payment_facts(self, uetrs: list[str]) -> dict[str, PaymentFacts]:
-        async def work(tx: Tx) -> dict[str, PaymentFacts]:
-            out = {}
-            for uetr in dict.fromkeys(uetrs):
-                # The answers applied: their claims, keyed by the payment and what they said
-                # (gateway/messages/: status:, cxlsts:, return:); a range, not a LIKE, so
-                # both databases use the primary key.
-                claimed = []
-                for prefix in (f"status:{uetr}:", f"cxlsts:{uetr}:"):
-                    rows = await tx.fetch(
-                        "SELECT key FROM claims WHERE key >= ? AND key < ? ORDER BY key",
-                        prefix,
-                        prefix[:-1] + ";",  # ';' sorts right after ':'
-                    )
-                    claimed.append(tuple(k.removeprefix(prefix) for (k,) in rows))
-                returned = await tx.fetch("SELECT 1 FROM claims WHERE key = ?", f"return:{uetr}")
-                booked = await tx.fetch(
-                    "SELECT o.cycle, o.status, c.status FROM obligations o "
-                    "JOIN cycles c ON c.id = o.cycle WHERE o.reference = ?",
-                    uetr,
-                )
-                held = await tx.fetch(
-                    "SELECT h.status, h.payer FROM held h JOIN held_keys k ON k.held = h.id "
-                    "WHERE k.key = ? ORDER BY h.id DESC",
-                    payment_key(uetr),
-                )
-                cycle, obligation, cycle_status = booked[0] if booked else (None, None, None)
-                out[uetr] = PaymentFacts(
-                    uetr,
-                    statuses=claimed[0],
-                    resolutions=claimed[1],
-                    returned=bool(returned),
-                    cycle=cycle,
-                    obligation=obligation,
-                    cycle_status=cycle_status,
-                    held=held[0][0] if held else None,
-                    payer=held[0][1] if held else None,
-                )
+    async def facts(self, asks: list[str]) -> dict[str, Facts]:
+        async def work(tx: Tx) -> dict[str, Facts]:
+            out: dict[str, Facts] = {}
+            for ask in dict.fromkeys(asks):
+                kind, _, subject = ask.partition(":")
+                if kind == "payment":
+                    out[ask] = await _payment_facts(tx, subject)
+                elif kind == "account":
+                    bic, _, cycle = subject.partition(":")
+                    out[ask] = await _account_facts(tx, bic, cycle or None)
+                else:
+                    raise ValueError(f"no facts of {ask!r}")
             return out
 
-        return await self._run(work, write=False) if uetrs else {}
+        return await self._run(work, write=False) if asks else {}
 
     async def trace(self, subject: str) -> Traced:
         async def work(tx: Tx) -> Traced:
@@ -825,3 +808,88 @@ def _ids(text: str) -> tuple[int, ...]:
 
 def _csv(ids: Iterable[int]) -> str:
     return ",".join(str(i) for i in ids)
+
+
+async def _payment_facts(tx: Tx, uetr: str) -> PaymentFacts:
+    """What a status enquiry is told of a payment (gateway/flows/enquiries.py)."""
+    # The answers applied: their claims, keyed by the payment and what they said
+    # (gateway/messages/: status:, cxlsts:, return:); a range, not a LIKE, so both databases
+    # use the primary key.
+    claimed = []
+    for prefix in (f"status:{uetr}:", f"cxlsts:{uetr}:"):
+        rows = await tx.fetch(
+            "SELECT key FROM claims WHERE key >= ? AND key < ? ORDER BY key",
+            prefix,
+            prefix[:-1] + ";",  # ';' sorts right after ':'
+        )
+        claimed.append(tuple(k.removeprefix(prefix) for (k,) in rows))
+    returned = await tx.fetch("SELECT 1 FROM claims WHERE key = ?", f"return:{uetr}")
+    booked = await tx.fetch(
+        "SELECT o.cycle, o.status, c.status FROM obligations o "
+        "JOIN cycles c ON c.id = o.cycle WHERE o.reference = ?",
+        uetr,
+    )
+    held = await tx.fetch(
+        "SELECT h.status, h.payer FROM held h JOIN held_keys k ON k.held = h.id "
+        "WHERE k.key = ? ORDER BY h.id DESC",
+        payment_key(uetr),
+    )
+    cycle, obligation, cycle_status = booked[0] if booked else (None, None, None)
+    return PaymentFacts(
+        uetr,
+        statuses=claimed[0],
+        resolutions=claimed[1],
+        returned=bool(returned),
+        cycle=cycle,
+        obligation=obligation,
+        cycle_status=cycle_status,
+        held=held[0][0] if held else None,
+        payer=held[0][1] if held else None,
+    )
+
+
+async def _account_facts(tx: Tx, bic: str, cycle: str | None) -> AccountFacts:
+    """What a report request is told of a participant's account (gateway/flows/reports.py)."""
+    accounts = []
+    heads = await tx.fetch(
+        "SELECT h.currency, h.cycle FROM cycle_heads h ORDER BY h.currency",
+    )
+    for currency, open_cycle in heads:
+        position = await tx.fetch(
+            "SELECT units FROM positions WHERE cycle = ? AND participant = ?", open_cycle, bic
+        )
+        totals = []
+        for side in ("payee", "payer"):
+            (count, units), *_ = await tx.fetch(
+                f"SELECT count(*), COALESCE(sum(units), 0) FROM obligations "
+                f"WHERE cycle = ? AND {side} = ? AND status != 'void'",
+                open_cycle,
+                bic,
+            )
+            totals.append((int(count), int(units)))
+        held = await tx.fetch(
+            "SELECT k.key, h.units FROM held h JOIN held_keys k ON k.held = h.id "
+            "WHERE h.payer = ? AND h.currency = ? AND h.status = 'queued' ORDER BY h.id",
+            bic,
+            currency,
+        )
+        accounts.append(
+            OpenAccount(
+                currency,
+                open_cycle,
+                int(position[0][0]) if position else 0,
+                totals[0],
+                totals[1],
+                tuple((key.split(":", 1)[-1], int(units)) for key, units in held),
+            )
+        )
+    closed = None
+    if cycle:
+        found = await tx.fetch(
+            "SELECT id, status, summary, opened_at, cut_off, instruction_id FROM cycles "
+            "WHERE id = ?",
+            cycle,
+        )
+        if found:
+            closed = ClosedCycle(*found[0])
+    return AccountFacts(bic, tuple(accounts), closed)
