@@ -106,6 +106,18 @@ async def test_who_may_ask_what_the_gateway_answers_and_when_it_forwards(
         assert settling.doc_text(status + "TxSts") == "ACSP"
         assert "CNY-000001" in (settling.doc_text(status + "StsRsnInf/AddtlInf") or "")
 
+        # About a payment the gateway never saw: it waits on the retry topics (it may have
+        # overtaken its payment), then is refused, and dead-lettered.
+        unknown = enquiry(6).replace(UETR.encode(), str(uuid.uuid4()).encode())
+        await gw.publish("onshore", unknown)
+        dlq = await gw.read(config.kafka.dlq_topic, 2)
+        (dead,) = [r for r in dlq if r.value == unknown]
+        assert dict(dead.headers)["error-kind"] == b"uncorrelated"
+        back = await gw.read(config.onshore.outbound_topic, 6)
+        (refused,) = [r for r in back if dict(r.headers)["idempotency-key"].endswith(b"0006")]
+        assert dict(refused.headers)["reject-reason"] == b"NARR"
+        checked(refused, "onshore", profiles)
+
 
 @pytest.mark.parametrize(
     ("facts", "held", "told"),
