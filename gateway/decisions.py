@@ -271,7 +271,8 @@ class Decider:
         target = self.config.side(outcome.destination).outbound_topic
         headers = self._headers(p, outcome, keys)
         if outcome.answer_def is not None:  # the gateway's own answer: its type, not the input's
-            headers = _typed(headers, outcome.answer_def)
+            input_type = ("input-type", (outcome.msg_def or "").encode())
+            headers = (*_typed(headers, outcome.answer_def), input_type)
         row = OutboxRow(target, keys.message.encode(), outcome.message, headers)
         held_outbox = []
         if outcome.held_cancel is not None:

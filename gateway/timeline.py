@@ -52,7 +52,8 @@ def timeline(traced: Traced, dlq_topic: str, retry_prefix: str) -> list[Event]:
                 what = "received" if attempt == "1" else f"received again (attempt {attempt})"
                 fields = {
                     "origin": origin,
-                    "type": headers.get("message-type", ""),
+                    # An answer of the gateway's own names the input's type apart.
+                    "type": headers.get("input-type") or headers.get("message-type", ""),
                     "key": headers.get("idempotency-key", ""),
                 }
                 events.append((written, 0, order, Event(written, what, _line(fields), fields)))

@@ -111,6 +111,13 @@ sleep 2  # the service's relay publishes what the close queued
 echo "== the RTGS confirms the pacs.029 (ACSC): the cycle is settled"
 publish --side offshore samples/offshore/rtgs/pacs.002.001.10-settles-CNY-000001.xml
 sleep 2
+echo "== the payer asks where its payment is (pacs.028) and for its account's report (camt.060);"
+echo "   the receiver asks for the settled cycle's statement (camt.060)"
+publish --side onshore samples/onshore/{pacs.028,camt.060}*.xml
+publish --side offshore samples/offshore/camt.060*.xml
+sleep 2
+echo "== one payment's story across both sides (connect-gateway trace)"
+connect-gateway trace 0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01
 
 echo "== what the gateway published (values saved under $out/<topic>/)"
 python scripts/show_topics.py "127.0.0.1:$port" "$out" \
@@ -148,6 +155,9 @@ $out/gateway.log). What the listing shows:
   FF01            a message that is not valid ISO 20022 (or not of this side's dialect)
   camt.056/029    the payment sent by mistake: cancelled across before the close, so the
                   cycle report lists it under "voided" and nets without it
+  camt.054        each participant whose position moved, once the RTGS settled the cycle
+  pacs.002 (last) the gateway's answer to the payer's pacs.028: returned by its receiver
+  camt.052/053    the reports asked for: the payer's open cycle, the receiver's settled one
   DS21            an unsigned message (the pacs.029 in the gateway's own name: no sender holds
                   its key); every partner message here is signed by its sender (keys in
                   $out/keys, made above), and everything the gateway published carries its own
@@ -160,5 +170,6 @@ Try next (. .venv/bin/activate first):
   connect-gateway publish --side onshore samples/onshore/pacs.008.001.08.xml
   connect-gateway read offshore.outbound --from-beginning --idle 3
   connect-gateway cycle close --currency CNY && connect-gateway cycle list
+  connect-gateway trace 0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01 --format json
   connect-gateway publish --side offshore samples/offshore/rtgs/pacs.002.001.10-settles-CNY-000001.xml
 EOF

@@ -71,6 +71,7 @@ async def test_who_may_ask_what_the_gateway_answers_and_when_it_forwards(
         back = await gw.read(config.onshore.outbound_topic, 2)
         answer = checked(back[1], "onshore", profiles)
         assert dict(back[1].headers)["message-type"] == b"pacs.002.001.10"
+        assert dict(back[1].headers)["input-type"] == b"pacs.028.001.03"
         assert answer.header_text("To/FIId/FinInstnId/BICFI") == "HPCBCNSHXXX"
         assert answer.doc_text(status + "TxSts") == "ACSC"
         assert answer.doc_text(status + "OrgnlUETR") == UETR
