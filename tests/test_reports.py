@@ -114,7 +114,24 @@ async def test_own_account_reports_on_request(
                 b"<BICFI>JADBCNBJXXX</BICFI>\n        </FinInstnId>\n      </FIId>\n    </Fr>",
             ),
         )
-        out = await gw.read(config.onshore.outbound_topic, 4)  # + the payer's camt.053
-        refused = [dict(r.headers).get("reject-reason") for r in out]
-        assert refused.count(b"AG01") == 2, refused
-        assert len(await gw.read(config.kafka.dlq_topic, 3)) == 3
+        # An account of the other side's participant; a report the gateway does not give.
+        other_side = (
+            request(6, "onshore", **{"SETTLE-HPCB-CNY": "SETTLE-VHBK-CNY"})
+            .replace(
+                b"<BICFI>HPCBCNSHXXX</BICFI>\n              <ClrSysMmbId>",
+                b"<BICFI>VHBKHKHHXXX</BICFI>\n              <ClrSysMmbId>",
+            )
+            .replace(
+                b"<ClrSysMmbId>\n                <ClrSysId>\n                  <Cd>CNAPS</Cd>\n"
+                b"                </ClrSysId>\n                <MmbId>313290012345</MmbId>\n"
+                b"              </ClrSysMmbId>\n",
+                b"",
+            )
+        )
+        assert b"VHBKHKHHXXX" in other_side and other_side.count(b"<ClrSysMmbId>") == 0
+        await gw.publish("onshore", other_side)
+        await gw.publish("onshore", request(7, "onshore", **{"camt.052.001.08": "camt.054.001.08"}))
+        out = await gw.read(config.onshore.outbound_topic, 6)  # + the payer's camt.053
+        refused = sorted(dict(r.headers).get("reject-reason") or b"" for r in out)
+        assert refused.count(b"AG01") == 2 and b"RC01" in refused and b"NARR" in refused, refused
+        assert len(await gw.read(config.kafka.dlq_topic, 5)) == 5
