@@ -21,7 +21,7 @@ from gateway.canonical import (
 )
 from gateway.codec.context import DecodeContext, EncodeContext, amount_leaf, decode_amount
 from gateway.iso20022.ids import derive_id
-from gateway.iso20022.tree import Spec, leaf, many, one, txt
+from gateway.iso20022.tree import Map, Spec, leaf, many, one, txt
 
 
 def decode_reject(ctx: DecodeContext) -> MessageReject:
@@ -127,26 +127,21 @@ def decode_statement(ctx: DecodeContext) -> CycleStatement:
     root = one(ctx.msg.doc_map, "BkToCstmrStmt")
     grp, stmt = one(root, "GrpHdr"), one(root, "Stmt")
     bal = one(stmt, "Bal")
-    totals = one(stmt, "TxsSummry")
-
-    def total(name: str) -> tuple[int, Decimal]:
-        return int(Decimal(txt(totals, name, "NbOfNtries") or "0")), Decimal(
-            txt(totals, name, "Sum") or "0"
-        )
-
+    received, paid = _totals_of(one(stmt, "TxsSummry"))
+    participant, name, account = _owner_of(stmt)
     return CycleStatement(
         msg_id=txt(grp, "MsgId") or "",
         created=txt(grp, "CreDtTm") or "",
         statement_id=txt(stmt, "Id") or "",
         cycle=txt(stmt, "AddtlStmtInf") or "",
-        participant=txt(stmt, "Acct", "Ownr", "Id", "OrgId", "AnyBIC") or "",
-        name=txt(stmt, "Acct", "Ownr", "Nm"),
-        account=txt(stmt, "Acct", "Id", "Othr", "Id") or "",
+        participant=participant,
+        name=name,
+        account=account,
         position=decode_amount(leaf(bal, "Amt")),
         direction=cast(Literal["CRDT", "DBIT"], txt(bal, "CdtDbtInd")),
         cut_off_date=txt(bal, "Dt", "Dt") or "",
-        received=total("TtlCdtNtries"),
-        paid=total("TtlDbtNtries"),
+        received=received,
+        paid=paid,
         info=txt(stmt, "AddtlStmtInf") or "",
         opened=txt(stmt, "FrToDt", "FrDtTm"),
         cut_off=txt(stmt, "FrToDt", "ToDtTm"),
@@ -167,20 +162,7 @@ def encode_statement(
                 ("Id", s.statement_id),
                 ("CreDtTm", created),
                 ("FrToDt", period),
-                (
-                    "Acct",
-                    [
-                        ("Id", [("Othr", [("Id", s.account)])]),
-                        ("Ccy", s.position.currency),
-                        (
-                            "Ownr",
-                            [
-                                ("Nm", ctx.text("statement_owner", s.name, 140)),
-                                ("Id", [("OrgId", [("AnyBIC", s.participant)])]),
-                            ],
-                        ),
-                    ],
-                ),
+                _account(ctx, s.account, s.position.currency, s.name, s.participant),
                 (
                     "Bal",
                     [
@@ -190,16 +172,7 @@ def encode_statement(
                         ("Dt", [("Dt", s.cut_off_date)]),
                     ],
                 ),
-                (
-                    "TxsSummry",
-                    [
-                        (
-                            "TtlCdtNtries",
-                            [("NbOfNtries", str(s.received[0])), ("Sum", str(s.received[1]))],
-                        ),
-                        ("TtlDbtNtries", [("NbOfNtries", str(s.paid[0])), ("Sum", str(s.paid[1]))]),
-                    ],
-                ),
+                _totals(s.received, s.paid),
                 ("AddtlStmtInf", s.info),
             ],
         ),
@@ -209,6 +182,46 @@ def encode_statement(
 # The bank transaction code of a net settlement entry: a payments (PMNT) credit received
 # (RCDT) or issued (ICDT), subfamily "other" (OTHR): ISO's codes for a clearing's net movement.
 _FAMILY = {"CRDT": "RCDT", "DBIT": "ICDT"}
+
+
+def _bank_code(direction: str) -> tuple[str, object]:
+    family = [("Cd", _FAMILY[direction]), ("SubFmlyCd", "OTHR")]
+    return "BkTxCd", [("Domn", [("Cd", "PMNT"), ("Fmly", family)])]
+
+
+def _account(
+    ctx: EncodeContext, account: str, currency: str, name: str | None, bic: str
+) -> tuple[str, object]:
+    """A participant's settlement account, as the gateway's statements, notifications and
+    reports name it: its id, currency, owner's name and BIC."""
+    owner = [("Nm", ctx.text("statement_owner", name, 140)), ("Id", [("OrgId", [("AnyBIC", bic)])])]
+    return "Acct", [("Id", [("Othr", [("Id", account)])]), ("Ccy", currency), ("Ownr", owner)]
+
+
+def _totals(received: tuple[int, Decimal], paid: tuple[int, Decimal]) -> tuple[str, object]:
+    """TxsSummry: what the account received (credits) and paid (debits), count and sum."""
+    return "TxsSummry", [
+        ("TtlCdtNtries", [("NbOfNtries", str(received[0])), ("Sum", str(received[1]))]),
+        ("TtlDbtNtries", [("NbOfNtries", str(paid[0])), ("Sum", str(paid[1]))]),
+    ]
+
+
+def _totals_of(m: Map | None) -> tuple[tuple[int, Decimal], tuple[int, Decimal]]:
+    """(received, paid) read back from a TxsSummry."""
+
+    def total(name: str) -> tuple[int, Decimal]:
+        return int(Decimal(txt(m, name, "NbOfNtries") or "0")), Decimal(txt(m, name, "Sum") or "0")
+
+    return total("TtlCdtNtries"), total("TtlDbtNtries")
+
+
+def _owner_of(m: Map | None) -> tuple[str, str | None, str]:
+    """(BIC, name, account id) read back from an Acct."""
+    return (
+        txt(m, "Acct", "Ownr", "Id", "OrgId", "AnyBIC") or "",
+        txt(m, "Acct", "Ownr", "Nm"),
+        txt(m, "Acct", "Id", "Othr", "Id") or "",
+    )
 
 
 _UETR = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}")
@@ -249,20 +262,7 @@ def encode_notification(
             [
                 ("Id", n.notification_id),
                 ("CreDtTm", created),
-                (
-                    "Acct",
-                    [
-                        ("Id", [("Othr", [("Id", n.account)])]),
-                        ("Ccy", n.amount.currency),
-                        (
-                            "Ownr",
-                            [
-                                ("Nm", ctx.text("statement_owner", n.name, 140)),
-                                ("Id", [("OrgId", [("AnyBIC", n.participant)])]),
-                            ],
-                        ),
-                    ],
-                ),
+                _account(ctx, n.account, n.amount.currency, n.name, n.participant),
                 (
                     "Ntry",
                     [
@@ -273,21 +273,7 @@ def encode_notification(
                         ("BookgDt", [("Dt", n.booked)]),
                         ("ValDt", [("Dt", n.booked)]),
                         ("AcctSvcrRef", n.reference),
-                        (
-                            "BkTxCd",
-                            [
-                                (
-                                    "Domn",
-                                    [
-                                        ("Cd", "PMNT"),
-                                        (
-                                            "Fmly",
-                                            [("Cd", _FAMILY[n.direction]), ("SubFmlyCd", "OTHR")],
-                                        ),
-                                    ],
-                                )
-                            ],
-                        ),
+                        _bank_code(n.direction),
                         *details,
                         ("AddtlNtryInf", n.info),
                     ],
@@ -301,6 +287,7 @@ def decode_notification(ctx: DecodeContext) -> CycleNotification:
     root = one(ctx.msg.doc_map, "BkToCstmrDbtCdtNtfctn")
     grp, ntfctn = one(root, "GrpHdr"), one(root, "Ntfctn")
     entry = one(ntfctn, "Ntry")
+    participant, name, account = _owner_of(ntfctn)
     details = []
     for tx in many(one(entry, "NtryDtls"), "TxDtls"):
         assert isinstance(tx, dict)
@@ -325,9 +312,9 @@ def decode_notification(ctx: DecodeContext) -> CycleNotification:
         created=txt(grp, "CreDtTm") or "",
         notification_id=txt(ntfctn, "Id") or "",
         cycle=txt(entry, "NtryRef") or "",
-        participant=txt(ntfctn, "Acct", "Ownr", "Id", "OrgId", "AnyBIC") or "",
-        name=txt(ntfctn, "Acct", "Ownr", "Nm"),
-        account=txt(ntfctn, "Acct", "Id", "Othr", "Id") or "",
+        participant=participant,
+        name=name,
+        account=account,
         amount=decode_amount(leaf(entry, "Amt")),
         direction=cast(Literal["CRDT", "DBIT"], txt(entry, "CdtDbtInd")),
         booked=txt(entry, "BookgDt", "Dt") or "",
@@ -381,10 +368,7 @@ def encode_account_report(
                 ("Amt", amount_leaf(h.amount)),
                 ("CdtDbtInd", "DBIT"),
                 ("Sts", [("Cd", "PDNG")]),
-                (
-                    "BkTxCd",
-                    [("Domn", [("Cd", "PMNT"), ("Fmly", [("Cd", "ICDT"), ("SubFmlyCd", "OTHR")])])],
-                ),
+                _bank_code("DBIT"),
                 ("NtryDtls", [("TxDtls", [("Refs", _obligation_reference(h.reference))])]),
                 ("AddtlNtryInf", "Held for the net debit cap: released when credits make room"),
             ],
@@ -398,31 +382,9 @@ def encode_account_report(
             [
                 ("Id", r.report_id),
                 ("CreDtTm", created),
-                (
-                    "Acct",
-                    [
-                        ("Id", [("Othr", [("Id", r.account)])]),
-                        ("Ccy", r.position.currency),
-                        (
-                            "Ownr",
-                            [
-                                ("Nm", ctx.text("statement_owner", r.name, 140)),
-                                ("Id", [("OrgId", [("AnyBIC", r.participant)])]),
-                            ],
-                        ),
-                    ],
-                ),
+                _account(ctx, r.account, r.position.currency, r.name, r.participant),
                 *balances,
-                (
-                    "TxsSummry",
-                    [
-                        (
-                            "TtlCdtNtries",
-                            [("NbOfNtries", str(r.received[0])), ("Sum", str(r.received[1]))],
-                        ),
-                        ("TtlDbtNtries", [("NbOfNtries", str(r.paid[0])), ("Sum", str(r.paid[1]))]),
-                    ],
-                ),
+                _totals(r.received, r.paid),
                 *entries,
                 ("AddtlRptInf", r.info),
             ],
@@ -439,12 +401,8 @@ def decode_account_report(ctx: DecodeContext) -> AccountReport:
     grp, rpt = one(root, "GrpHdr"), one(root, "Rpt")
     balances = [b for b in many(rpt, "Bal") if isinstance(b, dict)]
     booked = next((b for b in balances if txt(b, "Tp", "CdOrPrtry", "Cd") == "ITBD"), None)
-    totals = one(rpt, "TxsSummry")
-
-    def total(name: str) -> tuple[int, Decimal]:
-        return int(Decimal(txt(totals, name, "NbOfNtries") or "0")), Decimal(
-            txt(totals, name, "Sum") or "0"
-        )
+    received, paid = _totals_of(one(rpt, "TxsSummry"))
+    participant, name, account = _owner_of(rpt)
 
     held = []
     for entry in many(rpt, "Ntry"):
@@ -460,13 +418,13 @@ def decode_account_report(ctx: DecodeContext) -> AccountReport:
         created=txt(grp, "CreDtTm") or "",
         report_id=txt(rpt, "Id") or "",
         cycle=txt(rpt, "AddtlRptInf") or "",
-        participant=txt(rpt, "Acct", "Ownr", "Id", "OrgId", "AnyBIC") or "",
-        name=txt(rpt, "Acct", "Ownr", "Nm"),
-        account=txt(rpt, "Acct", "Id", "Othr", "Id") or "",
+        participant=participant,
+        name=name,
+        account=account,
         position=decode_amount(leaf(booked, "Amt")),
         direction=cast(Literal["CRDT", "DBIT"], txt(booked, "CdtDbtInd")),
-        received=total("TtlCdtNtries"),
-        paid=total("TtlDbtNtries"),
+        received=received,
+        paid=paid,
         held=tuple(held),
         headroom=None,
         request=None,
