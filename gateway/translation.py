@@ -291,7 +291,7 @@ class Translator:
                 f"{kind.title}s ({kind.family}) are issued by the gateway only, never accepted "
                 "from a side",
             )
-        outside = unknown(one(msg.doc_map, kind.root) or {}, kind.codes)
+        outside = unknown(one(msg.doc_map, kind.root) or {}, kind.codes) if kind.codes else None
         if outside is not None:
             path, code, sets = outside
             raise refusal(msg, "NARR", f"{path} {code} is not an ISO 20022 {sets} code")

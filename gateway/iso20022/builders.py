@@ -339,7 +339,8 @@ def build_sese024_reject(error: errors.MessageError, ctx: RejectContext, tx_id: 
 
 # A refusal's reason goes in Rsn/Cd when it is an ExternalPaymentCancellationRejection1Code,
 # else in Rsn/Prtry (AG01, DU01, RC01 are status reasons, not cancellation rejection codes).
-CANCELLATION_REJECTIONS = code_sets().codes("ExternalPaymentCancellationRejection1Code")
+# Looked up when a camt.029 is built: importing the builders reads no data file.
+CANCELLATION_REJECTION_SET = "ExternalPaymentCancellationRejection1Code"
 # Sts/Conf -> TxCxlSts (CancellationIndividualStatus1Code).
 _TRANSACTION_CANCELLATION = {"CNCL": "ACCR", "RJCR": "RJCR", "PDCR": "PDCR"}
 _REQUEST_PARTS = ("OrgnlGrpInf", "OrgnlInstrId", "OrgnlEndToEndId", "OrgnlTxId", "OrgnlUETR")
@@ -401,7 +402,8 @@ def build_camt029(
             details.append(_renamespaced(part, namespace))
     details.append(c.TxCxlSts(_TRANSACTION_CANCELLATION.get(status, "RJCR")))
     if reason is not None:
-        code = c.Cd(reason) if reason in CANCELLATION_REJECTIONS else c.Prtry(reason)
+        rejections = code_sets().codes(CANCELLATION_REJECTION_SET)
+        code = c.Cd(reason) if reason in rejections else c.Prtry(reason)
         info = [c.Rsn(code)]
         if detail:
             info.append(c.AddtlInf(fit_text(detail, 105, ctx.latin_only)))
