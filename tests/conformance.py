@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from gateway.iso20022.profiles import ProfileSet
+from gateway.iso20022.reader import BusinessMessage, read_message
 from tests.conftest import CONFORMANCE_TOOL
 
 
@@ -46,3 +49,12 @@ def assert_officially_valid(*payloads: bytes) -> None:
     bad = {k: v for k, v in verdicts.items() if v != "valid"}
     # Each payload is AppHdr + Document: two valid parts each.
     assert not bad and len(verdicts) == 2 * len(payloads), verdicts
+
+
+def checked_output(record: Any, side: str, profiles: Mapping[str, ProfileSet]) -> BusinessMessage:
+    """A record the gateway published to `side`, read, valid in that side's profile and
+    against the official schemas."""
+    msg = read_message(record.value)
+    profiles[side].validate(msg)
+    assert_officially_valid(record.value)
+    return msg

@@ -6,7 +6,6 @@ side's profile and the official schemas."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
@@ -14,8 +13,8 @@ from gateway.config import StateSection
 from gateway.correlations import PaymentFacts
 from gateway.flows.enquiries import answer_for
 from gateway.iso20022.profiles import ProfileSet
-from gateway.iso20022.reader import BusinessMessage, read_message
-from tests.conformance import assert_officially_valid
+from gateway.iso20022.reader import read_message
+from tests.conformance import checked_output as checked
 from tests.harness import gateway_config, running_gateway, sample
 
 UETR = "0b7c3f2e-6d1a-4c55-9e8b-2f4a6c1d9e01"  # the onshore sample payment's (HPCB -> VHBK)
@@ -32,13 +31,6 @@ def enquiry(n: int, side: str = "onshore", sender: str | None = None) -> bytes:
             b"313290012345", b"313100054321"
         )
     return data
-
-
-def checked(record: Any, side: str, profiles: dict[str, ProfileSet]) -> BusinessMessage:
-    msg = read_message(record.value)
-    profiles[side].validate(msg)
-    assert_officially_valid(record.value)
-    return msg
 
 
 @pytest.mark.kafka

@@ -14,8 +14,8 @@ import pytest
 
 from gateway.config import StateSection, TranslationSection
 from gateway.iso20022.profiles import ProfileSet
-from gateway.iso20022.reader import BusinessMessage, read_message
-from tests.conformance import assert_officially_valid
+from gateway.iso20022.reader import read_message
+from tests.conformance import checked_output as checked
 from tests.harness import capped_directory, gateway_config, running_gateway, sample
 
 pytestmark = pytest.mark.kafka
@@ -38,13 +38,6 @@ def request(n: int, side: str, **changes: str) -> bytes:
     for old, new in changes.items():
         data = data.replace(old.encode(), new.encode())
     return data
-
-
-def checked(record: Any, side: str, profiles: dict[str, ProfileSet]) -> BusinessMessage:
-    msg = read_message(record.value)
-    profiles[side].validate(msg)
-    assert_officially_valid(record.value)
-    return msg
 
 
 def typed(records: list[Any], msg_def: str) -> list[Any]:
