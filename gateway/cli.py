@@ -295,27 +295,17 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     """Load and validate a configuration file (and the environment) as `run` would."""
     import dataclasses
 
-    from gateway.certificates import CertificateError
-    from gateway.directory import DirectoryError
-    from gateway.reference import ReferenceData
+    from gateway.reference import ReferenceDataError, preflight
 
     try:
         config = load(args.file)
     except ConfigError as exc:
         _fail(f"configuration: {exc}")
     try:
-        # What run loads before its first record: the directory (every certificate it lists),
-        # calendars, charset policy, every profile, the signing key.
-        ReferenceData.load(config).prepare()
-    except (DirectoryError, CertificateError, OSError, ValueError, RuntimeError) as exc:
-        _fail(f"configuration: reference data: {exc}")
+        preflight(config)
+    except ReferenceDataError as exc:
+        _fail(f"configuration: {exc}")
     print(f"# configuration OK: {args.file} (with the environment), as run will use it")
-    security = config.security
-    if security.require_signatures and not (security.signing_key_file or security.signing_key):
-        print(
-            "# warning: partners must sign, but no signing key is configured: what the gateway "
-            "emits goes unsigned"
-        )
     for f in dataclasses.fields(config):
         section = getattr(config, f.name)
         print(f"\n[{f.name}]")

@@ -407,6 +407,12 @@ def _check(config: Config) -> None:
         security.signing_certificate_file
     ):
         raise ConfigError("security.signing_key needs security.signing_certificate_file")
+    if security.require_signatures and not (security.signing_key_file or security.signing_key):
+        # Partners would have to sign, and be answered unsigned: refused rather than warned.
+        raise ConfigError(
+            "security.require_signatures needs the gateway's own key to sign what it emits "
+            "(security.signing_key_file or CONNECT_GATEWAY__SECURITY__SIGNING_KEY)"
+        )
     for name in ("signing_key_file", "signing_certificate_file"):
         value = getattr(security, name)
         if value and not Path(value).is_file():

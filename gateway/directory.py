@@ -20,7 +20,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from gateway.certificates import Certificate, CertificateError, load_certificate
+from gateway.certificates import (
+    Certificate,
+    CertificateError,
+    load_certificate,
+    read_certificate,
+)
 from gateway.packaged import packaged
 from gateway.sides import Side
 
@@ -158,7 +163,7 @@ class Directory:
         )
 
 
-def load_directory(path: Path) -> Directory:
+def load_directory(path: Path, needs_certificates: bool = False) -> Directory:
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -166,13 +171,20 @@ def load_directory(path: Path) -> Directory:
         raise DirectoryError(f"cannot read participant directory {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise DirectoryError(f"participant directory {path} is not valid TOML: {exc}") from None
-    return parse_directory(raw, str(path), base=path.parent)
+    return parse_directory(raw, str(path), base=path.parent, needs_certificates=needs_certificates)
 
 
 def parse_directory(
-    raw: dict[str, Any], source: str = "directory", base: Path | None = None
+    raw: dict[str, Any],
+    source: str = "directory",
+    base: Path | None = None,
+    needs_certificates: bool = False,
 ) -> Directory:
-    """`base`: where certificate files named relative to the directory file are."""
+    """`base`: where certificate files named relative to the directory file are.
+
+    `needs_certificates` (signatures required): every entry that may send must list a
+    certificate, or none of its messages could ever be accepted; such a version is refused
+    as a whole, like any other bad entry, rather than found out from a partner's DS21s."""
     problems: list[str] = []
     version = raw.get("version")
     if not isinstance(version, str) or not version:
@@ -231,6 +243,16 @@ def parse_directory(
         if not BIC.fullmatch(owner) or not account:
             problems.append(f"{where}: owner_bic must be a BIC and account non-empty")
         nominees.append(Nominee(flow, dep, owner, account))
+    if needs_certificates:
+        senders: list[Signatory] = [
+            *participants.values(),
+            *depositories.values(),
+            *systems.values(),
+        ]
+        if lacking := [s.bic for s in senders if not s.certificates]:
+            problems.append(
+                "signatures are required, but no certificate is enrolled for " + ", ".join(lacking)
+            )
     if problems:
         raise DirectoryError(f"{source} refused: " + "; ".join(problems))
     assert isinstance(version, str)
@@ -296,11 +318,19 @@ def _participant(entry: Any, where: str, problems: list[str], base: Path) -> Par
 def _signing(
     entry: dict[str, Any], where: str, problems: list[str], base: Path
 ) -> tuple[tuple[Certificate, ...], tuple[str, ...]]:
-    """An entry's signing certificates (files relative to the directory) and `sends_for`."""
+    """An entry's signing certificates and `sends_for`.
+
+    A certificate is given inline (its PEM text, so the directory is one file that a
+    Kubernetes ConfigMap or a compose config can hold) or as a file named relative to the
+    directory (a flat folder mounted beside it)."""
     certificates = []
-    for name in entry.get("certificates", []):
+    for i, name in enumerate(entry.get("certificates", [])):
+        text = str(name)
         try:
-            certificates.append(load_certificate(base / str(name)))
+            if text.lstrip().startswith("-----BEGIN"):
+                certificates.append(read_certificate(text.encode(), f"{where} certificate {i}"))
+            else:
+                certificates.append(load_certificate(base / text))
         except CertificateError as exc:
             problems.append(f"{where}: {exc}")
     sends_for = tuple(str(b) for b in entry.get("sends_for", []))
@@ -317,11 +347,12 @@ class ReloadingDirectory:
     `current()` per message. Thread-safe: readers always see one whole version.
     """
 
-    def __init__(self, path: Path, interval: float = 1.0) -> None:
+    def __init__(self, path: Path, interval: float = 1.0, needs_certificates: bool = False) -> None:
         self.path = path
         self.interval = interval
+        self.needs_certificates = needs_certificates
         self._lock = threading.Lock()
-        self._directory = load_directory(path)
+        self._directory = load_directory(path, needs_certificates)
         self._stamp = self._mtime()
         self._checked = time.monotonic()
         self.failures = 0  # versions refused since start (a metric: gateway/ops/metrics.py)
@@ -345,7 +376,7 @@ class ReloadingDirectory:
             return False
         with self._lock:
             try:
-                fresh = load_directory(self.path)
+                fresh = load_directory(self.path, self.needs_certificates)
             except DirectoryError as exc:
                 log.error(
                     "participant directory not reloaded, version %s stays in force: %s",

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.calendars import Calendars
+from gateway.certificates import CertificateError
 from gateway.charset import CharsetPolicy
 from gateway.charset import prepare as prepare_charset
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
-from gateway.directory import ReloadingDirectory
+from gateway.directory import DirectoryError, ReloadingDirectory
 from gateway.directory import default_path as default_directory_path
 from gateway.iso20022.profiles import ProfileSet
 from gateway.messages.registry import profile_set
@@ -45,7 +46,10 @@ class ReferenceData:
         tr = config.translation
         return cls(
             directory=directory
-            or ReloadingDirectory(Path(tr.directory) if tr.directory else default_directory_path()),
+            or ReloadingDirectory(
+                Path(tr.directory) if tr.directory else default_directory_path(),
+                needs_certificates=config.security.require_signatures,
+            ),
             calendars=Calendars.load(Path(tr.calendars) if tr.calendars else None),
             charset=CharsetPolicy.load(Path(tr.charset_policy) if tr.charset_policy else None),
             profiles={side: profile_set(side, config.schemas_path) for side in SIDES},
@@ -60,3 +64,18 @@ class ReferenceData:
             profiles.compile_all()
         prepare_charset()
         return self
+
+
+class ReferenceDataError(Exception):
+    """Reference data the gateway cannot run with: one line, for `config check` and `run`."""
+
+
+def preflight(config: Config, clock: Clock = now_utc8) -> ReferenceData:
+    """Everything `run` loads before its first record, loaded and prepared: the directory with
+    every certificate it lists (and one for every sender when signatures are required), the
+    calendars, the charset policy, every profile and the signing key. `config check` calls
+    this very function, so it fails exactly when `run` would."""
+    try:
+        return ReferenceData.load(config, clock).prepare()
+    except (DirectoryError, CertificateError, OSError, ValueError, RuntimeError) as exc:
+        raise ReferenceDataError(f"reference data: {exc}") from None

@@ -21,8 +21,10 @@ from gateway.kafka_clients import connection_options
 from gateway.ops import logs
 from gateway.ops.operations import Operations
 from gateway.pipeline import Pipeline
+from gateway.reference import ReferenceDataError, preflight
 from gateway.state import store_for
 from gateway.topics import ensure_topics
+from gateway.translation import Translator
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,13 @@ CANCEL_WAIT_SECONDS = 10
 
 async def serve(config: Config) -> int:
     logs.configure(config.ops.log_format, config.ops.log_level, config.ops.kafka_client_log_level)
+    try:
+        # Before the broker starts: what run cannot use is one line and exit 2, as in
+        # `config check` (the same function), never a traceback in a restart loop.
+        reference = await asyncio.to_thread(preflight, config)
+    except ReferenceDataError as exc:
+        print(f"connect-gateway: configuration: {exc}", file=sys.stderr)
+        return 2
     try:
         check_ports(config)
         held = lock_state_file(config)  # held until the process ends
@@ -72,7 +81,9 @@ async def serve(config: Config) -> int:
             options=connection_options(config.kafka),
         )
         await store.open()
-        pipeline = Pipeline(config, store, bootstrap)
+        pipeline = Pipeline(
+            config, store, bootstrap, translator=Translator(config, reference=reference)
+        )
         cycles = CycleManager(config, store, pipeline.reference)
         ops = Operations(config, store, bootstrap)
         ops.attach(pipeline, cycles)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +69,28 @@ def identity(
     )
 
 
+@functools.cache
+def bystander() -> Identity:
+    """The certificate of every entry a test does not name: with signatures required, each
+    sender must have one enrolled; nobody in a test signs with this key."""
+    return identity("BYSTANDER")
+
+
 def directory_with(folder: Path, certificates: dict[str, list[Identity]], **extra: str) -> Path:
     """The sample directory, with these participants' certificates (written beside it) and
-    any extra TOML lines per participant (e.g. sends_for)."""
+    any extra TOML lines per participant (e.g. sends_for). Every other entry enrols the
+    bystander's certificate, inline, as signatures required demand."""
     text = (ROOT / "data" / "participants.toml").read_text()
+    others = set(re.findall(r'^bic = "(\w+)"$', text, flags=re.M)) - set(certificates)
+    inline = bystander().cert_pem.decode()
+    for bic in others:
+        text = re.sub(
+            rf'^bic = "{bic}"$',
+            f'bic = "{bic}"\ncertificates = ["""{inline}"""]',
+            text,
+            count=1,
+            flags=re.M,
+        )
     for bic, identities in certificates.items():
         names = []
         for i, ident in enumerate(identities):

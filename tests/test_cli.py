@@ -406,9 +406,25 @@ def test_config_check_is_a_pre_flight_of_the_reference_data(tmp_path: Path) -> N
         done = cli("config", "check", str(tmp_path / f"{name}-gateway.toml"))
         assert done.returncode == 2 and words in done.stderr, done.stderr
         assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
-    (tmp_path / "signed.toml").write_text("[security]\nrequire_signatures = true\n")
-    done = cli("config", "check", str(tmp_path / "signed.toml"))
-    assert done.returncode == 0 and b"# warning: partners must sign" in done.stdout
+    # Signatures required: the gateway must have its own key, and every sender a certificate.
+    from tests.signing import identity
+
+    gateway = identity("SHHKCNSHGWY")
+    (tmp_path / "gw.key").write_bytes(gateway.key_pem)
+    (tmp_path / "gw.pem").write_bytes(gateway.cert_pem)
+    keyed = f'signing_key_file = "{tmp_path / "gw.key"}"\n'
+    keyed += f'signing_certificate_file = "{tmp_path / "gw.pem"}"\n'
+    for name, text, words in (
+        ("keyless", "", b"needs the gateway's own key"),
+        ("unenrolled", keyed, b"no certificate is enrolled for HPCBCNSHXXX, JADBCNBJXXX"),
+    ):
+        (tmp_path / f"{name}.toml").write_text(f"[security]\nrequire_signatures = true\n{text}")
+        for command in (("config", "check", str(tmp_path / f"{name}.toml")), ("run",)):
+            if command == ("run",):
+                command = ("--config", str(tmp_path / f"{name}.toml"), "run")
+            done = cli(*command)
+            assert done.returncode == 2 and words in done.stderr, done.stderr
+            assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
 
 
 def test_config_check_prints_the_configuration_as_toml_with_secrets_hidden(
@@ -540,11 +556,15 @@ def test_translate_with_signatures_reads_what_was_signed_and_who_may_send_it(
     from tests.signing import directory_with, identity, signed
     from tests.test_authorisation_e2e import _member_only
 
-    hpcb = identity("HPCBCNSHXXX")
+    hpcb, gateway = identity("HPCBCNSHXXX"), identity("SHHKCNSHGWY")
     directory = directory_with(tmp_path, {"HPCBCNSHXXX": [hpcb]})
+    (tmp_path / "gw.key").write_bytes(gateway.key_pem)
+    (tmp_path / "gw.pem").write_bytes(gateway.cert_pem)
     env = {
         **os.environ,
         "CONNECT_GATEWAY__SECURITY__REQUIRE_SIGNATURES": "true",
+        "CONNECT_GATEWAY__SECURITY__SIGNING_KEY_FILE": str(tmp_path / "gw.key"),
+        "CONNECT_GATEWAY__SECURITY__SIGNING_CERTIFICATE_FILE": str(tmp_path / "gw.pem"),
         "CONNECT_GATEWAY__TRANSLATION__DIRECTORY": str(directory),
     }
     payment = (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -108,17 +109,24 @@ async def test_the_service_runs_as_the_image_entrypoint_runs_it(
     port = free_port()
     work = tmp_path / "var-lib"
     work.mkdir()
-    # The operator's directory, with the sending participant's certificate enrolled: the
-    # image requires signatures.
+    # The operator's directory folder, with the sending participant's certificate enrolled,
+    # and the gateway's own key and certificate where the compose secrets put them: the image
+    # requires signatures.
+    from gateway.signatures import signed_with
     from tests.signing import directory_with, identity, signed
 
-    sender = identity("HPCBCNSHXXX")
+    sender, gateway = identity("HPCBCNSHXXX"), identity("SHHKCNSHGWY")
     (tmp_path / "directory").mkdir()
-    directory = directory_with(tmp_path / "directory", {"HPCBCNSHXXX": [sender]})
-    # The image's paths, onto this checkout (the image copies these same files there).
+    directory_with(tmp_path / "directory", {"HPCBCNSHXXX": [sender]})
+    (tmp_path / "signing").mkdir()
+    (tmp_path / "signing" / "key.pem").write_bytes(gateway.key_pem)
+    (tmp_path / "signing" / "certificate.pem").write_bytes(gateway.cert_pem)
+    # The image's paths, onto this checkout (the image copies these same files there) and
+    # onto what compose mounts.
     places = {
         "/etc/connect-gateway/gateway.toml": str(DEPLOY / "gateway.toml"),
-        "/etc/connect-gateway/participants.toml": str(directory),
+        "/etc/connect-gateway/directory": str(tmp_path / "directory"),
+        "/etc/connect-gateway/signing": str(tmp_path / "signing"),
         "/app": str(ROOT),
         "/var/lib/connect-gateway": str(work),
     }
@@ -175,6 +183,10 @@ async def test_the_service_runs_as_the_image_entrypoint_runs_it(
         )
         out = await read_topic(kafka_bootstrap, f"{prefix}.offshore.outbound", 1, settle=0.5)
         assert len(out) == 1
+        # Signed with the key the secret mounted.
+        from gateway.certificates import read_certificate
+
+        assert signed_with(out[0].value, read_certificate(gateway.cert_pem))
         # The unsigned copy is refused: the image requires signatures.
         rejects = await read_topic(kafka_bootstrap, f"{prefix}.onshore.outbound", 1, settle=0.5)
         assert [dict(r.headers)["reject-reason"] for r in rejects] == [b"DS21"]
@@ -274,8 +286,8 @@ def test_the_participant_directory_is_the_operators_file_and_stops_are_not_cut_s
     compose = _yaml_documents(DEPLOY / "compose.yaml")[0]
     gateway = compose["x-gateway"]  # type: ignore[index]
     assert any(
-        v.startswith("${GATEWAY_DIRECTORY")
-        and v.endswith(":/etc/connect-gateway/participants.toml:ro")
+        v.startswith("${GATEWAY_DIRECTORY_FOLDER:?")
+        and v.endswith(":/etc/connect-gateway/directory:ro")
         for v in gateway["volumes"]
     )
     grace = int(gateway["stop_grace_period"].removesuffix("s"))
@@ -330,3 +342,126 @@ def test_the_alert_rules_name_only_metrics_the_gateway_exposes() -> None:
             assert rule["labels"]["severity"] and rule["annotations"]["summary"], rule
             names |= set(re.findall(r"\bgateway_[a-z_]+", rule["expr"]))
     assert names and names <= exposed, names - exposed
+
+
+def test_every_form_puts_the_signing_key_and_the_directory_where_the_image_looks() -> None:
+    """The image names the signing key, its certificate and the directory by path; compose
+    mounts its secrets and the directory folder there, Kubernetes its TLS Secret and the
+    directory ConfigMap (whole, so it updates in place), and neither form leaves one out."""
+    env, _, _ = dockerfile()
+    key = env["CONNECT_GATEWAY__SECURITY__SIGNING_KEY_FILE"]
+    cert = env["CONNECT_GATEWAY__SECURITY__SIGNING_CERTIFICATE_FILE"]
+    directory = env["CONNECT_GATEWAY__TRANSLATION__DIRECTORY"]
+    assert "require_signatures = true" in (DEPLOY / "gateway.toml").read_text()
+
+    compose = _yaml_documents(DEPLOY / "compose.yaml")[0]
+    gateway = compose["x-gateway"]  # type: ignore[index]
+    targets = {s["source"]: s["target"] for s in gateway["secrets"]}
+    assert sorted(targets.values()) == sorted([key, cert])
+    for source in targets:  # each from a file the operator names in deploy/.env
+        assert compose["secrets"][source]["file"].startswith("${GATEWAY_SIGNING_")  # type: ignore[index]
+    folder = next(v.split(":")[-2] for v in gateway["volumes"] if "DIRECTORY" in v)
+    assert Path(directory).parent == Path(folder)
+
+    manifest = _yaml_documents(DEPLOY / "kubernetes" / "gateway.yaml")[0]
+    pod = manifest["spec"]["template"]["spec"]  # type: ignore[index]
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    signing = volumes["signing"]["secret"]
+    placed = {mounts["signing"] + "/" + i["path"]: i["key"] for i in signing["items"]}
+    assert placed == {key: "tls.key", cert: "tls.crt"}  # kubectl create secret tls
+    assert volumes["directory"]["configMap"] and mounts["directory"] == str(Path(directory).parent)
+    assert not any("subPath" in m for m in container["volumeMounts"])
+    names = {e["name"] for e in container["env"]}
+    assert not names & {
+        "CONNECT_GATEWAY__SECURITY__SIGNING_KEY_FILE",
+        "CONNECT_GATEWAY__TRANSLATION__DIRECTORY",
+    }
+    guide = (DEPLOY / "README.md").read_text()
+    assert f"kubectl create secret tls {signing['secretName']}" in guide
+
+
+def test_the_operators_signature_steps_enrol_rotate_revoke_and_rotate_the_gateways_key(
+    tmp_path: Path,
+) -> None:
+    """deploy/README.md's four steps, each taken as the guide says: edit the directory in its
+    folder (inline PEM or a flat file beside it), then `config check` and `verify` with the
+    containers' configuration. The image's paths are this test's folders."""
+    from tests.signing import directory_with, identity, signed
+
+    a, b, c = (identity("HPCBCNSHXXX") for _ in range(3))
+    old_gw, new_gw = identity("SHHKCNSHGWY"), identity("SHHKCNSHGWY")
+    folder, signing = tmp_path / "directory", tmp_path / "signing"
+    folder.mkdir()
+    signing.mkdir()
+    path = directory_with(folder, {"HPCBCNSHXXX": []})
+    template = path.read_text()
+    assert template.count("certificates = []") == 1
+    payment = (ROOT / "samples" / "onshore" / "pacs.008.001.08.xml").read_bytes()
+    for name, who in (("a", a), ("b", b), ("c", c)):
+        (tmp_path / f"by-{name}.xml").write_bytes(signed(payment, who))
+
+    def gateway_key(who: object) -> None:
+        from tests.signing import Identity
+
+        assert isinstance(who, Identity)
+        (signing / "key.pem").write_bytes(who.key_pem)
+        (signing / "certificate.pem").write_bytes(who.cert_pem)
+
+    def roll_out(version: str, *certificates: str) -> None:
+        text = template.replace("certificates = []", f"certificates = [{', '.join(certificates)}]")
+        path.write_text(re.sub(r'^version = ".*"$', f'version = "{version}"', text, flags=re.M))
+
+    env = {
+        **os.environ,
+        "CONNECT_GATEWAY_CONFIG": str(DEPLOY / "gateway.toml"),
+        "CONNECT_GATEWAY__TRANSLATION__DIRECTORY": str(path),
+        "CONNECT_GATEWAY__SECURITY__SIGNING_KEY_FILE": str(signing / "key.pem"),
+        "CONNECT_GATEWAY__SECURITY__SIGNING_CERTIFICATE_FILE": str(signing / "certificate.pem"),
+        "CONNECT_GATEWAY__STATE__POSTGRES_DSN": "postgresql://gateway@postgres:5432/gateway",
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka:19092",
+    }
+    gw = str(BIN / "connect-gateway")
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return run(gw, "config", "check", str(DEPLOY / "gateway.toml"), env=env)
+
+    def verify(name: str) -> subprocess.CompletedProcess[str]:
+        return run(gw, "verify", str(tmp_path / f"by-{name}.xml"), env=env)
+
+    def inline(who: object) -> str:
+        return "'''\n" + who.cert_pem.decode() + "'''"  # type: ignore[attr-defined]
+
+    gateway_key(old_gw)
+    # Not enrolled yet: a sender with no certificate refuses the version, in one line.
+    roll_out("1")
+    done = check()
+    assert done.returncode == 2 and "no certificate is enrolled for HPCBCNSHXXX" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+    # 1. Enrol: inline.
+    roll_out("2", inline(a))
+    assert check().returncode == 0, check().stderr
+    assert verify("a").returncode == 0 and "signed by HPCBCNSHXXX" in verify("a").stdout
+
+    # 2. Rotate: the new one beside the old, as a flat file in the folder; then the old goes.
+    (folder / "HPCB-2027.pem").write_bytes(b.cert_pem)
+    roll_out("3", inline(a), '"HPCB-2027.pem"')
+    assert check().returncode == 0 and verify("a").returncode == 0 and verify("b").returncode == 0
+    roll_out("4", '"HPCB-2027.pem"')
+    assert verify("b").returncode == 0
+    refused = verify("a")
+    assert refused.returncode == 3 and "DS0E" in refused.stderr, refused.stderr
+
+    # 3. Revoke b, keeping c.
+    roll_out("5", inline(c))
+    assert check().returncode == 0 and verify("c").returncode == 0
+    assert verify("b").returncode == 3 and "DS0E" in verify("b").stderr
+
+    # 4. The gateway's key: a new pair checks; a key that is not its certificate's does not.
+    gateway_key(new_gw)
+    assert check().returncode == 0
+    (signing / "certificate.pem").write_bytes(old_gw.cert_pem)
+    done = check()
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr

@@ -36,11 +36,31 @@ def run(*args: str | Path, cwd: Path, timeout: float = 600) -> subprocess.Comple
     )
 
 
+def _copy_of_the_checkout(dest: Path) -> None:
+    """The project's files (tracked, or new and not ignored) as a clean clone has them: the
+    wheel is built there, not in the checkout, whose build/ folder setuptools reuses (a
+    stale module in it would ship) and which two test workers building at once collide in."""
+    import shutil
+
+    listed = run("git", "ls-files", "-z", "-co", "--exclude-standard", cwd=ROOT)
+    assert listed.returncode == 0, listed.stderr
+    for name in filter(None, listed.stdout.split("\0")):
+        here, there = ROOT / name, dest / name
+        if not here.is_symlink() and not here.exists():
+            continue  # deleted in the working tree, not yet committed
+        there.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(here, there, follow_symlinks=False)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """(the venv's bin folder, the wheel): installed once for this module's tests."""
     work = tmp_path_factory.mktemp("wheel")
-    built = run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", work, ROOT, cwd=work)
+    source = work / "source"
+    _copy_of_the_checkout(source)
+    built = run(
+        sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", work, source, cwd=work
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = work.glob("connect_gateway-*.whl")
     venv = work / "venv"
