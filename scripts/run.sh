@@ -26,7 +26,9 @@ echo "== throw-away signing keys: one per sender, one for the gateway (signature
 keys=$out/keys
 mkdir -p "$keys"
 cp data/participants.toml "$keys/participants.toml"
+# Every sender the directory lists needs a certificate once signatures are required.
 for bic in HPCBCNSHXXX JADBCNBJXXX VHBKHKHHXXX KLBKHKHHXXX CCDCCNBJXXX SHCHCNSHXXX CMUAHKHHXXX HKICHKHHXXX \
+           SHHKHKHHSTL CIPSCNSHXXX \
            SHHKCNSHGWY; do
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
     -subj "/CN=$bic" -keyout "$keys/$bic.key" -out "$keys/$bic.pem" 2>/dev/null

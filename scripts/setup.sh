@@ -14,6 +14,8 @@ if [[ "${1:-}" == "--with-test-servers" ]]; then
   # The PostgreSQL state-store tests start their own cluster with initdb/pg_ctl.
   command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
     || need_apt+=(postgresql)
+  # promtool runs the alert rules' unit tests (deploy/prometheus/alerts.test.yaml).
+  command -v promtool >/dev/null || need_apt+=(prometheus)
 fi
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -25,9 +27,9 @@ if ((${#need_apt[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-# Debian may ship mosquitto and postgresql enabled as services; the tests start their own,
-# on free ports, and never use these.
-for service in mosquitto postgresql; do
+# Debian may ship mosquitto, postgresql and prometheus enabled as services; the tests start
+# their own servers on free ports (and need only prometheus' promtool), and never use these.
+for service in mosquitto postgresql prometheus; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
     systemctl stop "$service" || true
   fi

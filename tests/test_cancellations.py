@@ -229,7 +229,7 @@ async def test_a_held_payment_is_cancelled_by_the_gateway_and_those_behind_it_mo
         assert gw.ops is not None
         _, body = await http_get(gw.ops.http_port, "/metrics")
         on = (("outcome", "cancelled"), ("side", "onshore"))
-        assert scrape(body)[("gateway_messages_processed_total", on)] == 1
+        assert scrape(body)[("connect_gateway_messages_processed_total", on)] == 1
     schema = json.loads(
         (ROOT / "docs" / "events.md").read_text().split("```json\n")[1].split("```")[0]
     )

@@ -331,6 +331,7 @@ def test_the_alert_rules_name_only_metrics_the_gateway_exposes() -> None:
     metrics.cycles_closed.labels("CNY", "failed").inc()
     metrics.lag.labels("t", "0").set(0)
     metrics.certificate_expiry.labels("HPCBCNSHXXX").set(0)
+    metrics.signing_certificate_expiry.set(0)
     exposed = {
         line.split("{")[0].split(" ")[0]
         for line in metrics.render().decode().splitlines()
@@ -340,7 +341,7 @@ def test_the_alert_rules_name_only_metrics_the_gateway_exposes() -> None:
     for group in rules["groups"]:  # type: ignore[index]
         for rule in group["rules"]:
             assert rule["labels"]["severity"] and rule["annotations"]["summary"], rule
-            names |= set(re.findall(r"\bgateway_[a-z_]+", rule["expr"]))
+            names |= set(re.findall(r"\bconnect_gateway_[a-z_]+", rule["expr"]))
     assert names and names <= exposed, names - exposed
 
 
@@ -465,3 +466,27 @@ def test_the_operators_signature_steps_enrol_rotate_revoke_and_rotate_the_gatewa
     (signing / "certificate.pem").write_bytes(old_gw.cert_pem)
     done = check()
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_alert_rules_pass_their_unit_tests_under_promtool() -> None:
+    """deploy/prometheus/alerts.test.yaml, run by Prometheus' own promtool (Debian's
+    `prometheus` package, installed by the test command): every rule is checked, and every
+    rule is tested firing."""
+    import shutil
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/setup.sh --with-test-servers installs it"
+    checked = run(promtool, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yaml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = run(promtool, "test", "rules", str(DEPLOY / "prometheus" / "alerts.test.yaml"))
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+    rules = _yaml_documents(DEPLOY / "prometheus" / "alerts.yaml")[0]
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}  # type: ignore[index]
+    tests = _yaml_documents(DEPLOY / "prometheus" / "alerts.test.yaml")[0]
+    firing = {
+        case["alertname"]
+        for t in tests["tests"]  # type: ignore[index]
+        for case in t["alert_rule_test"]
+        if case["exp_alerts"]
+    }
+    assert firing == alerts, alerts ^ firing

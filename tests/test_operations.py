@@ -110,7 +110,7 @@ async def test_events_metrics_and_the_control_topic(
         assert "unknown command" in unknown["error"]
 
         published = (
-            "gateway_records_published_total",
+            "connect_gateway_records_published_total",
             (("topic", config.offshore.outbound_topic),),
         )
         for _ in range(50):  # the relay publishes what the close queued within its poll
@@ -121,21 +121,36 @@ async def test_events_metrics_and_the_control_topic(
                 break
             await asyncio.sleep(0.1)
         on = (("side", "onshore"),)
-        assert m[("gateway_messages_processed_total", (("outcome", "translated"), *on))] == 1
-        assert m[("gateway_messages_processed_total", (("outcome", "rejected"), *on))] == 1
-        assert m[("gateway_messages_rejected_total", (("reason", "FF01"), *on))] == 1
-        assert m[("gateway_dead_lettered_total", on)] == 1
-        assert m[("gateway_control_commands_refused_total", ())] == 1
-        assert m[("gateway_processing_seconds_count", ())] == 2
         assert (
-            m[("gateway_cycles_closed_total", (("currency", "CNY"), ("status", "instructed")))] == 1
+            m[("connect_gateway_messages_processed_total", (("outcome", "translated"), *on))] == 1
+        )
+        assert m[("connect_gateway_messages_processed_total", (("outcome", "rejected"), *on))] == 1
+        assert m[("connect_gateway_messages_rejected_total", (("reason", "FF01"), *on))] == 1
+        assert m[("connect_gateway_dead_lettered_total", on)] == 1
+        assert m[("connect_gateway_control_commands_refused_total", ())] == 1
+        assert m[("connect_gateway_processing_seconds_count", ())] == 2
+        assert (
+            m[
+                (
+                    "connect_gateway_cycles_closed_total",
+                    (("currency", "CNY"), ("status", "instructed")),
+                )
+            ]
+            == 1
         )
         assert (
-            m[("gateway_cycle_position", (("currency", "CNY"), ("participant", "HPCBCNSHXXX")))]
+            m[
+                (
+                    "connect_gateway_cycle_position",
+                    (("currency", "CNY"), ("participant", "HPCBCNSHXXX")),
+                )
+            ]
             == -1250000.0
         )
         assert m[published] == 3
-        assert m[("gateway_mqtt_connected", ())] == 1 and m[("gateway_ready", ())] == 1
+        assert (
+            m[("connect_gateway_mqtt_connected", ())] == 1 and m[("connect_gateway_ready", ())] == 1
+        )
 
     # Every event matches the schema documented for partners and operators.
     schema = json.loads(
@@ -203,15 +218,18 @@ async def test_the_directory_is_watched_while_idle(kafka_bootstrap: str, tmp_pat
     """Its version, the versions refused and each signer's certificate expiry are metrics,
     and a broken rotation shows without any message arriving (it used to be noticed only
     when a message needed the directory)."""
-    from tests.signing import directory_with, identity
+    from tests.signing import directory_with, identity, signing_config
 
     directory = directory_with(tmp_path, {"HPCBCNSHXXX": [identity("HPCBCNSHXXX")]})
     config = gateway_config(
         f"o{uuid.uuid4().hex[:10]}", StateSection(sqlite_path=str(tmp_path / "s.sqlite3"))
     )
+    # The gateway's own key: valid for 30 days, so its expiry is told from the participants'.
+    signing = signing_config(tmp_path, directory, identity("SHHKCNSHGWY", valid_to_days=30))
     config = dataclasses.replace(
         config,
         translation=dataclasses.replace(config.translation, directory=str(directory)),
+        security=signing.security,
     )
     version = next(
         line.split('"')[1]
@@ -227,23 +245,27 @@ async def test_the_directory_is_watched_while_idle(kafka_bootstrap: str, tmp_pat
         assert gw.ops is not None
         for _ in range(600):  # a hang guard of ~60 s
             seen = await metrics(gw)
-            if seen.get(("gateway_directory_version_info", (("version", version),))) == 1:
+            if seen.get(("connect_gateway_directory_version_info", (("version", version),))) == 1:
                 break
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"no directory version metric: {sorted(seen)[:20]}")
-        expiry = seen[("gateway_certificate_expiry_seconds", (("participant", "HPCBCNSHXXX"),))]
+        expiry = seen[
+            ("connect_gateway_certificate_expiry_seconds", (("participant", "HPCBCNSHXXX"),))
+        ]
         assert 300 * 86400 < expiry < 366 * 86400  # the test certificate: valid for a year
-        assert seen[("gateway_directory_versions_refused", ())] == 0
+        own = seen[("connect_gateway_signing_certificate_expiry_seconds", ())]
+        assert 29 * 86400 < own <= 30 * 86400
+        assert seen[("connect_gateway_directory_versions_refused", ())] == 0
         directory.write_text(directory.read_text() + "\n[[participant]]\nbic = 'BROKEN'\n")
         for _ in range(600):  # no message is sent: the watch re-reads the file (guard ~60 s)
             seen = await metrics(gw)
-            if seen[("gateway_directory_versions_refused", ())] == 1:
+            if seen[("connect_gateway_directory_versions_refused", ())] == 1:
                 break
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the broken version was not noticed while idle")
-        assert seen.get(("gateway_directory_version_info", (("version", version),))) == 1
+        assert seen.get(("connect_gateway_directory_version_info", (("version", version),))) == 1
 
 
 def test_the_metrics_say_which_build_runs_and_how_the_process_does() -> None:
@@ -254,8 +276,38 @@ def test_the_metrics_say_which_build_runs_and_how_the_process_does() -> None:
     metrics = Metrics()
     metrics.processed.labels("onshore", "translated").inc()
     seen = scrape(metrics.render())
-    builds = [dict(labels) for name, labels in seen if name == "gateway_build_info"]
+    builds = [dict(labels) for name, labels in seen if name == "connect_gateway_build_info"]
     assert [b["version"] for b in builds] == [__version__]
     assert any(name.startswith("process_cpu_seconds") for name, _ in seen)
     assert any(name == "python_info" for name, _ in seen)
     assert not any(name.endswith("_created") for name, _ in seen)
+
+
+async def test_the_held_queues_are_metrics(
+    kafka_bootstrap: str, state: StateSection, tmp_path: Path
+) -> None:
+    """A payment held for its payer's cap shows in connect_gateway_held_payments and
+    connect_gateway_held_amount (by currency and payer), read from the shared store, so every
+    instance shows the same queue."""
+    from gateway.config import TranslationSection
+    from tests.harness import capped_directory
+    from tests.test_reports import payment
+
+    config = gateway_config(f"q{uuid.uuid4().hex[:10]}", state)
+    directory = capped_directory(tmp_path, {"HPCBCNSHXXX": "2000000.00"})
+    config = dataclasses.replace(config, translation=TranslationSection(directory=directory))
+    async with running_gateway(config, kafka_bootstrap, operated=True) as gw:
+        assert gw.ops is not None and gw.ops.http_port
+        await gw.publish("onshore", payment(1, "1250000.00"), key=b"HPCB")
+        await gw.publish("onshore", payment(2, "900000.00"), key=b"HPCB")  # over the cap: held
+        assert len(await gw.read(config.offshore.outbound_topic, 1)) == 1
+        labels = (("currency", "CNY"), ("participant", "HPCBCNSHXXX"))
+        for _ in range(300):  # the queues are read every 10 s (a hang guard of ~60 s)
+            _, body = await http_get(gw.ops.http_port, "/metrics")
+            seen = scrape(body)
+            if seen.get(("connect_gateway_held_payments", labels)) == 1:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(sorted(k for k in seen if "held" in k[0]))
+        assert seen[("connect_gateway_held_amount", labels)] == 900000.0

@@ -24,91 +24,117 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometh
 
 
 class Metrics:
+    """Every series of the gateway's own is named connect_gateway_*, with its unit (seconds,
+    records) in the name; the process and platform collectors keep their standard names."""
+
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         # The process (CPU, memory, open files, start time) and the interpreter, as every
         # Prometheus client exposes them; and which build is running.
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
-        Info("gateway_build", "The running build", registry=r).info(
+        Info("connect_gateway_build", "The running build", registry=r).info(
             {"version": __version__, "python": platform.python_version()}
         )
         self.messages_in = Counter(
-            "gateway_messages_in",
+            "connect_gateway_messages_in",
             "Records read from the inbound and retry topics",
             ["side", "message_type"],
             registry=r,
         )
         self.processed = Counter(
-            "gateway_messages_processed",
+            "connect_gateway_messages_processed",
             "Records decided: translated, rejected, retry, resend, duplicate, answered",
             ["side", "outcome"],
             registry=r,
         )
         self.rejected = Counter(
-            "gateway_messages_rejected",
+            "connect_gateway_messages_rejected",
             "Records rejected, by ISO reason code",
             ["side", "reason"],
             registry=r,
         )
         self.dead_lettered = Counter(
-            "gateway_dead_lettered", "Records copied to the DLQ", ["side"], registry=r
+            "connect_gateway_dead_lettered", "Records copied to the DLQ", ["side"], registry=r
         )
         self.retried = Counter(
-            "gateway_retried", "Records sent to a retry topic", ["side"], registry=r
+            "connect_gateway_retried", "Records sent to a retry topic", ["side"], registry=r
         )
         self.published = Counter(
-            "gateway_records_published", "Records the relay published", ["topic"], registry=r
+            "connect_gateway_records_published",
+            "Records the relay published",
+            ["topic"],
+            registry=r,
         )
         self.latency = Histogram(
-            "gateway_processing_seconds",
+            "connect_gateway_processing_seconds",
             "From a record's broker timestamp to its batch being committed",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
         self.lag = Gauge(
-            "gateway_consumer_lag",
+            "connect_gateway_consumer_lag_records",
             "Records behind the partition's high watermark",
             ["topic", "partition"],
             registry=r,
         )
         self.cycle_position = Gauge(
-            "gateway_cycle_position",
+            "connect_gateway_cycle_position",
             "Net position (major units) of each participant in the last closed cycle",
             ["currency", "participant"],
             registry=r,
         )
+        self.held_payments = Gauge(
+            "connect_gateway_held_payments",
+            "Payments queued for their payer's net debit cap (settlement.cap_policy = queue)",
+            ["currency", "participant"],
+            registry=r,
+        )
+        self.held_amount = Gauge(
+            "connect_gateway_held_amount",
+            "Their total (major units of the currency)",
+            ["currency", "participant"],
+            registry=r,
+        )
         self.cycles_closed = Counter(
-            "gateway_cycles_closed",
+            "connect_gateway_cycles_closed",
             "Cycles closed, by outcome",
             ["currency", "status"],
             registry=r,
         )
         self.mqtt_connected = Gauge(
-            "gateway_mqtt_connected", "1 while the MQTT link is up", registry=r
+            "connect_gateway_mqtt_connected", "1 while the MQTT link is up", registry=r
         )
         self.mqtt_dropped = Counter(
-            "gateway_mqtt_events_dropped", "Events dropped: the buffer was full", registry=r
+            "connect_gateway_mqtt_events_dropped", "Events dropped: the buffer was full", registry=r
         )
         self.mqtt_refused = Counter(
-            "gateway_control_commands_refused", "Commands from clients not allowed", registry=r
+            "connect_gateway_control_commands_refused",
+            "Commands from clients not allowed",
+            registry=r,
         )
-        self.ready = Gauge("gateway_ready", "1 while /readyz answers 200", registry=r)
+        self.ready = Gauge("connect_gateway_ready", "1 while /readyz answers 200", registry=r)
         self.directory_version = Gauge(
-            "gateway_directory_version_info",
+            "connect_gateway_directory_version_info",
             "1 for the participant directory version in force",
             ["version"],
             registry=r,
         )
         self.directory_refused = Gauge(
-            "gateway_directory_versions_refused",
+            "connect_gateway_directory_versions_refused",
             "Directory versions refused since start (the previous one stays in force)",
             registry=r,
         )
         self.certificate_expiry = Gauge(
-            "gateway_certificate_expiry_seconds",
+            "connect_gateway_certificate_expiry_seconds",
             "Seconds until a participant's last valid signing certificate expires",
             ["participant"],
+            registry=r,
+        )
+
+        self.signing_certificate_expiry = Gauge(
+            "connect_gateway_signing_certificate_expiry_seconds",
+            "Seconds until the gateway's own signing certificate expires",
             registry=r,
         )
 

@@ -23,6 +23,7 @@ from gateway.ops import http
 from gateway.ops.events import Events
 from gateway.ops.metrics import Metrics
 from gateway.ops.mqtt import CommandError, MqttLink
+from gateway.settlement.netting import from_minor
 from gateway.sides import SIDES
 from gateway.state.base import CycleRecord, OutboxRow, StateStore
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from gateway.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+# The held queues are read from the store every this many readiness ticks (seconds): a query,
+# not a per-message cost.
+QUEUE_WATCH_TICKS = 10
 
 
 class Operations:
@@ -139,15 +143,36 @@ class Operations:
         signatories: list[Signatory] = [
             *directory.participants.values(),
             *directory.depositories.values(),
+            *directory.systems.values(),
         ]
         for signatory in signatories:
             if signatory.certificates:
                 last = max(c.not_after for c in signatory.certificates)
                 m.certificate_expiry.labels(signatory.bic).set((last - now).total_seconds())
+        signer = self.pipeline.reference.signer
+        if signer is not None:
+            left = signer.certificate.not_after - now
+            m.signing_certificate_expiry.set(left.total_seconds())
+
+    async def _watch_queues(self) -> None:
+        """The held queues by payer, as gauges (a queue that empties is dropped, not left at
+        its last value)."""
+        queues = await self.store.queues()
+        m = self.metrics
+        m.held_payments.clear()
+        m.held_amount.clear()
+        for (currency, payer), (count, units) in queues.items():
+            m.held_payments.labels(currency, payer).set(count)
+            m.held_amount.labels(currency, payer).set(float(from_minor(units, currency)))
 
     async def _watch(self, interval: float = 1.0) -> None:
+        ticks = 0
         while True:
             self._watch_directory()
+            if ticks % QUEUE_WATCH_TICKS == 0:
+                with contextlib.suppress(Exception):  # the store's outage is its check's to say
+                    await self._watch_queues()
+            ticks += 1
             checks = await self.check()
             ready = all(checks.values())
             self.metrics.mqtt_connected.set(1 if self.mqtt and self.mqtt.connected else 0)

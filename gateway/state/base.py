@@ -245,6 +245,10 @@ class HeldStore(Protocol):
         """Held payments, oldest first."""
         ...
 
+    async def queues(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(currency, payer) -> (payments queued for the payer's cap, their minor units)."""
+        ...
+
 
 class StateStore(ClaimsStore, CycleStore, HeldStore, Protocol):
     """The whole store (gateway/state/store.py over a backend)."""

@@ -438,6 +438,16 @@ class Store:
 
         return await self._run(work, write=True)
 
+    async def queues(self) -> dict[tuple[str, str], tuple[int, int]]:
+        async def work(tx: Tx) -> dict[tuple[str, str], tuple[int, int]]:
+            rows = await tx.fetch(
+                "SELECT currency, payer, count(*), sum(units) FROM held "
+                "WHERE status = 'queued' GROUP BY currency, payer"
+            )
+            return {(c, p): (int(n), int(u)) for c, p, n, u in rows}
+
+        return await self._run(work, write=False)
+
     async def held(self, status: str | None = None) -> list[HeldPayment]:
         async def work(tx: Tx) -> list[HeldPayment]:
             rows = await tx.fetch(
