@@ -317,26 +317,40 @@ def test_the_build_context_leaves_out_what_the_image_does_not_copy() -> None:
         assert top not in ignored, f"{source} is copied by the image but left out of its context"
 
 
+def exposed_metrics() -> set[str]:
+    """The names of every series the gateway's /metrics has (each labelled one set once)."""
+    from gateway.ops.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.processed.labels("onshore", "translated").inc()
+    metrics.rejected.labels("onshore", "AG01").inc()
+    metrics.messages_in.labels("onshore", "pacs.008.001.08").inc()
+    metrics.dead_lettered.labels("onshore").inc()
+    metrics.retried.labels("onshore").inc()
+    metrics.published.labels("t").inc()
+    metrics.cycles_closed.labels("CNY", "failed").inc()
+    metrics.cycle_position.labels("CNY", "HPCBCNSHXXX").set(0)
+    metrics.held_payments.labels("CNY", "HPCBCNSHXXX").set(0)
+    metrics.held_amount.labels("CNY", "HPCBCNSHXXX").set(0)
+    metrics.lag.labels("t", "0").set(0)
+    metrics.directory_version.labels("1").set(1)
+    metrics.certificate_expiry.labels("HPCBCNSHXXX").set(0)
+    metrics.signing_certificate_expiry.set(0)
+    metrics.latency.observe(0.1)
+    return {
+        line.split("{")[0].split(" ")[0]
+        for line in metrics.render().decode().splitlines()
+        if line and not line.startswith("#")
+    }
+
+
 def test_the_alert_rules_name_only_metrics_the_gateway_exposes() -> None:
     """Every metric an alert rule reads is one /metrics has (a renamed metric silences an
     alert without a word); every rule has a severity and a summary."""
     import re
 
-    from gateway.ops.metrics import Metrics
-
     rules = _yaml_documents(DEPLOY / "prometheus" / "alerts.yaml")[0]
-    metrics = Metrics()
-    metrics.processed.labels("onshore", "translated").inc()
-    metrics.dead_lettered.labels("onshore").inc()
-    metrics.cycles_closed.labels("CNY", "failed").inc()
-    metrics.lag.labels("t", "0").set(0)
-    metrics.certificate_expiry.labels("HPCBCNSHXXX").set(0)
-    metrics.signing_certificate_expiry.set(0)
-    exposed = {
-        line.split("{")[0].split(" ")[0]
-        for line in metrics.render().decode().splitlines()
-        if line and not line.startswith("#")
-    }
+    exposed = exposed_metrics()
     names = set()
     for group in rules["groups"]:  # type: ignore[index]
         for rule in group["rules"]:
@@ -490,3 +504,93 @@ def test_the_alert_rules_pass_their_unit_tests_under_promtool() -> None:
         if case["exp_alerts"]
     }
     assert firing == alerts, alerts ^ firing
+
+
+def test_the_dashboard_shows_what_operators_watch_in_valid_promql_on_real_metrics(
+    tmp_path: Path,
+) -> None:
+    """deploy/grafana: every query parses (promtool checks them as recording rules), reads
+    only metrics the gateway exposes, and through the data source compose provisions; the
+    panels cover throughput, rejects, retries and the DLQ, latency, relay lag, positions,
+    the held queue, the directory version and certificate expiry. Compose provisions it
+    beside a Prometheus that scrapes both gateways and loads the alert rules."""
+    import re
+    import shutil
+
+    import yaml
+
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "connect-gateway.json").read_text())
+    sources = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    )
+    (source,) = sources["datasources"]
+    exprs = []
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == source["uid"]
+            exprs.append(target["expr"])
+    names = {n for e in exprs for n in re.findall(r"\bconnect_gateway_[a-z_]+", e)}
+    series = {n.removesuffix("_bucket") for n in names}
+    exposed = {n.removesuffix("_bucket") for n in exposed_metrics()}
+    assert names and series <= exposed, series - exposed
+    titles = " | ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in (
+        "throughput",
+        "rejects",
+        "retries",
+        "dead letters",
+        "latency",
+        "relay",
+        "lag",
+        "positions",
+        "held",
+        "directory version",
+        "certificate expiry",
+    ):
+        assert topic in titles, topic
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query{i}", "expr": e} for i, e in enumerate(exprs)
+                ],
+            }
+        ]
+    }
+    (tmp_path / "queries.yaml").write_text(yaml.safe_dump(rules))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/setup.sh --with-test-servers installs it"
+    checked = run(promtool, "check", "rules", str(tmp_path / "queries.yaml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    config = run(promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    assert config.returncode == 0, config.stdout + config.stderr
+
+    compose = _yaml_documents(DEPLOY / "compose.yaml")[0]
+    services = compose["services"]  # type: ignore[index]
+    scraped = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        t for job in scraped["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    }
+    assert targets == {f"{name}:9400" for name in services if name.startswith("gateway-")}
+    assert "./prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    grafana = services["grafana"]["volumes"]
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert "./grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "connect-gateway.yaml").read_text()
+    )
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert source["url"] == "http://prometheus:9090"
+
+
+def test_the_guides_env_file_sets_every_variable_compose_requires() -> None:
+    """Compose stops on a `${NAME:?...}` that is unset: the guide's deploy/.env sets each."""
+    import re
+
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", (DEPLOY / "compose.yaml").read_text()))
+    guide = (DEPLOY / "README.md").read_text()
+    env_file = guide.split("cat > deploy/.env <<'END'\n", 1)[1].split("\nEND\n", 1)[0]
+    given = {line.split("=", 1)[0] for line in env_file.splitlines()}
+    assert required and required <= given, required - given

@@ -311,3 +311,4 @@ async def test_the_held_queues_are_metrics(
         else:
             raise AssertionError(sorted(k for k in seen if "held" in k[0]))
         assert seen[("connect_gateway_held_amount", labels)] == 900000.0
+        assert seen[("connect_gateway_outbox_unsent_records", ())] >= 0

@@ -84,6 +84,11 @@ class Metrics:
             ["currency", "participant"],
             registry=r,
         )
+        self.outbox_unsent = Gauge(
+            "connect_gateway_outbox_unsent_records",
+            "Outbox rows committed and not yet published (the relay's lag, all instances)",
+            registry=r,
+        )
         self.held_payments = Gauge(
             "connect_gateway_held_payments",
             "Payments queued for their payer's net debit cap (settlement.cap_policy = queue)",

@@ -155,10 +155,12 @@ class Operations:
             m.signing_certificate_expiry.set(left.total_seconds())
 
     async def _watch_queues(self) -> None:
-        """The held queues by payer, as gauges (a queue that empties is dropped, not left at
-        its last value)."""
+        """The relay's backlog and the held queues by payer, as gauges (a queue that empties
+        is dropped, not left at its last value)."""
         queues = await self.store.queues()
+        counts = await self.store.counts()
         m = self.metrics
+        m.outbox_unsent.set(counts["unsent"])
         m.held_payments.clear()
         m.held_amount.clear()
         for (currency, payer), (count, units) in queues.items():
