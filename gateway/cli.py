@@ -87,25 +87,46 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from gateway.certificates import CertificateError
     from gateway.signatures import Signer
 
+    passphrase: bytes | None = None
+    if args.passphrase_file:
+        try:
+            passphrase = Path(args.passphrase_file).read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            _fail(f"cannot read the pass phrase file {args.passphrase_file}: {exc.strerror}")
+    elif args.passphrase_env:
+        if args.passphrase_env not in os.environ:
+            _fail(f"no pass phrase: the environment variable {args.passphrase_env} is not set")
+        passphrase = os.environ[args.passphrase_env].encode()
     try:
-        signer = Signer.from_pem(Path(args.key).read_bytes(), Path(args.cert).read_bytes())
+        signer = Signer.from_pem(
+            Path(args.key).read_bytes(), Path(args.cert).read_bytes(), passphrase
+        )
     except (OSError, CertificateError, ValueError) as exc:
-        _fail(f"cannot load the key or certificate: {exc}")
+        hint = (
+            " (--passphrase-file or --passphrase-env)" if "give its pass phrase" in str(exc) else ""
+        )
+        _fail(f"cannot load the key or certificate: {exc}{hint}")
     except Exception as exc:  # a key cryptography cannot read
         _fail(f"cannot load the key: {exc}")
     from gateway.clock import now_utc8
 
-    if not signer.certificate.valid_at(now_utc8()):
+    if not signer.certificate.valid_at(now_utc8()) and not args.allow_expired:
         _fail(
             f"the certificate is not valid now (valid {signer.certificate.not_before:%Y-%m-%d} "
             f"to {signer.certificate.not_after:%Y-%m-%d}): the gateway would refuse the "
-            "signature (DS0D)"
+            "signature (DS0D); --allow-expired signs anyway, for tests of that refusal"
         )
     try:
         root = etree.fromstring(_read_input(args.file), etree.XMLParser(resolve_entities=False))
+    except etree.XMLSyntaxError as exc:
+        _fail(f"cannot sign {args.file}: not XML ({exc})")
+    if args.replace:
+        Signer.unsign(root)
+    try:
         signer.sign(root)
-    except Exception as exc:  # not XML, or no AppHdr to sign
-        _fail(f"cannot sign {args.file}: {exc}")
+    except Exception as exc:  # no AppHdr to sign, or signed already
+        again = " (--replace signs it anew)" if "signed already" in str(exc) else ""
+        _fail(f"cannot sign {args.file}: {exc}{again}")
     sys.stdout.buffer.write(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
     sys.stdout.buffer.flush()
     return EXIT_OK
@@ -538,6 +559,21 @@ def parser() -> argparse.ArgumentParser:
     sg.add_argument("--key", required=True, metavar="PEM", help="the signer's private key")
     sg.add_argument(
         "--cert", required=True, metavar="PEM", help="its certificate (listed in the directory)"
+    )
+    secret = sg.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--passphrase-file", metavar="FILE", help="an encrypted key's pass phrase, from a file"
+    )
+    secret.add_argument(
+        "--passphrase-env", metavar="NAME", help="... or from this environment variable"
+    )
+    sg.add_argument(
+        "--replace", action="store_true", help="remove a signature the message has, then sign"
+    )
+    sg.add_argument(
+        "--allow-expired",
+        action="store_true",
+        help="sign with a certificate not valid now (to test the gateway's DS0D refusal)",
     )
     sg.set_defaults(func=cmd_sign)
 

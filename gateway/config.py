@@ -210,6 +210,9 @@ class SecuritySection:
     signing_key_file: str = ""
     signing_key: str = field(default="", repr=False)
     signing_certificate_file: str = ""  # its certificate (PEM), published to the sides
+    # An encrypted key's pass phrase (CONNECT_GATEWAY__SECURITY__SIGNING_KEY_PASSPHRASE, a
+    # secret); empty for a key stored unencrypted (a mounted Secret, usually).
+    signing_key_passphrase: str = field(default="", repr=False)
 
 
 def _side(side: Side, system_bic: str, biz_svc: str) -> SideSection:

@@ -367,9 +367,17 @@ class Signer:
     certificate_b64: str  # its DER form, as KeyInfo/X509Data/X509Certificate carries it
 
     @classmethod
-    def from_pem(cls, key_pem: bytes, cert_pem: bytes) -> Signer:
+    def from_pem(cls, key_pem: bytes, cert_pem: bytes, passphrase: bytes | None = None) -> Signer:
+        """`passphrase`: an encrypted key's (PKCS#8 or traditional PEM); never prompted for."""
         certificate = read_certificate(cert_pem, "gateway certificate")
-        key = serialization.load_pem_private_key(key_pem, password=None)
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=passphrase)
+        except TypeError:  # cryptography: encrypted without a pass phrase, or the reverse
+            raise ValueError(
+                "the key is encrypted: give its pass phrase"
+                if passphrase is None
+                else "the key is not encrypted: give no pass phrase"
+            ) from None
         if not isinstance(key, PrivateKey):
             raise ValueError("the signing key must be RSA or EC (P-256)")
         if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name != "secp256r1":
@@ -381,6 +389,15 @@ class Signer:
         )
         algorithm = ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA256
         return cls(key, certificate, algorithm, base64.b64encode(der).decode("ascii"))
+
+    @staticmethod
+    def unsign(root: etree._Element) -> bool:
+        """Remove the message's AppHdr/Sgntr (to sign it anew); whether there was one."""
+        header = next(iter(root), None)
+        found = [] if header is None else header.findall(f"{{{_HEAD}}}Sgntr")
+        for place in found:
+            header.remove(place)  # type: ignore[union-attr]
+        return bool(found)
 
     def sign(self, root: etree._Element) -> None:
         """Sign the message `root` (AppHdr + Document) in place: AppHdr/Sgntr, enveloped."""
@@ -442,4 +459,5 @@ def signer_for(security: SecuritySection) -> Signer | None:
         if security.signing_key
         else Path(security.signing_key_file).read_bytes()
     )
-    return Signer.from_pem(key, Path(security.signing_certificate_file).read_bytes())
+    passphrase = security.signing_key_passphrase.encode() or None
+    return Signer.from_pem(key, Path(security.signing_certificate_file).read_bytes(), passphrase)

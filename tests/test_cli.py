@@ -527,6 +527,83 @@ def test_sign_refuses_what_the_gateway_would_refuse(tmp_path: Path) -> None:
         assert words in done.stderr and done.stderr.count(b"\n") == 1, done.stderr
 
 
+def test_sign_replaces_a_signature_signs_expired_for_tests_and_reads_a_pass_phrase(
+    tmp_path: Path,
+) -> None:
+    """--replace signs a signed message anew (one signature, the new key's); --allow-expired
+    signs with an expired certificate, which the gateway then refuses DS0D; an encrypted key's
+    pass phrase comes from a file or the environment, never a prompt (stdin is closed), and
+    without it the refusal is one line."""
+    from cryptography.hazmat.primitives import serialization
+
+    from gateway.certificates import read_certificate
+    from gateway.signatures import signed_with
+    from tests.signing import directory_with, identity
+
+    first, second = identity("HPCBCNSHXXX"), identity("HPCBCNSHXXX")
+    expired = identity("HPCBCNSHXXX", valid_from_days=-30, valid_to_days=-1)
+    directory = directory_with(tmp_path, {"HPCBCNSHXXX": [first, second, expired]})
+    for name, who in (("first", first), ("second", second), ("expired", expired)):
+        (tmp_path / f"{name}.key").write_bytes(who.key_pem)
+        (tmp_path / f"{name}.pem").write_bytes(who.cert_pem)
+    key = serialization.load_pem_private_key(second.key_pem, password=None)
+    (tmp_path / "locked.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"correct horse"),
+        )
+    )
+    (tmp_path / "phrase").write_text("correct horse\n")
+    payment = str(SAMPLES / "onshore" / "pacs.008.001.08.xml")
+
+    def sign(
+        path: str, key: str, cert: str, *extra: str, **env: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        return cli(
+            "sign", path, "--key", str(tmp_path / f"{key}.key"),
+            "--cert", str(tmp_path / f"{cert}.pem"), *extra,
+            stdin=b"", env={**os.environ, **env},
+        )  # fmt: skip
+
+    once = sign(payment, "first", "first")
+    (tmp_path / "once.xml").write_bytes(once.stdout)
+    again = sign(str(tmp_path / "once.xml"), "second", "second", "--replace")
+    assert again.returncode == 0, again.stderr
+    from lxml import etree
+
+    signatures = etree.fromstring(again.stdout).iter(
+        "{http://www.w3.org/2000/09/xmldsig#}Signature"
+    )
+    assert len(list(signatures)) == 1
+    assert signed_with(again.stdout, read_certificate(second.cert_pem))
+    assert not signed_with(again.stdout, read_certificate(first.cert_pem))
+    refused = sign(str(tmp_path / "once.xml"), "second", "second")
+    assert refused.returncode == 2 and b"--replace" in refused.stderr
+
+    old = sign(payment, "expired", "expired", "--allow-expired")
+    assert old.returncode == 0, old.stderr
+    (tmp_path / "old.xml").write_bytes(old.stdout)
+    verdict = cli("verify", str(tmp_path / "old.xml"), "--directory", str(directory))
+    assert verdict.returncode == 3 and verdict.stderr.startswith(b"refused (DS0D)")
+
+    by_file = sign(payment, "locked", "second", "--passphrase-file", str(tmp_path / "phrase"))
+    by_env = sign(payment, "locked", "second", "--passphrase-env", "PHRASE", PHRASE="correct horse")
+    for done in (by_file, by_env):
+        assert done.returncode == 0, done.stderr
+        assert signed_with(done.stdout, read_certificate(second.cert_pem))
+    for done, words in (
+        (sign(payment, "locked", "second"), b"the key is encrypted: give its pass phrase"),
+        (sign(payment, "locked", "second", "--passphrase-env", "UNSET_HERE"), b"UNSET_HERE"),
+        (
+            sign(payment, "locked", "second", "--passphrase-env", "P", P="wrong"),
+            b"cannot load the key",
+        ),
+    ):
+        assert done.returncode == 2 and done.stdout == b"", done.stderr
+        assert words in done.stderr and done.stderr.count(b"\n") == 1, done.stderr
+
+
 def test_translate_with_a_broken_directory_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "participants.toml").write_text('version = "x"\n[[participant]]\nbic = "BAD"\n')
     (tmp_path / "gateway.toml").write_text(
@@ -585,3 +662,37 @@ def test_translate_with_signatures_reads_what_was_signed_and_who_may_send_it(
     refused = cli("translate", "--from", "onshore", "-", stdin=in_jadbs_name, env=env)
     assert refused.returncode == 3, refused.stderr
     assert "DS19" in refused.stderr.decode() and b"pacs.002.001.10" in refused.stdout
+
+
+def test_the_gateways_own_key_may_be_encrypted_with_its_pass_phrase_a_secret(
+    tmp_path: Path,
+) -> None:
+    """CONNECT_GATEWAY__SECURITY__SIGNING_KEY_PASSPHRASE opens an encrypted signing key;
+    without it config check (and run, the same pre-flight) refuses in one line, and the pass
+    phrase is never printed."""
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.signing import identity
+
+    gateway = identity("SHHKCNSHGWY")
+    key = serialization.load_pem_private_key(gateway.key_pem, password=None)
+    (tmp_path / "gw.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret-phrase"),
+        )
+    )
+    (tmp_path / "gw.pem").write_bytes(gateway.cert_pem)
+    (tmp_path / "g.toml").write_text(
+        f'[security]\nsigning_key_file = "{tmp_path / "gw.key"}"\n'
+        f'signing_certificate_file = "{tmp_path / "gw.pem"}"\n'
+    )
+    locked = cli("config", "check", str(tmp_path / "g.toml"))
+    assert locked.returncode == 2 and b"the key is encrypted" in locked.stderr, locked.stderr
+    assert locked.stderr.count(b"\n") == 1
+    env = {**os.environ, "CONNECT_GATEWAY__SECURITY__SIGNING_KEY_PASSPHRASE": "s3cret-phrase"}
+    opened = cli("config", "check", str(tmp_path / "g.toml"), env=env)
+    assert opened.returncode == 0, opened.stderr
+    assert b"s3cret-phrase" not in opened.stdout + opened.stderr
+    assert b"# signing_key_passphrase: set" in opened.stdout
