@@ -172,6 +172,62 @@ def test_read_prints_a_topics_records_with_keys_and_headers(
     assert "read 1 records" in done.stderr
 
 
+def test_read_and_capture_from_now_print_only_what_arrives_after_they_start(
+    connect_gateway_bootstrap: str, tmp_path: Path
+) -> None:
+    """ "From now" is by timestamp: the records already on the topic (a batch of three, which
+    the embedded broker's reported end falls inside) are not printed or captured; the one
+    sent after the command started is."""
+    import asyncio
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from gateway.topics import ensure_topics
+
+    topic = f"now-{uuid.uuid4().hex[:8]}"
+
+    async def put(values: list[bytes]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=connect_gateway_bootstrap, linger_ms=50)
+        await producer.start()
+        try:
+            sent = [await producer.send(topic, v) for v in values]  # one batch
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+
+    async def scenario() -> tuple[bytes, bytes, bytes]:
+        await ensure_topics(connect_gateway_bootstrap, [topic], partitions=1)
+        await put([b"old-1", b"old-2", b"old-3"])
+        await asyncio.sleep(1.1)  # the old records' timestamps are before the commands start
+        commands = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                *args,
+                "--bootstrap",
+                connect_gateway_bootstrap,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for args in (
+                ("read", topic, "--max", "1"),
+                ("capture", "--topics", topic, "--max", "1", "--out", str(tmp_path / "c.jsonl")),
+            )
+        ]
+        await asyncio.sleep(3)  # both have started and sought (the guard: --max 1)
+        await put([b"new"])
+        read, capture = [await asyncio.wait_for(c.communicate(), 60) for c in commands]
+        return read[0], read[1], capture[1]
+
+    printed, said, _ = asyncio.run(scenario())
+    assert b"old-" not in printed and b"new" in printed, printed
+    assert "read 1 records" in said.decode(), said
+    lines = (tmp_path / "c.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and "old-" not in lines[0], lines
+
+
 def test_common_mistakes_are_one_line_and_a_stopped_replay_counts_what_it_sent(
     connect_gateway_bootstrap: str, tmp_path: Path
 ) -> None:

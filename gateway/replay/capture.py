@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,23 +76,27 @@ async def follow(
         await consumer.start()  # inside: a start that fails leaves nothing open
         partitions = await partitions_of(consumer, topics)
         consumer.assign(partitions)
-        if since is not None:
-            found = await consumer.offsets_for_times(
-                {tp: int(since.timestamp() * 1000) for tp in partitions}
-            )
+        # "From now" is a time too (the default): records at or after it. What the broker
+        # says is at or after it is checked, not trusted: the embedded one answers both the
+        # time lookup and the end with the start of the last batch, which printed records
+        # minutes old as new.
+        moment = None if from_beginning else int((since or datetime.now(UTC)).timestamp() * 1000)
+        if moment is None:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            found = await consumer.offsets_for_times({tp: moment for tp in partitions})
             ends = await consumer.end_offsets(partitions)
             for tp in partitions:
                 at = found.get(tp)
                 consumer.seek(tp, at.offset if at is not None else ends[tp])
-        elif from_beginning:
-            await consumer.seek_to_beginning(*partitions)
-        else:
-            await consumer.seek_to_end(*partitions)
+        oldest = moment or 0
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200)
-            records = [r for tp in sorted(batch, key=_order) for r in batch[tp]]
+            records = [
+                r for tp in sorted(batch, key=_order) for r in batch[tp] if r.timestamp >= oldest
+            ]
             if not records:
                 if idle is not None and loop.time() - quiet_since >= idle:
                     break
