@@ -23,6 +23,7 @@ from gateway.ops.operations import Operations
 from gateway.pipeline import Pipeline
 from gateway.reference import ReferenceDataError, preflight
 from gateway.state import store_for
+from gateway.state.base import StateStore
 from gateway.topics import ensure_topics
 from gateway.translation import Translator
 
@@ -33,6 +34,30 @@ log = logging.getLogger(__name__)
 # its cancellation may take.
 STOP_DEADLINE_SECONDS = 90
 CANCEL_WAIT_SECONDS = 10
+
+
+async def _say_what_the_state_holds(config: Config, store: StateStore, embedded: bool) -> None:
+    """The state outlives a broker: a message seen before is a duplicate, whatever the broker
+    remembers. Said at start, so a sample published again after a restart of the embedded
+    broker (which forgets everything) is not a silent mystery."""
+    counts = await store.counts()
+    where = config.state.sqlite_path if config.state.backend == "sqlite" else "PostgreSQL"
+    log.info(
+        "state store (%s) holds %d idempotency keys, %d obligations, %d rows to publish",
+        where,
+        counts["claims"],
+        counts["obligations"],
+        counts["unsent"],
+        extra={"claims": counts["claims"]},
+    )
+    if embedded and counts["claims"]:
+        log.warning(
+            "the embedded broker starts empty, but the state store %s remembers %d idempotency "
+            "keys from earlier runs: a message published again is a duplicate and is not "
+            "processed again (start from a new state.sqlite_path for a clean slate)",
+            where,
+            counts["claims"],
+        )
 
 
 async def serve(config: Config) -> int:
@@ -81,6 +106,7 @@ async def serve(config: Config) -> int:
             options=connection_options(config.kafka),
         )
         await store.open()
+        await _say_what_the_state_holds(config, store, embedded=broker is not None)
         pipeline = Pipeline(
             config, store, bootstrap, translator=Translator(config, reference=reference)
         )

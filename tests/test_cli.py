@@ -696,3 +696,56 @@ def test_the_gateways_own_key_may_be_encrypted_with_its_pass_phrase_a_secret(
     assert opened.returncode == 0, opened.stderr
     assert b"s3cret-phrase" not in opened.stdout + opened.stderr
     assert b"# signing_key_passphrase: set" in opened.stdout
+
+
+def test_a_restart_on_the_embedded_broker_says_what_the_state_remembers_and_each_duplicate(
+    tmp_path: Path,
+) -> None:
+    """`connect-gateway run` on the embedded broker, twice on one SQLite state: the second
+    start says the state remembers a message although the broker starts empty, and the
+    sample published again is logged as a duplicate with its key (it used to vanish without
+    a word)."""
+    import time
+
+    from gateway.embedded_broker import free_port, stop_pid
+
+    broker, http = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env |= {
+        "CONNECT_GATEWAY__KAFKA__EMBEDDED_PORT": str(broker),
+        "CONNECT_GATEWAY__OPS__HTTP_PORT": str(http),
+        "CONNECT_GATEWAY__STATE__SQLITE_PATH": str(tmp_path / "state.sqlite3"),
+        "CONNECT_GATEWAY__OPS__LOG_FORMAT": "text",
+    }
+    sample = str(SAMPLES / "onshore" / "pacs.008.001.08.xml")
+
+    def once(name: str) -> str:
+        log = tmp_path / f"{name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "run"], env=env, stdout=out, stderr=out
+            )
+        try:
+            deadline = time.monotonic() + 90
+            while "gateway ready" not in log.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            done = cli("publish", "--side", "onshore", sample, env=env)
+            assert done.returncode == 0, done.stderr
+            if name == "first":  # translated: its output is on the other side's topic
+                out = cli("read", "offshore.outbound", "--from-beginning", "--max", "1", env=env)
+                assert out.returncode == 0 and b"pacs.008" in out.stdout, out.stderr
+            else:
+                while "duplicate, not processed again" not in log.read_text():
+                    assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.2)
+        finally:
+            stop_pid(proc)
+        return log.read_text()
+
+    first = once("first")
+    assert "holds 0 idempotency keys" in first and "remembers" not in first, first
+    second = once("second")
+    assert "remembers 2 idempotency keys from earlier runs" in second, second  # msg, UETR
+    duplicates = [line for line in second.splitlines() if "duplicate, not processed again" in line]
+    assert len(duplicates) == 1 and "key msg:" in duplicates[0], second
