@@ -132,6 +132,30 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_samples(args: argparse.Namespace) -> int:
+    """Copy the sample messages the package ships into a folder (a partner's starting point:
+    each side's messages, the rich ones, the RTGS's answers)."""
+    import shutil
+
+    from gateway.packaged import packaged
+
+    source = packaged("samples")
+    target = Path(args.folder)
+    files = sorted(p for p in source.rglob("*.xml") if p.is_file())
+    clashes = [f for f in files if (target / f.relative_to(source)).exists()]
+    if clashes:
+        _fail(f"{target / clashes[0].relative_to(source)} exists: give an empty folder")
+    for f in files:
+        there = target / f.relative_to(source)
+        try:
+            there.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, there)
+        except OSError as exc:
+            _fail(f"cannot write {there}: {exc.strerror}")
+    print(f"{len(files)} sample messages in {target}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check a message's signature against the participant directory, as the gateway does."""
     from gateway.certificates import Certificate
@@ -576,6 +600,10 @@ def parser() -> argparse.ArgumentParser:
         help="sign with a certificate not valid now (to test the gateway's DS0D refusal)",
     )
     sg.set_defaults(func=cmd_sign)
+
+    sm = sub.add_parser("samples", help="copy the sample messages into a folder")
+    sm.add_argument("folder", metavar="DIR", help="where (created if missing)")
+    sm.set_defaults(func=cmd_samples)
 
     vf = sub.add_parser("verify", help="check a message's signature against the directory")
     vf.add_argument("file", metavar="FILE|-", help="the message, or - for standard input")

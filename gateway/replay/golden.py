@@ -254,6 +254,21 @@ class GatewayUnderTest:
             await asyncio.sleep(0.1)
         raise AssertionError(f"the gateway processed {running.pipeline.processed} of {inputs}")
 
+    def close_cycle(self, currency: str = "CNY", quiet: float = 2.0) -> list[Captured]:
+        """Close the open settlement cycle of `currency` now, as an operator's `connect-gateway
+        cycle close` does, once everything replayed is processed; return what the close
+        published: the net settlement instruction to the RTGS (pacs.029, or pacs.009 per
+        position) and each participant's statement (camt.053), with the cycle report (all an
+        empty cycle publishes). Nothing when the currency has no cycle."""
+        running = self._running
+        assert running is not None and running.cycles is not None, "start() first"
+        before = {(r.topic, r.partition, r.offset) for r in self.outputs(quiet)}
+        closed = self._call(running.cycles.close_now(currency))
+        if closed is None:
+            return []
+        self._call(self._settled(self.sent))
+        return [r for r in self.outputs(quiet) if (r.topic, r.partition, r.offset) not in before]
+
     def run_capture(self, path: str | Path, quiet: float = 2.0) -> list[Captured]:
         self.replay(path)
         return self.outputs(quiet)

@@ -4,6 +4,10 @@ comes out with a golden capture.
     def test_our_payments(connect_gateway):
         outputs = connect_gateway.run_capture("captures/payments.jsonl")
         connect_gateway.assert_golden(outputs, "captures/payments.golden.jsonl")
+        settled = connect_gateway.close_cycle("CNY")   # the pacs.029, the camt.053s, the report
+
+Install it with `pip install 'connect-gateway[partner]'` (pytest and the embedded broker);
+`connect-gateway samples DIR` copies the shipped sample messages to start from.
 
 The fixture and what it does are in gateway/replay/golden.py (`GatewayUnderTest`, the rule for
 what varies: `Variable`, `VARIES`). This module holds only the hooks and the fixtures, and
