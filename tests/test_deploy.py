@@ -733,3 +733,38 @@ def test_the_helm_chart_renders_valid_kubernetes_for_every_option(tmp_path: Path
         == documents["Deployment"]["spec"]["selector"]["matchLabels"]
     )
     assert [p["port"] for p in policy["ingress"][0]["ports"]] == [9400]
+
+
+def test_the_image_installs_pinned_versions_that_resolve_completely(tmp_path: Path) -> None:
+    """deploy/constraints.txt pins every runtime dependency within pyproject's ranges, and a
+    real resolution of the dependencies under it (pip's own, from the package index, nothing
+    installed) picks only pinned versions: the image gets no unpinned package."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pins = {
+        line.split("==")[0]: line.split("==")[1]
+        for line in (DEPLOY / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        req = Requirement(text)
+        name = req.name.lower().replace("_", "-")
+        assert name in pins and req.specifier.contains(pins[name]), (text, pins.get(name))
+    assert "-c /tmp/constraints.txt -r /tmp/requirements.txt" in (
+        (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    )
+    report = tmp_path / "report.json"
+    done = run(
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
+        "--report", str(report), "-c", str(DEPLOY / "constraints.txt"),
+        *project["dependencies"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    chosen = {
+        item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert chosen == pins, set(chosen.items()) ^ set(pins.items())
