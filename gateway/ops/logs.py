@@ -39,3 +39,6 @@ def configure(log_format: str, level: str = "INFO", kafka_client_level: str = "C
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(kafka_client_level)
+    # Python's warnings (a library's deprecation, an unclosed resource) through the same
+    # handler: with JSON chosen, every line on stderr is JSON.
+    logging.captureWarnings(True)
