@@ -261,3 +261,37 @@ def test_a_partner_gets_the_samples_and_closes_a_cycle_in_its_tests(
     )
     done = run(bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_the_partner_guide_runs_as_written(installed: tuple[Path, Path], tmp_path: Path) -> None:
+    """docs/partner-guide.md, every command in order, with the wheel installed as its first
+    step says, outside the checkout: translate, sign, verify, run, publish, read, trace, close
+    a cycle, capture, replay, and the golden test (written, then passing)."""
+    from gateway.embedded_broker import free_port
+    from tests.guides import follow, steps
+
+    bin_dir, wheel = installed
+    guide = ROOT / "docs" / "partner-guide.md"
+    installs = [s.text for s in steps(guide) if s.text.startswith("pip ")]
+    assert installs == [f"pip install 'dist/{wheel.name}[partner]'"]  # as the fixture does
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # the guide's gateway uses the embedded broker
+    env |= {
+        "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        # Free ports instead of the defaults, so the suite's other tests are not in the way.
+        "CONNECT_GATEWAY__KAFKA__EMBEDDED_PORT": str(free_port()),
+        "CONNECT_GATEWAY__OPS__HTTP_PORT": str(free_port()),
+        "CONNECT_GATEWAY__OPS__LOG_FORMAT": "text",
+    }
+    results = follow(guide, tmp_path, env)
+
+    def result(command: str) -> subprocess.CompletedProcess[str]:
+        return next(r for s, r in results if s.text == command or s.text.startswith(command + " "))
+
+    assert "refused (DS0E)" in result("connect-gateway verify").stderr
+    assert "pacs.008.001.08" in result("connect-gateway read").stdout
+    assert "CNY-000001" in result("connect-gateway cycle list").stdout
+    assert "2 passed" in result("pytest --update-golden").stdout
+    assert "2 passed" in next(r for s, r in results if s.text == "pytest").stdout
+    assert (tmp_path / "captures" / "day.golden.jsonl").stat().st_size > 0
+    assert (tmp_path / "offshore.xml").read_bytes().count(b"AppHdr") >= 1
