@@ -442,15 +442,6 @@ class Pipeline:
             )
             if e is not None:
                 answered.update(cycle for cycle, *_ in e.cycle_outcomes)
-            else:  # once per record: said, not just counted (a partner's re-sent sample)
-                log.info(
-                    "duplicate, not processed again: %s:%d:%d key %s",
-                    p.record.topic,
-                    p.record.partition,
-                    p.record.offset,
-                    key,
-                    extra={"idempotency_key": key},
-                )
         self.telemetry.processed(rows)
         if answered:
             await self.telemetry.cycles_answered(answered)

@@ -217,7 +217,16 @@ class Operations:
                 m.dead_lettered.labels(side).inc()
             elif outcome == "retry":
                 m.retried.labels(side).inc()
-            if outcome != "duplicate":
+            if outcome == "duplicate":  # said once, not just counted (a re-sent sample)
+                log.info(
+                    "duplicate, not processed again: %s:%d:%d key %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    key,
+                    extra={"idempotency_key": key},
+                )
+            else:
                 self.events.emit(
                     f"message/{side}",
                     status=outcome,
