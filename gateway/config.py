@@ -137,6 +137,10 @@ class SettlementSection:
     # A capped payment that would take its payer's net debit in the open cycle over its cap:
     # "queue" (held, released in order when credits make room) or "reject" (pacs.002 AM04).
     cap_policy: str = "queue"
+    # Liquidity saving: "multilateral" releases together the held payments that fit only
+    # together (a prefix of each payer's queue, the largest such set), after every record and
+    # on every tick; "off": a held payment waits for room of its own (docs/domain.md).
+    offsetting: str = "multilateral"
     # The currency the directory's net_debit_cap is in; other currencies are not capped.
     cap_currency: str = "CNY"
     # Where the settlement instruction goes and its confirmation comes from.
@@ -400,6 +404,11 @@ def _check(config: Config) -> None:
         raise ConfigError("kafka.fetch_max_wait_ms must be between 1 and 10000")
     if not 1 <= config.kafka.batch_max_records <= 10_000:
         raise ConfigError("kafka.batch_max_records must be between 1 and 10000")
+    if config.settlement.offsetting not in ("off", "multilateral"):
+        raise ConfigError(
+            "settlement.offsetting must be off or multilateral, got "
+            f"{config.settlement.offsetting!r}"
+        )
     if config.translation.settlement_date_policy not in ("reject", "roll"):
         raise ConfigError(
             "translation.settlement_date_policy must be reject or roll, got "

@@ -92,7 +92,7 @@ def _emitted(
 
 def rules_for(config: Config, schedule: Schedule, now: datetime) -> Rules:
     s = config.settlement
-    return Rules(now, schedule.next_cut_off, s.cap_currency, s.cap_policy)
+    return Rules(now, schedule.next_cut_off, s.cap_currency, s.cap_policy, s.offsetting)
 
 
 class CycleManager:

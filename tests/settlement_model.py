@@ -11,6 +11,7 @@ A record is applied once, the first time its first claim is seen.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ class ModelHeld:
 class SettlementModel:
     policy: str = "queue"  # or "reject"
     cap_currency: str = "CNY"
+    offsetting: str = "multilateral"  # or "off"
     claims: set[str] = field(default_factory=set)
     answered: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     obligations: dict[str, ModelObligation] = field(default_factory=dict)
@@ -86,6 +88,7 @@ class SettlementModel:
             answer = rows
             self._emit(rows)
             self._release()
+        self._offset()
         for key, _ in e.claims:
             self.answered[key] = answer
         if e.replay_key is not None:
@@ -111,6 +114,7 @@ class SettlementModel:
         self.open_cycle[currency] = seq + 1
         self.cycle_status[_cycle(currency, seq + 1)] = "open"
         self._release()
+        self._offset()
         return frozen
 
     # -- rules ----------------------------------------------------------------------------------
@@ -189,6 +193,51 @@ class SettlementModel:
                         self._book(o)
                     self._emit([(r.key, r.value) for r in head.record.outbox])
                     moved = True
+
+    def _offset(self) -> None:
+        """Liquidity saving, by brute force: of every combination of a prefix of each payer's
+        queue, those whose release together leaves each payer in it within its cap; their
+        union (itself one of them) is released, in the order the payments were held."""
+        if self.offsetting != "multilateral":
+            return
+        queues: dict[str, list[ModelHeld]] = defaultdict(list)
+        for h in self.held:
+            if h.status == "queued":
+                queues[h.payer].append(h)
+        if not queues:
+            return  # (and opens no cycle: the store opens one only on sight of money)
+        payers = sorted(queues)
+        base = self.positions(self._cycle_of(self.cap_currency))
+
+        def feasible(take: tuple[int, ...]) -> bool:
+            after = dict(base)
+            for payer, n in zip(payers, take, strict=True):
+                for h in queues[payer][:n]:
+                    for o in h.record.obligations:
+                        if o.amount.currency == self.cap_currency:
+                            units = to_minor(o.amount.amount, self.cap_currency)
+                            after[o.payer] = after.get(o.payer, 0) - units
+                            after[o.payee] = after.get(o.payee, 0) + units
+            return all(
+                after.get(payer, 0) >= -queues[payer][n - 1].cap
+                for payer, n in zip(payers, take, strict=True)
+                if n
+            )
+
+        good = [
+            take
+            for take in itertools.product(*(range(len(queues[p]) + 1) for p in payers))
+            if feasible(take)
+        ]
+        union = tuple(max(t[i] for t in good) for i in range(len(payers)))
+        assert feasible(union)
+        chosen = {id(h) for p, n in zip(payers, union, strict=True) for h in queues[p][:n]}
+        for h in self.held:
+            if id(h) in chosen:
+                h.status = "released"
+                for o in h.record.obligations:
+                    self._book(o)
+                self._emit([(r.key, r.value) for r in h.record.outbox])
 
     def _emit(self, rows: list[tuple[bytes, bytes]]) -> None:
         for key, value in rows:

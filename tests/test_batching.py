@@ -173,8 +173,8 @@ def deliveries(draw: st.DrawFn, stream: list[Item]) -> list[list[Item] | Close]:
     return out
 
 
-def model_of(stream: list[Item], policy: str) -> SettlementModel:
-    model = SettlementModel(policy=policy)
+def model_of(stream: list[Item], policy: str, offsetting: str = "multilateral") -> SettlementModel:
+    model = SettlementModel(policy=policy, offsetting=offsetting)
     for item in stream:
         if isinstance(item, Close):
             model.close(item.currency)
@@ -232,9 +232,10 @@ def test_any_batching_with_crashes_settles_as_the_sequential_model(
 ) -> None:
     stream = data.draw(traffic(), label="stream")
     policy = data.draw(st.sampled_from(["queue", "reject"]), label="policy")
+    offsetting = data.draw(st.sampled_from(["multilateral", "off"]), label="offsetting")
     delivery = data.draw(deliveries(stream), label="delivery")
-    model = model_of(stream, policy)
-    rules = Rules(T0, policy=policy)
+    model = model_of(stream, policy, offsetting)
+    rules = Rules(T0, policy=policy, offsetting=offsetting)
 
     async def run() -> None:
         store = store_for(await fresh_state())

@@ -38,6 +38,7 @@ from typing import Literal
 
 from gateway.canonical import Obligation
 from gateway.settlement.netting import to_minor
+from gateway.settlement.offsetting import Candidate, largest_release, released_in_order
 from gateway.settlement.statuses import ObligationStatus
 
 
@@ -109,6 +110,9 @@ class Rules:
     next_cut_off: Callable[[datetime], datetime | None] = _unscheduled
     cap_currency: str = "CNY"
     policy: str = "queue"  # or "reject"
+    # "multilateral": held payments that fit together are released together (offsetting.py);
+    # "off": a held payment waits for room of its own.
+    offsetting: str = "multilateral"
 
 
 def cycle_id(currency: str, seq: int) -> str:
@@ -129,6 +133,8 @@ class Ledger:
     voided: list[str] = field(default_factory=list)
     reversed: list[str] = field(default_factory=list)
     released: list[QueuedPayment] = field(default_factory=list)
+    # Each offsetting run that released something: the payments it released, in order.
+    offsets: list[tuple[QueuedPayment, ...]] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)  # held payments voided before release
     rolled: list[Rolled] = field(default_factory=list)
     created: list[Head] = field(default_factory=list)  # first cycles of new currencies
@@ -245,9 +251,67 @@ class Ledger:
             self.void(reference)
 
     def release_all(self, currency: str) -> None:
-        """After a cycle opens: every payer's held payments, while they fit."""
+        """After a cycle opens, or on a tick: every payer's held payments, while they fit;
+        then what only fits together."""
         self._credits += [key for key in sorted(self.queues) if key[1] == currency]
         self._release()
+        self.offset()
+
+    def offset(self) -> None:
+        """Release together the largest set of held payments (a prefix of each payer's queue)
+        that leaves every payer in it within its cap (gateway/settlement/offsetting.py), in the
+        order they were held. Run after each record, as after each credit: what a record leaves
+        gridlocked is resolved before the next record is decided, whatever the batching."""
+        currency = self.rules.cap_currency
+        if self.rules.offsetting != "multilateral" or not any(
+            queue for (_, ccy), queue in self.queues.items() if ccy == currency
+        ):
+            return
+        cycle = self.head(currency).cycle
+        positions = {p: units for (c, p), units in self.positions.items() if c == cycle}
+        waiting = {
+            payer: list(queue)
+            for (payer, ccy), queue in self.queues.items()
+            if ccy == currency and queue
+        }
+        candidates = {
+            payer: [Candidate(item.id, self._moves(item), item.cap) for item in queue]
+            for payer, queue in waiting.items()
+        }
+        chosen = released_in_order(candidates, largest_release(positions, candidates))
+        if not chosen:
+            return
+        items = {item.id: item for queue in waiting.values() for item in queue}
+        run = []
+        for candidate in chosen:
+            item = items[candidate.id]
+            queue = self.queues[(item.payer, currency)]
+            assert queue[0] is item, "offsetting skipped a queue's head"
+            queue.popleft()
+            self.released.append(item)
+            run.append(item)
+            for o in item.obligations:
+                self._book(o)
+        self.offsets.append(tuple(run))
+        for payer in {item.payer for item in run}:
+            last = max((i for i in run if i.payer == payer), key=lambda i: i.id)
+            assert self.positions.get((cycle, payer), 0) >= -last.cap, (
+                f"offsetting left {payer} over its cap"
+            )
+        # What it released credits others, but nothing more fits: the set was the largest.
+        before = len(self.released)
+        self._release()
+        assert len(self.released) == before, "offsetting released less than all that fits"
+
+    def _moves(self, item: QueuedPayment) -> tuple[tuple[str, int], ...]:
+        """What releasing `item` does to positions in the capped currency."""
+        currency = self.rules.cap_currency
+        moves: list[tuple[str, int]] = []
+        for o in item.obligations:
+            if o.amount.currency == currency:
+                units = to_minor(o.amount.amount, currency)
+                moves += [(o.payer, -units), (o.payee, units)]
+        return tuple(moves)
 
     def check(self) -> None:
         """The ledger's invariants, asserted before the store writes what it decided."""

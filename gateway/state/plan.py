@@ -135,6 +135,7 @@ def plan_batch(batch: list[Effects], ledger: Ledger, held_ids: Iterator[int]) ->
                         tuple(e.outbox),
                     )
                 )
+        ledger.offset()  # what this record left gridlocked, before the next is decided
         release(plan, ledger, before)
     return plan
 
