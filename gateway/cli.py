@@ -291,6 +291,52 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_liquidity(args: argparse.Namespace) -> int:
+    """Positions against caps, the held queues with their ages, and what a multilateral offset
+    would release now, from the state store and the directory."""
+    config = _config(args)
+    _existing_store(config)
+    import asyncio
+    import json
+
+    from gateway.clock import now_utc8
+    from gateway.directory import DirectoryError, load_directory
+    from gateway.directory import default_path as default_directory
+    from gateway.settlement.liquidity import Queued, to_text, view
+    from gateway.settlement.netting import to_minor
+    from gateway.state import store_for
+
+    currency = args.currency or config.settlement.cap_currency
+    try:
+        directory = load_directory(
+            Path(config.translation.directory) if config.translation.directory
+            else default_directory()
+        )  # fmt: skip
+    except DirectoryError as exc:
+        _fail(str(exc))
+    caps = {
+        bic: to_minor(p.net_debit_cap, currency)
+        for bic, p in directory.participants.items()
+        if currency == config.settlement.cap_currency
+    }
+
+    async def read() -> tuple[str | None, dict[str, int], list[Queued]]:
+        store = store_for(config.state)
+        await store.open()
+        try:
+            return await store.queued(currency)
+        finally:
+            await store.close()
+
+    cycle, positions, queued = asyncio.run(read())
+    shown = view(currency, cycle, positions, caps, queued, now_utc8())
+    if args.format == "json":
+        print(json.dumps(shown, indent=2))
+    else:
+        sys.stdout.write(to_text(shown))
+    return EXIT_OK
+
+
 async def _cycle(config: Config, args: argparse.Namespace) -> int:
     from gateway.cycles import CycleManager
     from gateway.reference import ReferenceData
@@ -706,6 +752,16 @@ def parser() -> argparse.ArgumentParser:
         "--format", choices=("text", "json"), default="text", help="default: %(default)s"
     )
     tr.set_defaults(func=cmd_trace)
+
+    lq = sub.add_parser(
+        "liquidity",
+        help="positions against caps, held queues, and what offsetting would release now",
+    )
+    lq.add_argument("--currency", help="default: settlement.cap_currency")
+    lq.add_argument(
+        "--format", choices=("text", "json"), default="text", help="default: %(default)s"
+    )
+    lq.set_defaults(func=cmd_liquidity)
     return p
 
 

@@ -206,7 +206,8 @@ class CycleManager:
             reference = instructions[0].issued.msg_id
         else:  # the transfers' common EndToEndId
             reference = derive_id("SI", cycle.id, cycle.currency)
-        report = summary(cycle.id, cycle.cut_off, netting, reference)
+        saving = await self.store.liquidity(cycle.id)
+        report = summary(cycle.id, cycle.cut_off, netting, reference, saving)
         rtgs = self.config.settlement.rtgs_side
         close = Close(
             CycleStatus.INSTRUCTED if instructions else CycleStatus.SETTLED,

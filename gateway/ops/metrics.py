@@ -89,6 +89,22 @@ class Metrics:
             "Outbox rows committed and not yet published (the relay's lag, all instances)",
             registry=r,
         )
+        self.offset_runs = Gauge(
+            "connect_gateway_offset_runs",
+            "Offsetting runs that released held payments (all instances, since the store began)",
+            registry=r,
+        )
+        self.offset_released = Gauge(
+            "connect_gateway_offset_released_payments",
+            "Held payments released by offsetting (all instances)",
+            registry=r,
+        )
+        self.liquidity_saved = Gauge(
+            "connect_gateway_liquidity_saved",
+            "Gross released by offsetting minus the net change of positions it made "
+            "(major units of the cap currency, all instances)",
+            registry=r,
+        )
         self.held_payments = Gauge(
             "connect_gateway_held_payments",
             "Payments queued for their payer's net debit cap (settlement.cap_policy = queue)",

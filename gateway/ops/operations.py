@@ -60,6 +60,7 @@ class Operations:
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._directory_versions: set[str] = set()
+        self._offset_runs = 0  # the store's count when last seen
 
     def attach(self, pipeline: Pipeline, cycles: CycleManager) -> None:
         self.pipeline = pipeline
@@ -161,6 +162,22 @@ class Operations:
         counts = await self.store.counts()
         m = self.metrics
         m.outbox_unsent.set(counts["unsent"])
+        currency = self.config.settlement.cap_currency
+        m.offset_runs.set(counts["offset_runs"])
+        m.offset_released.set(counts["offset_released"])
+        m.liquidity_saved.set(float(from_minor(counts["offset_saved"], currency)))
+        if counts["offset_runs"] != self._offset_runs:
+            # Offsetting released payments since the last look (this instance's or another's):
+            # an event with the totals and the gridlock left, once per change.
+            self._offset_runs = counts["offset_runs"]
+            self.events.emit(
+                f"liquidity/{currency}",
+                retain=True,
+                offset_runs=counts["offset_runs"],
+                offset_released=counts["offset_released"],
+                liquidity_saved=str(from_minor(counts["offset_saved"], currency)),
+                held=sum(n for (c, _), (n, _) in queues.items() if c == currency),
+            )
         m.held_payments.clear()
         m.held_amount.clear()
         for (currency, payer), (count, units) in queues.items():

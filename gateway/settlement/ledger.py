@@ -94,6 +94,18 @@ class Rolled:
     opened: Head
 
 
+@dataclass(frozen=True)
+class OffsetRun:
+    """What one offsetting run released into `cycle`: its payments in release order, their
+    gross (what they debit their payers) and the net change of positions they made (what the
+    payers' positions fell by, all told): gross - net is the liquidity the run saved."""
+
+    cycle: str
+    released: tuple[QueuedPayment, ...]
+    gross: int
+    net: int
+
+
 Decision = Literal["accepted", "held", "refused"]
 
 
@@ -133,8 +145,8 @@ class Ledger:
     voided: list[str] = field(default_factory=list)
     reversed: list[str] = field(default_factory=list)
     released: list[QueuedPayment] = field(default_factory=list)
-    # Each offsetting run that released something: the payments it released, in order.
-    offsets: list[tuple[QueuedPayment, ...]] = field(default_factory=list)
+    released_into: dict[int, str] = field(default_factory=dict)  # held id -> its cycle
+    offsets: list[OffsetRun] = field(default_factory=list)  # the runs that released some
     cancelled: list[int] = field(default_factory=list)  # held payments voided before release
     rolled: list[Rolled] = field(default_factory=list)
     created: list[Head] = field(default_factory=list)  # first cycles of new currencies
@@ -283,16 +295,23 @@ class Ledger:
             return
         items = {item.id: item for queue in waiting.values() for item in queue}
         run = []
+        moved: dict[str, int] = {}
         for candidate in chosen:
             item = items[candidate.id]
             queue = self.queues[(item.payer, currency)]
             assert queue[0] is item, "offsetting skipped a queue's head"
             queue.popleft()
             self.released.append(item)
+            self.released_into[item.id] = cycle
             run.append(item)
+            for who, units in candidate.moves:
+                moved[who] = moved.get(who, 0) + units
             for o in item.obligations:
                 self._book(o)
-        self.offsets.append(tuple(run))
+        net = sum(-units for units in moved.values() if units < 0)
+        gross = sum(item.units for item in run)
+        assert 0 <= net <= gross, (net, gross)
+        self.offsets.append(OffsetRun(cycle, tuple(run), gross, net))
         for payer in {item.payer for item in run}:
             last = max((i for i in run if i.payer == payer), key=lambda i: i.id)
             assert self.positions.get((cycle, payer), 0) >= -last.cap, (
@@ -388,5 +407,6 @@ class Ledger:
             while queue and self._fits(participant, queue[0].units, queue[0].cap):
                 item = queue.popleft()
                 self.released.append(item)
+                self.released_into[item.id] = self.head(currency).cycle
                 for o in item.obligations:
                     self._book(o)

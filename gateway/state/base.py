@@ -15,7 +15,9 @@ from gateway.clock import UTC8
 from gateway.correlations import Correlation, Facts
 from gateway.ordering import Waiting
 from gateway.settlement.ledger import Rules
+from gateway.settlement.liquidity import Queued
 from gateway.settlement.netting import Netting
+from gateway.settlement.report import Saving
 from gateway.settlement.statuses import (
     CycleStatus,
     HeldStatus,
@@ -156,7 +158,8 @@ class ClaimsStore(Protocol):
         ...
 
     async def counts(self) -> dict[str, int]:
-        """claims, unsent outbox rows, obligations: for health checks and tests."""
+        """claims, unsent outbox rows, obligations; and what offsetting did: offset_runs,
+        offset_released (payments), offset_saved (minor units of the cap currency)."""
         ...
 
     async def obligations(self, status: str | None = None) -> list[tuple[Obligation, str]]:
@@ -247,6 +250,15 @@ class HeldStore(Protocol):
 
     async def queues(self) -> dict[tuple[str, str], tuple[int, int]]:
         """(currency, payer) -> (payments queued for the payer's cap, their minor units)."""
+        ...
+
+    async def liquidity(self, cycle: str) -> Saving:
+        """What held payments did in `cycle` (its report's liquidity figures)."""
+        ...
+
+    async def queued(self, currency: str) -> tuple[str | None, dict[str, int], list[Queued]]:
+        """The open cycle of `currency`, its positions, and every payment queued for its
+        payer's cap, oldest first (connect-gateway liquidity)."""
         ...
 
 

@@ -111,6 +111,25 @@ CREATE TABLE IF NOT EXISTS held (
 );
 CREATE INDEX IF NOT EXISTS held_waiting ON held (currency, id)
     WHERE status IN ('queued', 'refusing');
+-- Each held payment released: into which cycle, when, and by which offsetting run (the first
+-- held id of the run; NULL: released by a credit or a new cycle, alone).
+CREATE TABLE IF NOT EXISTS releases (
+    held BIGINT PRIMARY KEY,
+    cycle TEXT NOT NULL,
+    run BIGINT,
+    released_at {time} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS releases_cycle ON releases (cycle);
+-- Each offsetting run that released something: how many, their gross, the net change of
+-- positions they made (gross - net: the liquidity it saved), in minor units.
+CREATE TABLE IF NOT EXISTS offset_runs (
+    run BIGINT PRIMARY KEY,
+    cycle TEXT NOT NULL,
+    payments INTEGER NOT NULL,
+    gross BIGINT NOT NULL,
+    net BIGINT NOT NULL,
+    at {time} NOT NULL
+);
 -- A held payment's correlations: what its answers will need, once it is released (an answer
 -- to a payment that has not reached the other side answers nothing).
 CREATE TABLE IF NOT EXISTS held_correlations (

@@ -31,7 +31,9 @@ from gateway.correlations import (
 )
 from gateway.ordering import Waiting
 from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
-from gateway.settlement.netting import Netter, Netting
+from gateway.settlement.liquidity import Queued
+from gateway.settlement.netting import Netter, Netting, to_minor
+from gateway.settlement.report import Saving
 from gateway.settlement.statuses import CycleStatus, HeldStatus, ObligationStatus
 from gateway.sides import side_named
 from gateway.state.base import (
@@ -195,9 +197,13 @@ class Store:
             (row,) = await tx.fetch(
                 "SELECT (SELECT count(*) FROM claims), "
                 "(SELECT count(*) FROM outbox WHERE sent_at IS NULL), "
-                "(SELECT count(*) FROM obligations)"
+                "(SELECT count(*) FROM obligations), "
+                "(SELECT count(*) FROM offset_runs), "
+                "(SELECT coalesce(sum(payments), 0) FROM offset_runs), "
+                "(SELECT coalesce(sum(gross - net), 0) FROM offset_runs)"
             )
-            return dict(zip(("claims", "unsent", "obligations"), row, strict=True))
+            names = ("claims", "unsent", "obligations", "offset_runs", "offset_released")
+            return dict(zip((*names, "offset_saved"), map(int, row), strict=True))
 
         return await self._run(work, write=False)
 
@@ -445,6 +451,59 @@ class Store:
                 "WHERE status = 'queued' GROUP BY currency, payer"
             )
             return {(c, p): (int(n), int(u)) for c, p, n, u in rows}
+
+        return await self._run(work, write=False)
+
+    async def liquidity(self, cycle: str) -> Saving:
+        async def work(tx: Tx) -> Saving:
+            (runs,) = await tx.fetch(
+                "SELECT count(*), coalesce(sum(payments), 0), coalesce(sum(gross), 0), "
+                "coalesce(sum(net), 0) FROM offset_runs WHERE cycle = ?",
+                cycle,
+            )
+            waits = await tx.fetch(
+                "SELECT CAST(h.created_at AS TEXT), CAST(r.released_at AS TEXT) FROM releases r "
+                "JOIN held h ON h.id = r.held WHERE r.cycle = ? ORDER BY r.held",
+                cycle,
+            )
+            count, payments, gross, net = (int(v) for v in runs)
+            return Saving(
+                count,
+                payments,
+                gross,
+                net,
+                held_seconds=tuple(
+                    max(0.0, (_moment(b) - _moment(a)).total_seconds()) for a, b in waits
+                ),
+            )
+
+        return await self._run(work, write=False)
+
+    async def queued(self, currency: str) -> tuple[str | None, dict[str, int], list[Queued]]:
+        async def work(tx: Tx) -> tuple[str | None, dict[str, int], list[Queued]]:
+            head = await tx.fetch("SELECT cycle FROM cycle_heads WHERE currency = ?", currency)
+            cycle = head[0][0] if head else None
+            positions = {
+                p: int(u)
+                for p, u in await tx.fetch(
+                    "SELECT participant, units FROM positions WHERE cycle = ?", cycle
+                )
+            }
+            rows = await tx.fetch(
+                "SELECT id, payer, units, cap, obligations, CAST(created_at AS TEXT) FROM held "
+                "WHERE status = 'queued' AND currency = ? ORDER BY id",
+                currency,
+            )
+            queued = []
+            for hid, payer, units, cap, obligations, since in rows:
+                moves = tuple(
+                    (who, sign * to_minor(o.amount.amount, currency))
+                    for o in obligations_from_json(obligations)
+                    if o.amount.currency == currency
+                    for who, sign in ((o.payer, -1), (o.payee, 1))
+                )
+                queued.append(Queued(int(hid), payer, int(units), int(cap), moves, since))
+            return cycle, positions, queued
 
         return await self._run(work, write=False)
 
@@ -729,6 +788,23 @@ async def _write_ledger(tx: Tx, ledger: Ledger) -> None:
         (HeldStatus.CANCELLED, ledger.cancelled),
     ):
         await tx.executemany("UPDATE held SET status = ? WHERE id = ?", [(held, i) for i in ids])
+    runs = {item.id: run.released[0].id for run in ledger.offsets for item in run.released}
+    await tx.executemany(
+        "INSERT INTO releases (held, cycle, run, released_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        [
+            (item.id, ledger.released_into[item.id], runs.get(item.id), tx.now)
+            for item in ledger.released
+        ],
+    )
+    await tx.executemany(
+        "INSERT INTO offset_runs (run, cycle, payments, gross, net, at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [
+            (run.released[0].id, run.cycle, len(run.released), run.gross, run.net, tx.now)
+            for run in ledger.offsets
+        ],
+    )
     # Released: now on its way to the other side, so its answers may come.
     await tx.executemany(
         "INSERT INTO correlations (key, outbound_biz_msg_idr, outbound_msg_id, data) "
@@ -740,6 +816,11 @@ async def _write_ledger(tx: Tx, ledger: Ledger) -> None:
         "DELETE FROM held_correlations WHERE held = ?",
         [(i,) for i in [*(item.id for item in ledger.released), *ledger.cancelled]],
     )
+
+
+def _moment(text: str) -> datetime:
+    """A time as a backend gives it back as text (ISO 8601, with a space or a T)."""
+    return datetime.fromisoformat(text)
 
 
 async def _cycle_outcome(tx: Tx, cycle: str, status: str, reason: str, instruction: str) -> None:
