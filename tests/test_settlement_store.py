@@ -216,3 +216,45 @@ async def test_a_postgres_state_of_the_earlier_schema_is_carried_over(postgres_d
         assert (await store.claims(["msg:c"]))["msg:c"].results == ()
     finally:
         await store.close()
+
+
+async def test_offsetting_releases_a_gridlock_once_and_instances_never_release_twice(
+    state: StateSection,
+) -> None:
+    """Two payers over their caps paying each other stay held with offsetting off; then two
+    store instances on one database run the tick's release at once: one offsetting run
+    releases both, each payment is published once (on SQLite the same, one writer at a
+    time)."""
+    import asyncio
+
+    first, second = store_for(state), store_for(state)
+    await first.open()
+    await second.open()
+    try:
+        off = Rules(T0, offsetting="off")
+        await first.commit_batch(
+            [pay(1, "A", "B", "15.00", cap="10.00"), pay(2, "B", "A", "12.00", cap="10.00")], off
+        )
+        assert [h.status for h in await first.held()] == ["queued", "queued"]
+        assert await published(first) == []
+
+        on = Rules(T0)
+        released = await asyncio.gather(
+            first.release_held("CNY", on), second.release_held("CNY", on)
+        )
+        assert sorted(released) == [0, 2]
+        assert [h.status for h in await first.held()] == ["released", "released"]
+        assert sorted(await published(first) + await published(second)) == [
+            b"payment 1",
+            b"payment 2",
+        ]
+        assert await first.positions("CNY-000001") == {"A": -300, "B": 300}
+        counts = await first.counts()
+        assert (counts["offset_runs"], counts["offset_released"]) == (1, 2)
+        assert counts["offset_saved"] == 2700 - 300
+        saving = await first.liquidity("CNY-000001")
+        assert (saving.runs, saving.payments, saving.gross, saving.net) == (1, 2, 2700, 300)
+        assert len(saving.held_seconds) == 2
+    finally:
+        await first.close()
+        await second.close()
