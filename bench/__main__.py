@@ -6,7 +6,8 @@ Runs, each in its own process (one core pinned where the benchmark says so; peak
 the benchmark's own): parse+validate, translate, the translation profile, the pipeline end to
 end (bare aiokafka passthrough in the same run, a batch-size sweep, latency under open-loop
 loads of 500, 1k, 2k and 5k msg/s and at half its capacity), netting closes from 10k to 1M
-obligations against their Python floor, replay, and the start-up of an offline command.
+obligations against their Python floor, replay, the start-up of an offline command, and
+liquidity saving (a day of payments with offsetting off and on; the cost of a run).
 Every figure is a median over repeated rounds with min and max. Results go to
 DIR/results.json (default docs/performance/), then `bench.report` writes the page
 (default docs/performance.md) and its plots (DIR/*.png).
@@ -60,6 +61,10 @@ PLAN: dict[str, tuple[list[str], list[str]]] = {
     ),
     "replay": (["--count", "20000", "--rounds", "3"], ["--count", "200", "--rounds", "1"]),
     "startup": (["--rounds", "15"], ["--rounds", "2"]),
+    "liquidity": (
+        ["--payments", "20000", "--rounds", "3"],
+        ["--payments", "300", "--rounds", "1", "--queues", "100"],
+    ),
 }
 
 

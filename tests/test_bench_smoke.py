@@ -108,3 +108,14 @@ def test_the_harness_runs_everything_and_writes_the_page(tmp_path: Path) -> None
     profile = results["runs"]["profile"]["result"]
     assert profile["stages_us"] and all(us > 0 for us in profile["stages_us"].values())
     assert profile["whole_us"] > 0 and profile["sum_us"] == sum(profile["stages_us"].values())
+
+
+def test_liquidity_bench_decides_a_day_both_ways_and_times_a_run(tmp_path: Path) -> None:
+    stdout, result = run_bench(
+        "liquidity", tmp_path, "--payments", "300", "--rounds", "1", "--queues", "100"
+    )
+    assert "offsetting multilateral" in stdout and "offsetting off" in stdout
+    for level in ("cap1.5", "cap5"):
+        assert 0 <= result[f"{level}_off_released_share"] <= 1
+        assert result[f"{level}_multilateral_released_share"] >= 0
+    assert result["run_100_s_median"] > 0 and result["payments"] == 300

@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Literal
 
 from gateway.canonical import Obligation
@@ -64,6 +65,17 @@ class QueuedPayment:
     cap: int  # the payer's cap when it was held
     obligations: tuple[Obligation, ...]
     payload: object = None  # the store's: what to publish on release
+
+    @cached_property
+    def candidate(self) -> Candidate:
+        """As offsetting sees it: what its release does to positions in its currency (the
+        capped one), computed once, not on every run."""
+        moves: list[tuple[str, int]] = []
+        for o in self.obligations:
+            if o.amount.currency == self.currency:
+                units = to_minor(o.amount.amount, self.currency)
+                moves += [(o.payer, -units), (o.payee, units)]
+        return Candidate(self.id, tuple(moves), self.cap)
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,9 @@ class Ledger:
     created: list[Head] = field(default_factory=list)  # first cycles of new currencies
     deltas: dict[tuple[str, str], int] = field(default_factory=dict)
     _credits: list[tuple[str, str]] = field(default_factory=list)  # (participant, currency)
+    # Whether a position or a queue of the capped currency changed since offsetting last ran:
+    # after a run nothing more fits together, so only a change can make a new set.
+    _changed: bool = True
 
     # -- cycles -------------------------------------------------------------------------------
     def head(self, currency: str) -> Head:
@@ -174,6 +189,7 @@ class Ledger:
             )
             self.rolled.append(Rolled(head.cycle, cut_off, opened))
             self.heads[currency] = head = opened
+            self._changed = True  # a new cycle: new positions
         return head
 
     # -- postings -----------------------------------------------------------------------------
@@ -218,11 +234,13 @@ class Ledger:
         rolled = Rolled(head.cycle, now, opened)
         self.rolled.append(rolled)
         self.heads[currency] = opened
+        self._changed = True
         return rolled
 
     def hold(self, queued: QueuedPayment) -> None:
         """A payment just held (the store gave it its id): later ones queue behind it."""
         self.queues.setdefault((queued.payer, queued.currency), deque()).append(queued)
+        self._changed = True
 
     def void(self, reference: str) -> None:
         """The other side rejected what `reference` pays: undo it. Unknown, or voided or
@@ -267,6 +285,7 @@ class Ledger:
         then what only fits together."""
         self._credits += [key for key in sorted(self.queues) if key[1] == currency]
         self._release()
+        self._changed = True  # what is held may fit together in the new cycle
         self.offset()
 
     def offset(self) -> None:
@@ -275,21 +294,19 @@ class Ledger:
         order they were held. Run after each record, as after each credit: what a record leaves
         gridlocked is resolved before the next record is decided, whatever the batching."""
         currency = self.rules.cap_currency
-        if self.rules.offsetting != "multilateral" or not any(
-            queue for (_, ccy), queue in self.queues.items() if ccy == currency
-        ):
+        if self.rules.offsetting != "multilateral" or not self._changed:
             return
-        cycle = self.head(currency).cycle
-        positions = {p: units for (c, p), units in self.positions.items() if c == cycle}
+        self._changed = False
         waiting = {
             payer: list(queue)
             for (payer, ccy), queue in self.queues.items()
             if ccy == currency and queue
         }
-        candidates = {
-            payer: [Candidate(item.id, self._moves(item), item.cap) for item in queue]
-            for payer, queue in waiting.items()
-        }
+        if not waiting:
+            return
+        cycle = self.head(currency).cycle
+        positions = {p: units for (c, p), units in self.positions.items() if c == cycle}
+        candidates = {payer: [item.candidate for item in queue] for payer, queue in waiting.items()}
         chosen = released_in_order(candidates, largest_release(positions, candidates))
         if not chosen:
             return
@@ -321,16 +338,7 @@ class Ledger:
         before = len(self.released)
         self._release()
         assert len(self.released) == before, "offsetting released less than all that fits"
-
-    def _moves(self, item: QueuedPayment) -> tuple[tuple[str, int], ...]:
-        """What releasing `item` does to positions in the capped currency."""
-        currency = self.rules.cap_currency
-        moves: list[tuple[str, int]] = []
-        for o in item.obligations:
-            if o.amount.currency == currency:
-                units = to_minor(o.amount.amount, currency)
-                moves += [(o.payer, -units), (o.payee, units)]
-        return tuple(moves)
+        self._changed = False  # its own bookings open no new set (the set was the largest)
 
     def check(self) -> None:
         """The ledger's invariants, asserted before the store writes what it decided."""
@@ -371,6 +379,7 @@ class Ledger:
                 if any(o.reference == reference for o in item.obligations):
                     queue.remove(item)
                     self.cancelled.append(item.id)
+                    self._changed = True
                     self._credits.append((payer, currency))
                     self._release()
                     return True
@@ -393,6 +402,10 @@ class Ledger:
         self._credits.append((o.payee, currency))
 
     def _move(self, cycle: str, participant: str, units: int) -> None:
+        # Only a credit to a payer with held payments can let a set fit together (a debit
+        # only takes room away; a payer with none queued has no cap to keep in a set).
+        if units > 0 and self.queues.get((participant, self.rules.cap_currency)):
+            self._changed = True
         key = (cycle, participant)
         self.positions[key] = self.positions.get(key, 0) + units
         self.deltas[key] = self.deltas.get(key, 0) + units

@@ -42,27 +42,31 @@ def largest_release(
     """payer -> how many of its queue's payments to release together (0 for none)."""
     take = {payer: len(queue) for payer, queue in queues.items()}
     after = dict(positions)
+    get = after.get
     for queue in queues.values():
         for c in queue:
             for who, units in c.moves:
-                after[who] = after.get(who, 0) + units
-
-    def breaches(payer: str) -> bool:
-        # Against the cap its last payment still taken was held with.
-        n = take[payer]
-        return n > 0 and after.get(payer, 0) < -queues[payer][n - 1].cap
-
-    todo = deque(sorted(p for p in queues if breaches(p)))
+                after[who] = get(who, 0) + units
+    # A payer breaches while it has payments taken and is below the cap its last taken one
+    # was held with. Run on every record of a batch: kept to plain loops over the queues.
+    todo = deque(sorted(p for p, q in queues.items() if get(p, 0) < -q[-1].cap))
     while todo:
         payer = todo.popleft()
-        while breaches(payer):
-            take[payer] -= 1
-            for who, units in queues[payer][take[payer]].moves:
-                after[who] = after.get(who, 0) - units
+        queue = queues[payer]
+        n = take[payer]
+        while n and get(payer, 0) < -queue[n - 1].cap:
+            n -= 1
+            for who, units in queue[n].moves:
+                after[who] = get(who, 0) - units
                 # Taking back a payment debits whoever it credited: they may breach now.
-                if units > 0 and who != payer and who in queues and breaches(who):
-                    todo.append(who)
-    assert not any(breaches(p) for p in queues), "offsetting left a payer over its cap"
+                if units > 0 and who != payer and take.get(who):
+                    other = queues[who]
+                    if get(who, 0) < -other[take[who] - 1].cap:
+                        todo.append(who)
+        take[payer] = n
+    assert all(not n or after.get(p, 0) >= -queues[p][n - 1].cap for p, n in take.items()), (
+        "offsetting left a payer over its cap"
+    )
     return take
 
 
