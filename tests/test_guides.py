@@ -57,6 +57,7 @@ def test_the_operator_guide_runs_as_written(tmp_path: Path) -> None:
     assert "CNY-000001" in result("connect-gateway cycle list").stdout
     assert "HPCBCNSHXXX" in result("connect-gateway cycle report").stdout
     assert '"subject"' in result("connect-gateway trace").stdout
+    assert "a multilateral offset now would release" in result("connect-gateway liquidity").stdout
 
 
 def test_the_readme_is_short_and_every_link_in_it_and_the_guides_resolves() -> None:
