@@ -69,6 +69,16 @@ def identity(
     )
 
 
+def encrypted(who: Identity, phrase: bytes) -> bytes:
+    """`who`'s key as PEM encrypted with `phrase` (PKCS#8)."""
+    key = serialization.load_pem_private_key(who.key_pem, password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(phrase),
+    )
+
+
 @functools.cache
 def bystander() -> Identity:
     """The certificate of every entry a test does not name: with signatures required, each

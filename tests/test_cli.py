@@ -534,11 +534,9 @@ def test_sign_replaces_a_signature_signs_expired_for_tests_and_reads_a_pass_phra
     signs with an expired certificate, which the gateway then refuses DS0D; an encrypted key's
     pass phrase comes from a file or the environment, never a prompt (stdin is closed), and
     without it the refusal is one line."""
-    from cryptography.hazmat.primitives import serialization
-
     from gateway.certificates import read_certificate
     from gateway.signatures import signed_with
-    from tests.signing import directory_with, identity
+    from tests.signing import directory_with, encrypted, identity
 
     first, second = identity("HPCBCNSHXXX"), identity("HPCBCNSHXXX")
     expired = identity("HPCBCNSHXXX", valid_from_days=-30, valid_to_days=-1)
@@ -546,14 +544,7 @@ def test_sign_replaces_a_signature_signs_expired_for_tests_and_reads_a_pass_phra
     for name, who in (("first", first), ("second", second), ("expired", expired)):
         (tmp_path / f"{name}.key").write_bytes(who.key_pem)
         (tmp_path / f"{name}.pem").write_bytes(who.cert_pem)
-    key = serialization.load_pem_private_key(second.key_pem, password=None)
-    (tmp_path / "locked.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(b"correct horse"),
-        )
-    )
+    (tmp_path / "locked.key").write_bytes(encrypted(second, b"correct horse"))
     (tmp_path / "phrase").write_text("correct horse\n")
     payment = str(SAMPLES / "onshore" / "pacs.008.001.08.xml")
 
@@ -670,19 +661,10 @@ def test_the_gateways_own_key_may_be_encrypted_with_its_pass_phrase_a_secret(
     """CONNECT_GATEWAY__SECURITY__SIGNING_KEY_PASSPHRASE opens an encrypted signing key;
     without it config check (and run, the same pre-flight) refuses in one line, and the pass
     phrase is never printed."""
-    from cryptography.hazmat.primitives import serialization
-
-    from tests.signing import identity
+    from tests.signing import encrypted, identity
 
     gateway = identity("SHHKCNSHGWY")
-    key = serialization.load_pem_private_key(gateway.key_pem, password=None)
-    (tmp_path / "gw.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(b"s3cret-phrase"),
-        )
-    )
+    (tmp_path / "gw.key").write_bytes(encrypted(gateway, b"s3cret-phrase"))
     (tmp_path / "gw.pem").write_bytes(gateway.cert_pem)
     (tmp_path / "g.toml").write_text(
         f'[security]\nsigning_key_file = "{tmp_path / "gw.key"}"\n'

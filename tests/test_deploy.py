@@ -57,16 +57,21 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_kubernetes_manifests_follow_the_kubernetes_schemas() -> None:
-    manifests = sorted(str(p) for p in (DEPLOY / "kubernetes").glob("*.yaml"))
-    assert len(manifests) == 3
+def validated_kinds(*manifests: str) -> set[str]:
+    """The kinds kubernetes-validate --strict passed in `manifests` (it must pass them all)."""
     done = run(tool("kubernetes-validate"), "--strict", *manifests)
     assert done.returncode == 0, done.stdout + done.stderr
-    kinds = {
+    return {
         line.split("resource ")[1].split("/")[0]
         for line in (done.stdout + done.stderr).splitlines()
         if "passed for resource" in line
     }
+
+
+def test_the_kubernetes_manifests_follow_the_kubernetes_schemas() -> None:
+    manifests = sorted(str(p) for p in (DEPLOY / "kubernetes").glob("*.yaml"))
+    assert len(manifests) == 3
+    kinds = validated_kinds(*manifests)
     assert kinds == {"deployment", "configmap", "service", "poddisruptionbudget", "secret"}
 
 
@@ -666,13 +671,7 @@ def test_the_helm_chart_renders_valid_kubernetes_for_every_option(tmp_path: Path
     )
     assert full.returncode == 0, full.stderr
     (tmp_path / "full.yaml").write_text(full.stdout)
-    done = run(tool("kubernetes-validate"), "--strict", str(tmp_path / "full.yaml"))
-    assert done.returncode == 0, done.stdout + done.stderr
-    passed = {
-        line.split("resource ")[1].split("/")[0]
-        for line in (done.stdout + done.stderr).splitlines()
-        if "passed for resource" in line
-    }
+    passed = validated_kinds(str(tmp_path / "full.yaml"))
     assert passed == {"deployment", "service", "poddisruptionbudget", "networkpolicy", "configmap"}
 
     documents = {d["kind"]: d for d in yaml.safe_load_all(full.stdout) if d}

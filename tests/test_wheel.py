@@ -52,6 +52,14 @@ def _copy_of_the_checkout(dest: Path) -> None:
         shutil.copy2(here, there, follow_symlinks=False)
 
 
+def one_record_capture(path: Path, message: Path) -> None:
+    """A capture of one record: `message` published to onshore.inbound."""
+    from gateway.replay.format import Captured
+
+    record = Captured("onshore.inbound", 0, 0, 0, b"k", message.read_bytes())
+    path.write_text(record.to_json() + "\n")
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """(the venv's bin folder, the wheel): installed once for this module's tests."""
@@ -198,7 +206,6 @@ def test_a_partner_configures_the_fixture_with_its_own_directory(
     """pytest.ini names the partner's participant directory; the fixture's gateway uses it.
     Here HPCB has another member id in it, so the sample payment (HPCB with its usual id) is
     refused RC01 where the built-in directory accepts it."""
-    from gateway.replay.format import Captured
 
     bin_dir, _ = installed
     directory = (ROOT / "data" / "participants.toml").read_text()
@@ -209,9 +216,7 @@ def test_a_partner_configures_the_fixture_with_its_own_directory(
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nconnect_gateway_directory = my-participants.toml\n"
     )
-    payment = (SAMPLES / "onshore" / "pacs.008.001.08.xml").read_bytes()
-    record = Captured("onshore.inbound", 0, 0, 0, b"k", payment)
-    (tmp_path / "one.jsonl").write_text(record.to_json() + "\n")
+    one_record_capture(tmp_path / "one.jsonl", SAMPLES / "onshore" / "pacs.008.001.08.xml")
     (tmp_path / "test_directory.py").write_text(
         "from pathlib import Path\n\n\n"
         "def test_our_directory(connect_gateway):\n"
@@ -232,7 +237,6 @@ def test_a_partner_gets_the_samples_and_closes_a_cycle_in_its_tests(
     """`connect-gateway samples DIR` copies the shipped samples out of the installed package
     (no checkout); a partner's test replays one of them and closes the cycle with the
     fixture's helper, getting the RTGS instruction (pacs.029) and the statements (camt.053)."""
-    from gateway.replay.format import Captured
 
     bin_dir, _ = installed
     done = run(bin_dir / "connect-gateway", "samples", tmp_path / "samples", cwd=tmp_path)
@@ -244,9 +248,9 @@ def test_a_partner_gets_the_samples_and_closes_a_cycle_in_its_tests(
     again = run(bin_dir / "connect-gateway", "samples", tmp_path / "samples", cwd=tmp_path)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists" in again.stderr
 
-    payment = (tmp_path / "samples" / "onshore" / "pacs.008.001.08.xml").read_bytes()
-    record = Captured("onshore.inbound", 0, 0, 0, b"k", payment)
-    (tmp_path / "one.jsonl").write_text(record.to_json() + "\n")
+    one_record_capture(
+        tmp_path / "one.jsonl", tmp_path / "samples" / "onshore" / "pacs.008.001.08.xml"
+    )
     (tmp_path / "test_close.py").write_text(
         "from pathlib import Path\n\n\n"
         "def test_the_cycle_settles_our_payment(connect_gateway):\n"
