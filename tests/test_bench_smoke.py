@@ -74,6 +74,7 @@ def test_the_harness_runs_everything_and_writes_the_page(tmp_path: Path) -> None
         "netting",
         "replay",
         "startup",
+        "liquidity",
     }
     assert results["quick"] is True and results["machine"]["cores"] >= 1
     text = page.read_text()
