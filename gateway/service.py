@@ -8,6 +8,7 @@ flight, commit it, leave the consumer group and close the state store.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -62,6 +63,8 @@ async def _say_what_the_state_holds(config: Config, store: StateStore, embedded:
 
 async def serve(config: Config) -> int:
     logs.configure(config.ops.log_format, config.ops.log_level, config.ops.kafka_client_log_level)
+    # `kill -USR1 <pid>` writes every thread's stack to stderr: what a stop that hangs waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         # Before the broker starts: what run cannot use is one line and exit 2, as in
         # `config check` (the same function), never a traceback in a restart loop.

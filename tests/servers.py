@@ -253,3 +253,18 @@ def process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> int:
+    """The exit code of `proc`, waited for up to `timeout` s; if it does not end, its threads'
+    stacks (SIGUSR1: the service registers faulthandler) and its log's tail fail the test."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        proc.wait(10)
+        raise AssertionError(
+            f"did not stop within {timeout} s; its stacks and log:\n" + log.read_text()[-8000:]
+        ) from None

@@ -28,6 +28,7 @@ from gateway.replay.clients import publish, read_topic
 from gateway.state import store_for
 from gateway.topics import ensure_topics
 from tests.harness import gateway_config, http_get, running_gateway, sample, wait_ready
+from tests.servers import stopped
 from tests.test_crash import start_gateway, write_config
 
 pytestmark = pytest.mark.kafka
@@ -239,7 +240,7 @@ def test_sigterm_ends_the_service_even_when_its_pipeline_never_stops(
             assert proc.poll() is None, log.read_text()
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(60)
+        code = stopped(proc, log, 60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -256,6 +256,8 @@ def test_cycle_close_list_and_report_on_the_configured_store(tmp_path: Path) -> 
 def test_a_second_run_on_the_same_ports_or_state_file_is_refused_in_one_line(
     tmp_path: Path,
 ) -> None:
+    from tests.servers import stopped
+
     """A second `run` beside a running one gets one line and exit 1: never the first one's
     broker announced as its own, never a traceback. So does a port held by another program.
     The first instance is unaffected and stops with exit 0."""
@@ -311,7 +313,7 @@ def test_a_second_run_on_the_same_ports_or_state_file_is_refused_in_one_line(
         assert first.poll() is None  # the running instance never noticed
     finally:
         first.send_signal(signal.SIGTERM)
-        code = first.wait(120)
+        code = stopped(first, log, 120)
     assert code == 0, log.read_text()[-3000:]
 
 

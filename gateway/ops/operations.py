@@ -190,7 +190,10 @@ class Operations:
             self._watch_directory()
             if ticks % QUEUE_WATCH_TICKS == 0:
                 with contextlib.suppress(Exception):  # the store's outage is its check's to say
-                    await self._watch_queues()
+                    # Shielded, as the ping is: a stop cancels this task, and a query cancelled
+                    # mid-flight can leave its connection never released (the store's close
+                    # then waited for it: a stop that never ended).
+                    await asyncio.shield(self._watch_queues())
             ticks += 1
             checks = await self.check()
             ready = all(checks.values())
