@@ -130,8 +130,9 @@ import sys, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"
 print("readyz:", urllib.request.urlopen(base + "/readyz", timeout=5).read().decode().strip())
 for line in urllib.request.urlopen(base + "/metrics", timeout=5).read().decode().splitlines():
-    if line.startswith(("gateway_messages_processed_total", "gateway_messages_rejected_total",
-                        "gateway_cycles_closed_total")):
+    if line.startswith(("connect_gateway_messages_processed_total",
+                        "connect_gateway_messages_rejected_total",
+                        "connect_gateway_cycles_closed_total")):
         print(" ", line)
 PY
 echo "== stop (SIGTERM): finish the batch, commit, leave the group"

@@ -767,3 +767,13 @@ def test_the_image_installs_pinned_versions_that_resolve_completely(tmp_path: Pa
         for item in json.loads(report.read_text())["install"]
     }
     assert chosen == pins, set(chosen.items()) ^ set(pins.items())
+
+
+def test_the_main_job_shows_metrics_the_gateway_exposes() -> None:
+    """scripts/run.sh prints some of /metrics by name: a renamed metric would print nothing
+    (it did, after the rename to connect_gateway_)."""
+    import re
+
+    text = (ROOT / "scripts" / "run.sh").read_text()
+    shown = set(re.findall(r'"((?:connect_)?gateway_[a-z_]+)"', text))
+    assert shown and shown <= exposed_metrics(), shown - exposed_metrics()
