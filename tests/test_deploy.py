@@ -339,7 +339,7 @@ def exposed_metrics() -> set[str]:
     metrics.held_amount.labels("CNY", "HPCBCNSHXXX").set(0)
     metrics.lag.labels("t", "0").set(0)
     metrics.directory_version.labels("1").set(1)
-    metrics.certificate_expiry.labels("HPCBCNSHXXX").set(0)
+    metrics.certificate_expiry.labels("HPCBCNSHXXX", "0123456789abcdef").set(0)
     metrics.signing_certificate_expiry.set(0)
     metrics.latency.observe(0.1)
     return {

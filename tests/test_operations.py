@@ -250,8 +250,11 @@ async def test_the_directory_is_watched_while_idle(kafka_bootstrap: str, tmp_pat
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"no directory version metric: {sorted(seen)[:20]}")
-        expiry = seen[
-            ("connect_gateway_certificate_expiry_seconds", (("participant", "HPCBCNSHXXX"),))
+        (expiry,) = [
+            value
+            for (name, labels), value in seen.items()
+            if name == "connect_gateway_certificate_expiry_seconds"
+            and ("participant", "HPCBCNSHXXX") in labels
         ]
         assert 300 * 86400 < expiry < 366 * 86400  # the test certificate: valid for a year
         own = seen[("connect_gateway_signing_certificate_expiry_seconds", ())]

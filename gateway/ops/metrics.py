@@ -148,8 +148,9 @@ class Metrics:
         )
         self.certificate_expiry = Gauge(
             "connect_gateway_certificate_expiry_seconds",
-            "Seconds until a participant's last valid signing certificate expires",
-            ["participant"],
+            "Seconds until each enrolled signing certificate expires (certificate: the first 16 "
+            "hex digits of its SHA-256 fingerprint)",
+            ["participant", "certificate"],
             registry=r,
         )
 

@@ -146,10 +146,12 @@ class Operations:
             *directory.depositories.values(),
             *directory.systems.values(),
         ]
+        # Every enrolled certificate, rebuilt each time: a revoked one leaves no stale series.
+        m.certificate_expiry.clear()
         for signatory in signatories:
-            if signatory.certificates:
-                last = max(c.not_after for c in signatory.certificates)
-                m.certificate_expiry.labels(signatory.bic).set((last - now).total_seconds())
+            for c in signatory.certificates:
+                seconds = (c.not_after - now).total_seconds()
+                m.certificate_expiry.labels(signatory.bic, c.fingerprint[:16]).set(seconds)
         signer = self.pipeline.reference.signer
         if signer is not None:
             left = signer.certificate.not_after - now
