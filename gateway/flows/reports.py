@@ -27,6 +27,7 @@ from gateway.directory import Participant
 from gateway.flows.base import Flow, Result
 from gateway.iso20022.ids import derive_id
 from gateway.settlement.netting import from_minor
+from gateway.settlement.statement_text import statement_id, statement_info
 
 INTRADAY = "camt.052.001.08"
 STATEMENT = "camt.053.001.08"
@@ -118,14 +119,11 @@ def _statement(
     rows = {str(r["participant"]): r for r in report["participants"]}
     row = rows.get(participant.bic, {})
     position = Decimal(str(row.get("position", "0")))
-    info = f"Settlement cycle {closed.id}"
-    if closed.instruction:
-        info += f"; settlement request {closed.instruction}"
     cut_off = closed.cut_off or ""
     return CycleStatement(
         msg_id="",  # set when issued
         created=cut_off,
-        statement_id=derive_id("ST", closed.id, participant.bic),  # as the close issued it
+        statement_id=statement_id(closed.id, participant.bic),  # as the close issued it
         cycle=closed.id,
         participant=participant.bic,
         name=participant.name,
@@ -135,7 +133,7 @@ def _statement(
         cut_off_date=cut_off[:10],
         received=(int(row.get("received_count", 0)), Decimal(str(row.get("received", "0")))),
         paid=(int(row.get("paid_count", 0)), Decimal(str(row.get("paid", "0")))),
-        info=info,
+        info=statement_info(closed.id, closed.instruction),
         opened=closed.opened,
         cut_off=cut_off or None,
     )

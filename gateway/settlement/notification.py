@@ -21,8 +21,8 @@ from gateway.directory import Directory
 from gateway.iso20022.builders import iso_datetime
 from gateway.iso20022.ids import derive_id
 from gateway.iso20022.profiles import ProfileSet
-from gateway.issuing import issue
-from gateway.settlement.netting import Netting, NettingError, from_minor
+from gateway.settlement.netting import Netting, from_minor
+from gateway.settlement.statement import issued_to, participant_of
 from gateway.sides import Side
 
 
@@ -56,13 +56,12 @@ def notifications(
     (`behind_each`), when they are to be listed."""
     currency = netting.currency
     created = iso_datetime(cut_off)
+    issuing = (config, directory, charset, profiles)
     out = []
     for bic, units in sorted(netting.positions.items()):
         if units == 0:
             continue  # nothing booked on its account: nothing to notify
-        participant = directory.participant(bic)
-        if participant is None:
-            raise NettingError(f"cycle {cycle}: participant {bic} is not in the directory")
+        participant = participant_of(directory, cycle, bic)
         info = f"Net settlement of cycle {cycle}"
         if reference:
             info += f"; settlement instruction {reference}"
@@ -82,18 +81,6 @@ def notifications(
             info=info,
             details=tuple(details.get(bic, ())) if details is not None else (),
         )
-        side = participant.side
-        data = issue(
-            body,
-            side=side,
-            to=bic,
-            msg_id=msg_id,
-            biz_msg_idr=derive_id("GWK", cycle, bic),
-            created=cut_off,
-            config=config,
-            directory=directory,
-            charset=charset,
-            profiles=profiles[side],
-        ).data
-        out.append((bic, side, data))
+        biz_msg_idr = derive_id("GWK", cycle, bic)
+        out.append(issued_to(body, participant, msg_id, biz_msg_idr, cut_off, *issuing))
     return out
