@@ -39,7 +39,12 @@ from typing import Literal
 
 from gateway.canonical import Obligation
 from gateway.settlement.netting import to_minor
-from gateway.settlement.offsetting import Candidate, largest_release, released_in_order
+from gateway.settlement.offsetting import (
+    Candidate,
+    largest_release,
+    net_change,
+    released_in_order,
+)
 from gateway.settlement.statuses import ObligationStatus
 
 
@@ -312,7 +317,6 @@ class Ledger:
             return
         items = {item.id: item for queue in waiting.values() for item in queue}
         run = []
-        moved: dict[str, int] = {}
         for candidate in chosen:
             item = items[candidate.id]
             queue = self.queues[(item.payer, currency)]
@@ -321,11 +325,9 @@ class Ledger:
             self.released.append(item)
             self.released_into[item.id] = cycle
             run.append(item)
-            for who, units in candidate.moves:
-                moved[who] = moved.get(who, 0) + units
             for o in item.obligations:
                 self._book(o)
-        net = sum(-units for units in moved.values() if units < 0)
+        net = net_change(chosen)
         gross = sum(item.units for item in run)
         assert 0 <= net <= gross, (net, gross)
         self.offsets.append(OffsetRun(cycle, tuple(run), gross, net))

@@ -11,19 +11,22 @@ from datetime import datetime
 from typing import Any
 
 from gateway.settlement.netting import from_minor
-from gateway.settlement.offsetting import Candidate, largest_release, released_in_order
+from gateway.settlement.offsetting import (
+    Candidate,
+    largest_release,
+    net_change,
+    released_in_order,
+)
 
 
 @dataclass(frozen=True)
 class Queued:
     """A payment queued for its payer's cap, as `connect-gateway liquidity` shows it."""
 
-    id: int
     payer: str
     units: int
-    cap: int
-    moves: tuple[tuple[str, int], ...]  # what its release does to positions (minor units)
     since: str  # when it was held (as the store wrote it)
+    candidate: Candidate  # as offsetting sees it: its id, its moves, its cap
 
 
 def view(
@@ -40,16 +43,11 @@ def view(
     queues: dict[str, list[Queued]] = {}
     for q in queued:
         queues.setdefault(q.payer, []).append(q)
-    candidates = {
-        payer: [Candidate(q.id, q.moves, q.cap) for q in mine] for payer, mine in queues.items()
-    }
+    candidates = {payer: [q.candidate for q in mine] for payer, mine in queues.items()}
     release = released_in_order(candidates, largest_release(positions, candidates))
-    moved: dict[str, int] = {}
-    for c in release:
-        for who, units in c.moves:
-            moved[who] = moved.get(who, 0) + units
-    gross = sum(q.units for q in queued if q.id in {c.id for c in release})
-    net = sum(-u for u in moved.values() if u < 0)
+    chosen = {c.id for c in release}
+    gross = sum(q.units for q in queued if q.candidate.id in chosen)
+    net = net_change(release)
     participants = []
     for bic in sorted(set(positions) | set(caps) | set(queues)):
         position, cap = positions.get(bic, 0), caps.get(bic)
@@ -61,9 +59,9 @@ def view(
                 "headroom": amount(position + cap) if cap is not None else None,
                 "held": [
                     {
-                        "id": q.id,
+                        "id": q.candidate.id,
                         "amount": amount(q.units),
-                        "to": sorted({who for who, units in q.moves if units > 0}),
+                        "to": sorted({who for who, units in q.candidate.moves if units > 0}),
                         "held_seconds": round(
                             max(0.0, (now - datetime.fromisoformat(q.since)).total_seconds()), 3
                         ),

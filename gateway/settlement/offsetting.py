@@ -75,3 +75,13 @@ def released_in_order(
 ) -> list[Candidate]:
     """The payments to release, in the order they were held (each queue's order kept)."""
     return sorted((c for p, q in queues.items() for c in q[: take.get(p, 0)]), key=lambda c: c.id)
+
+
+def net_change(released: Sequence[Candidate]) -> int:
+    """What releasing these together moves positions by, all told (the sum of the falls):
+    gross released minus this is the liquidity the release saved."""
+    moved: dict[str, int] = {}
+    for c in released:
+        for who, units in c.moves:
+            moved[who] = moved.get(who, 0) + units
+    return sum(-units for units in moved.values() if units < 0)

@@ -32,7 +32,7 @@ from gateway.correlations import (
 from gateway.ordering import Waiting
 from gateway.settlement.ledger import Head, Ledger, QueuedPayment, Recorded, Rules, cycle_id
 from gateway.settlement.liquidity import Queued
-from gateway.settlement.netting import Netter, Netting, to_minor
+from gateway.settlement.netting import Netter, Netting
 from gateway.settlement.report import Saving
 from gateway.settlement.statuses import CycleStatus, HeldStatus, ObligationStatus
 from gateway.sides import side_named
@@ -496,13 +496,12 @@ class Store:
             )
             queued = []
             for hid, payer, units, cap, obligations, since in rows:
-                moves = tuple(
-                    (who, sign * to_minor(o.amount.amount, currency))
-                    for o in obligations_from_json(obligations)
-                    if o.amount.currency == currency
-                    for who, sign in ((o.payer, -1), (o.payee, 1))
-                )
-                queued.append(Queued(int(hid), payer, int(units), int(cap), moves, since))
+                # As the ledger sees it when it offsets (one computation of its moves).
+                held = QueuedPayment(
+                    int(hid), payer, currency, int(units), int(cap),
+                    obligations_from_json(obligations),
+                )  # fmt: skip
+                queued.append(Queued(payer, held.units, since, held.candidate))
             return cycle, positions, queued
 
         return await self._run(work, write=False)
