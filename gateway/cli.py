@@ -161,12 +161,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from gateway.certificates import Certificate
     from gateway.clock import now_utc8
     from gateway.directory import DirectoryError, load_directory
-    from gateway.directory import default_path as default_directory
+    from gateway.directory import path_of as directory_path
     from gateway.iso20022 import errors
     from gateway.signatures import read_signed, require_signed
 
     config = _config(args)
-    path = Path(args.directory or config.translation.directory or default_directory())
+    path = directory_path(args.directory or config.translation.directory)
     try:
         directory = load_directory(path)
     except DirectoryError as exc:
@@ -301,17 +301,14 @@ def cmd_liquidity(args: argparse.Namespace) -> int:
 
     from gateway.clock import now_utc8
     from gateway.directory import DirectoryError, load_directory
-    from gateway.directory import default_path as default_directory
+    from gateway.directory import path_of as directory_path
     from gateway.settlement.liquidity import Queued, to_text, view
     from gateway.settlement.netting import to_minor
     from gateway.state import store_for
 
     currency = args.currency or config.settlement.cap_currency
     try:
-        directory = load_directory(
-            Path(config.translation.directory) if config.translation.directory
-            else default_directory()
-        )  # fmt: skip
+        directory = load_directory(directory_path(config.translation.directory))
     except DirectoryError as exc:
         _fail(str(exc))
     caps = {

@@ -43,6 +43,12 @@ def default_path() -> Path:
     return packaged("data", "participants.toml")
 
 
+def path_of(configured: str) -> Path:
+    """The directory a configuration names (`translation.directory`), or the bundled sample
+    when it names none."""
+    return Path(configured) if configured else default_path()
+
+
 def bic11(bic: str) -> str:
     """A BIC in its 11-character form (an 8-character one is its head office, XXX)."""
     return bic + "XXX" if len(bic) == 8 else bic

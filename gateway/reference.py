@@ -19,7 +19,7 @@ from gateway.charset import prepare as prepare_charset
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
 from gateway.directory import DirectoryError, ReloadingDirectory
-from gateway.directory import default_path as default_directory_path
+from gateway.directory import path_of as directory_path
 from gateway.iso20022.profiles import ProfileSet
 from gateway.messages.registry import profile_set
 from gateway.sides import SIDES, Side
@@ -47,7 +47,7 @@ class ReferenceData:
         return cls(
             directory=directory
             or ReloadingDirectory(
-                Path(tr.directory) if tr.directory else default_directory_path(),
+                directory_path(tr.directory),
                 needs_certificates=config.security.require_signatures,
             ),
             calendars=Calendars.load(Path(tr.calendars) if tr.calendars else None),
