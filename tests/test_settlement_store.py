@@ -249,9 +249,10 @@ async def test_offsetting_releases_a_gridlock_once_and_instances_never_release_t
             b"payment 2",
         ]
         assert await first.positions("CNY-000001") == {"A": -300, "B": 300}
-        counts = await first.counts()
-        assert (counts["offset_runs"], counts["offset_released"]) == (1, 2)
-        assert counts["offset_saved"] == 2700 - 300
+        backlog = await first.backlog()
+        assert (backlog.offset_runs, backlog.offset_released) == (1, 2)
+        assert backlog.offset_saved == 2700 - 300
+        assert backlog.queues == {} and backlog.unsent == 0  # both published above
         saving = await first.liquidity("CNY-000001")
         assert (saving.runs, saving.payments, saving.gross, saving.net) == (1, 2, 2700, 300)
         assert len(saving.held_seconds) == 2

@@ -160,29 +160,29 @@ class Operations:
     async def _watch_queues(self) -> None:
         """The relay's backlog and the held queues by payer, as gauges (a queue that empties
         is dropped, not left at its last value)."""
-        queues = await self.store.queues()
-        counts = await self.store.counts()
+        backlog = await self.store.backlog()
         m = self.metrics
-        m.outbox_unsent.set(counts["unsent"])
-        currency = self.config.settlement.cap_currency
-        m.offset_runs.set(counts["offset_runs"])
-        m.offset_released.set(counts["offset_released"])
-        m.liquidity_saved.set(float(from_minor(counts["offset_saved"], currency)))
-        if counts["offset_runs"] != self._offset_runs:
+        m.outbox_unsent.set(backlog.unsent)
+        cap_currency = self.config.settlement.cap_currency
+        m.offset_runs.set(backlog.offset_runs)
+        m.offset_released.set(backlog.offset_released)
+        saved = from_minor(backlog.offset_saved, cap_currency)
+        m.liquidity_saved.set(float(saved))
+        if backlog.offset_runs != self._offset_runs:
             # Offsetting released payments since the last look (this instance's or another's):
             # an event with the totals and the gridlock left, once per change.
-            self._offset_runs = counts["offset_runs"]
+            self._offset_runs = backlog.offset_runs
             self.events.emit(
-                f"liquidity/{currency}",
+                f"liquidity/{cap_currency}",
                 retain=True,
-                offset_runs=counts["offset_runs"],
-                offset_released=counts["offset_released"],
-                liquidity_saved=str(from_minor(counts["offset_saved"], currency)),
-                held=sum(n for (c, _), (n, _) in queues.items() if c == currency),
+                offset_runs=backlog.offset_runs,
+                offset_released=backlog.offset_released,
+                liquidity_saved=str(saved),
+                held=sum(n for (c, _), (n, _) in backlog.queues.items() if c == cap_currency),
             )
         m.held_payments.clear()
         m.held_amount.clear()
-        for (currency, payer), (count, units) in queues.items():
+        for (currency, payer), (count, units) in backlog.queues.items():
             m.held_payments.labels(currency, payer).set(count)
             m.held_amount.labels(currency, payer).set(float(from_minor(units, currency)))
 

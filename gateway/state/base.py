@@ -114,6 +114,17 @@ class HeldPayment:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """What the operations watch in the store (all instances' work)."""
+
+    queues: dict[tuple[str, str], tuple[int, int]]  # (currency, payer) -> (payments, units)
+    unsent: int  # outbox rows not yet published
+    offset_runs: int  # offsetting runs that released payments, since the store began
+    offset_released: int  # the payments they released
+    offset_saved: int  # gross released minus the net change of positions (minor units)
+
+
+@dataclass(frozen=True)
 class Traced:
     """What the store holds about one payment or securities transaction (`trace`): every
     output about it, its obligations, its time held, its cycles, its answers still waiting.
@@ -158,8 +169,7 @@ class ClaimsStore(Protocol):
         ...
 
     async def counts(self) -> dict[str, int]:
-        """claims, unsent outbox rows, obligations; and what offsetting did: offset_runs,
-        offset_released (payments), offset_saved (minor units of the cap currency)."""
+        """claims, unsent outbox rows, obligations: for health checks and tests."""
         ...
 
     async def obligations(self, status: str | None = None) -> list[tuple[Obligation, str]]:
@@ -248,8 +258,9 @@ class HeldStore(Protocol):
         """Held payments, oldest first."""
         ...
 
-    async def queues(self) -> dict[tuple[str, str], tuple[int, int]]:
-        """(currency, payer) -> (payments queued for the payer's cap, their minor units)."""
+    async def backlog(self) -> Backlog:
+        """What the operations watch: the held queues, the relay's backlog, what offsetting
+        did (one read, every few seconds; never a count of the claims)."""
         ...
 
     async def liquidity(self, cycle: str) -> Saving:

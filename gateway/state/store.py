@@ -37,6 +37,7 @@ from gateway.settlement.report import Saving
 from gateway.settlement.statuses import CycleStatus, HeldStatus, ObligationStatus
 from gateway.sides import side_named
 from gateway.state.base import (
+    Backlog,
     ClaimState,
     CycleRecord,
     Effects,
@@ -197,13 +198,9 @@ class Store:
             (row,) = await tx.fetch(
                 "SELECT (SELECT count(*) FROM claims), "
                 "(SELECT count(*) FROM outbox WHERE sent_at IS NULL), "
-                "(SELECT count(*) FROM obligations), "
-                "(SELECT count(*) FROM offset_runs), "
-                "(SELECT coalesce(sum(payments), 0) FROM offset_runs), "
-                "(SELECT coalesce(sum(gross - net), 0) FROM offset_runs)"
+                "(SELECT count(*) FROM obligations)"
             )
-            names = ("claims", "unsent", "obligations", "offset_runs", "offset_released")
-            return dict(zip((*names, "offset_saved"), map(int, row), strict=True))
+            return dict(zip(("claims", "unsent", "obligations"), row, strict=True))
 
         return await self._run(work, write=False)
 
@@ -444,13 +441,21 @@ class Store:
 
         return await self._run(work, write=True)
 
-    async def queues(self) -> dict[tuple[str, str], tuple[int, int]]:
-        async def work(tx: Tx) -> dict[tuple[str, str], tuple[int, int]]:
+    async def backlog(self) -> Backlog:
+        async def work(tx: Tx) -> Backlog:
             rows = await tx.fetch(
                 "SELECT currency, payer, count(*), sum(units) FROM held "
                 "WHERE status = 'queued' GROUP BY currency, payer"
             )
-            return {(c, p): (int(n), int(u)) for c, p, n, u in rows}
+            (totals,) = await tx.fetch(
+                "SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL), "
+                "(SELECT count(*) FROM offset_runs), "
+                "(SELECT coalesce(sum(payments), 0) FROM offset_runs), "
+                "(SELECT coalesce(sum(gross - net), 0) FROM offset_runs)"
+            )
+            unsent, runs, released, saved = (int(v) for v in totals)
+            queues = {(c, p): (int(n), int(u)) for c, p, n, u in rows}
+            return Backlog(queues, unsent, runs, released, saved)
 
         return await self._run(work, write=False)
 
