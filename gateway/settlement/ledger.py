@@ -302,26 +302,23 @@ class Ledger:
         if self.rules.offsetting != "multilateral" or not self._changed:
             return
         self._changed = False
-        waiting = {
-            payer: list(queue)
+        candidates = {
+            payer: [item.candidate for item in queue]
             for (payer, ccy), queue in self.queues.items()
             if ccy == currency and queue
         }
-        if not waiting:
+        if not candidates:
             return
         cycle = self.head(currency).cycle
         positions = {p: units for (c, p), units in self.positions.items() if c == cycle}
-        candidates = {payer: [item.candidate for item in queue] for payer, queue in waiting.items()}
         chosen = released_in_order(candidates, largest_release(positions, candidates))
         if not chosen:
             return
-        items = {item.id: item for queue in waiting.values() for item in queue}
+        payer_of = {c.id: payer for payer, queue in candidates.items() for c in queue}
         run = []
         for candidate in chosen:
-            item = items[candidate.id]
-            queue = self.queues[(item.payer, currency)]
-            assert queue[0] is item, "offsetting skipped a queue's head"
-            queue.popleft()
+            item = self.queues[(payer_of[candidate.id], currency)].popleft()
+            assert item.id == candidate.id, "offsetting skipped a queue's head"
             self.released.append(item)
             self.released_into[item.id] = cycle
             run.append(item)
