@@ -85,7 +85,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from lxml import etree
 
     from gateway.certificates import CertificateError
-    from gateway.signatures import Signer
+    from gateway.signatures import LockedKey, SignedAlready, Signer
 
     passphrase: bytes | None = None
     if args.passphrase_file:
@@ -101,11 +101,10 @@ def cmd_sign(args: argparse.Namespace) -> int:
         signer = Signer.from_pem(
             Path(args.key).read_bytes(), Path(args.cert).read_bytes(), passphrase
         )
+    except LockedKey as exc:
+        _fail(f"cannot load the key or certificate: {exc} (--passphrase-file or --passphrase-env)")
     except (OSError, CertificateError, ValueError) as exc:
-        hint = (
-            " (--passphrase-file or --passphrase-env)" if "give its pass phrase" in str(exc) else ""
-        )
-        _fail(f"cannot load the key or certificate: {exc}{hint}")
+        _fail(f"cannot load the key or certificate: {exc}")
     except Exception as exc:  # a key cryptography cannot read
         _fail(f"cannot load the key: {exc}")
     from gateway.clock import now_utc8
@@ -124,9 +123,10 @@ def cmd_sign(args: argparse.Namespace) -> int:
         Signer.unsign(root)
     try:
         signer.sign(root)
-    except Exception as exc:  # no AppHdr to sign, or signed already
-        again = " (--replace signs it anew)" if "signed already" in str(exc) else ""
-        _fail(f"cannot sign {args.file}: {exc}{again}")
+    except SignedAlready as exc:
+        _fail(f"cannot sign {args.file}: {exc} (--replace signs it anew)")
+    except Exception as exc:  # no AppHdr to sign
+        _fail(f"cannot sign {args.file}: {exc}")
     sys.stdout.buffer.write(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
     sys.stdout.buffer.flush()
     return EXIT_OK
@@ -311,11 +311,12 @@ def cmd_liquidity(args: argparse.Namespace) -> int:
         directory = load_directory(directory_path(config.translation.directory))
     except DirectoryError as exc:
         _fail(str(exc))
-    caps = {
-        bic: to_minor(p.net_debit_cap, currency)
-        for bic, p in directory.participants.items()
-        if currency == config.settlement.cap_currency
-    }
+    capped = currency == config.settlement.cap_currency  # caps are in the cap currency only
+    caps = (
+        {bic: to_minor(p.net_debit_cap, currency) for bic, p in directory.participants.items()}
+        if capped
+        else {}
+    )
 
     async def read() -> tuple[str | None, dict[str, int], list[Queued]]:
         store = store_for(config.state)

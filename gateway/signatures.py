@@ -82,6 +82,16 @@ _DIGEST = "http://www.w3.org/2001/04/xmlenc#sha256"
 _ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _TRANSFORMS = (_ENVELOPED, _C14N)
 _SIGNATURE = f"{{{DS}}}Signature"
+
+
+class LockedKey(ValueError):
+    """An encrypted signing key, given without its pass phrase."""
+
+
+class SignedAlready(ValueError):
+    """A message to sign that holds a signature already (one is accepted, not two)."""
+
+
 _SIGNED_INFO = f"{{{DS}}}SignedInfo"
 _C14N_METHOD = f"{{{DS}}}CanonicalizationMethod"
 _SIGNATURE_METHOD = f"{{{DS}}}SignatureMethod"
@@ -373,11 +383,9 @@ class Signer:
         try:
             key = serialization.load_pem_private_key(key_pem, password=passphrase)
         except TypeError:  # cryptography: encrypted without a pass phrase, or the reverse
-            raise ValueError(
-                "the key is encrypted: give its pass phrase"
-                if passphrase is None
-                else "the key is not encrypted: give no pass phrase"
-            ) from None
+            if passphrase is None:
+                raise LockedKey("the key is encrypted: give its pass phrase") from None
+            raise ValueError("the key is not encrypted: give no pass phrase") from None
         if not isinstance(key, PrivateKey):
             raise ValueError("the signing key must be RSA or EC (P-256)")
         if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name != "secp256r1":
@@ -404,7 +412,7 @@ class Signer:
         header = next(iter(root), None)
         assert header is not None and header.tag == f"{{{_HEAD}}}AppHdr", "no AppHdr to sign"
         if next(root.iter(_SIGNATURE), None) is not None:
-            raise ValueError("it is signed already: one signature is accepted, not two")
+            raise SignedAlready("it is signed already: one signature is accepted, not two")
         place = etree.Element(f"{{{_HEAD}}}Sgntr")
         # Sgntr's place in the header's sequence: after Prty, before Rltd.
         rltd = header.find(f"{{{_HEAD}}}Rltd")
