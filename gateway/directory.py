@@ -145,13 +145,13 @@ class Directory:
         return self._certificates.get(fingerprint)
 
     @cached_property
+    def signatories(self) -> tuple[Signatory, ...]:
+        """Everyone who may sign as AppHdr Fr: participants, depositories, systems."""
+        return (*self.participants.values(), *self.depositories.values(), *self.systems.values())
+
+    @cached_property
     def _certificates(self) -> dict[str, tuple[Signatory, Certificate]]:
-        everyone: list[Signatory] = [
-            *self.participants.values(),
-            *self.depositories.values(),
-            *self.systems.values(),
-        ]
-        return {c.fingerprint: (s, c) for s in everyone for c in s.certificates}
+        return {c.fingerprint: (s, c) for s in self.signatories for c in s.certificates}
 
     @cached_property
     def _members(self) -> dict[tuple[str, str], Participant]:
@@ -249,20 +249,15 @@ def parse_directory(
         if not BIC.fullmatch(owner) or not account:
             problems.append(f"{where}: owner_bic must be a BIC and account non-empty")
         nominees.append(Nominee(flow, dep, owner, account))
+    directory = Directory(str(version or ""), participants, depositories, tuple(nominees), systems)
     if needs_certificates:
-        senders: list[Signatory] = [
-            *participants.values(),
-            *depositories.values(),
-            *systems.values(),
-        ]
-        if lacking := [s.bic for s in senders if not s.certificates]:
+        if lacking := [s.bic for s in directory.signatories if not s.certificates]:
             problems.append(
                 "signatures are required, but no certificate is enrolled for " + ", ".join(lacking)
             )
     if problems:
         raise DirectoryError(f"{source} refused: " + "; ".join(problems))
-    assert isinstance(version, str)
-    return Directory(version, participants, depositories, tuple(nominees), systems)
+    return directory
 
 
 def _participant(entry: Any, where: str, problems: list[str], base: Path) -> Participant | None:

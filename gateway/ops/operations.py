@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.clock import Clock, now_utc8
 from gateway.config import Config
-from gateway.directory import Signatory
 from gateway.ops import http
 from gateway.ops.events import Events
 from gateway.ops.metrics import Metrics
@@ -141,14 +140,9 @@ class Operations:
         m.directory_version.labels(directory.version).set(1)
         m.directory_refused.set(reloading.failures)
         now = self.clock()
-        signatories: list[Signatory] = [
-            *directory.participants.values(),
-            *directory.depositories.values(),
-            *directory.systems.values(),
-        ]
         # Every enrolled certificate, rebuilt each time: a revoked one leaves no stale series.
         m.certificate_expiry.clear()
-        for signatory in signatories:
+        for signatory in directory.signatories:
             for c in signatory.certificates:
                 seconds = (c.not_after - now).total_seconds()
                 m.certificate_expiry.labels(signatory.bic, c.fingerprint[:16]).set(seconds)

@@ -472,13 +472,14 @@ class Store:
                 cycle,
             )
             count, payments, gross, net = (int(v) for v in runs)
+            parse = datetime.fromisoformat  # times as the backend gives them back as text
             return Saving(
                 count,
                 payments,
                 gross,
                 net,
                 held_seconds=tuple(
-                    max(0.0, (_moment(b) - _moment(a)).total_seconds()) for a, b in waits
+                    max(0.0, (parse(b) - parse(a)).total_seconds()) for a, b in waits
                 ),
             )
 
@@ -820,11 +821,6 @@ async def _write_ledger(tx: Tx, ledger: Ledger) -> None:
         "DELETE FROM held_correlations WHERE held = ?",
         [(i,) for i in [*(item.id for item in ledger.released), *ledger.cancelled]],
     )
-
-
-def _moment(text: str) -> datetime:
-    """A time as a backend gives it back as text (ISO 8601, with a space or a T)."""
-    return datetime.fromisoformat(text)
 
 
 async def _cycle_outcome(tx: Tx, cycle: str, status: str, reason: str, instruction: str) -> None:
