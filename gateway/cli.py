@@ -502,6 +502,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                 idle=args.idle,
                 progress=bar,
                 options=connection_options(config.kafka),
+                started=lambda where: bar.write(f"capturing from {where}", file=sys.stderr),
             )
         print(f"captured {result.records} records to {result.path}", file=sys.stderr)
         return EXIT_OK
@@ -538,6 +539,7 @@ def cmd_read(args: argparse.Namespace) -> int:
             max_records=args.max,
             idle=args.idle,
             options=connection_options(config.kafka),
+            started=lambda where: print(f"reading from {where}", file=sys.stderr, flush=True),
         )
         print(f"read {count} records from {args.topic}", file=sys.stderr)
         return EXIT_OK

@@ -216,10 +216,18 @@ def test_read_and_capture_from_now_print_only_what_arrives_after_they_start(
                 ("capture", "--topics", topic, "--max", "1", "--out", str(tmp_path / "c.jsonl")),
             )
         ]
-        await asyncio.sleep(3)  # both have started and sought (the guard: --max 1)
+        # Each says where it reads from once it does: only then is the new record sent, so
+        # it comes after both started however slowly they start on a busy machine.
+        said: list[bytes] = []
+        for c in commands:
+            assert c.stderr is not None
+            while not (line := await asyncio.wait_for(c.stderr.readline(), 60)).count(b" from "):
+                assert line, b"".join(said)  # ended before it began to read
+                said.append(line)
+            said.append(line)
         await put([b"new"])
         read, capture = [await asyncio.wait_for(c.communicate(), 60) for c in commands]
-        return read[0], read[1], capture[1]
+        return read[0], b"".join(said) + read[1], capture[1]
 
     printed, said, _ = asyncio.run(scenario())
     assert b"old-" not in printed and b"new" in printed, printed

@@ -39,6 +39,7 @@ async def capture(
     idle: float | None = None,
     progress: Any = None,  # a tqdm-like object with update(n)
     options: dict[str, Any] | None = None,
+    started: Callable[[str], None] | None = None,
 ) -> CaptureResult:
     writer = CaptureWriter(out)
 
@@ -49,8 +50,9 @@ async def capture(
 
     try:
         await follow(
-            bootstrap, topics, stop, write, from_beginning, since, max_records, idle, options
-        )
+            bootstrap, topics, stop, write, from_beginning, since, max_records, idle, options,
+            started,
+        )  # fmt: skip
     finally:
         await asyncio.to_thread(writer.close)
     return CaptureResult(writer.count, out)
@@ -66,10 +68,12 @@ async def follow(
     max_records: int | None = None,
     idle: float | None = None,
     options: dict[str, Any] | None = None,
+    started: Callable[[str], None] | None = None,
 ) -> int:
     """The records of `topics`, handed to `sink` batch by batch (topic and partition order),
-    from the end (default), the beginning or a time, until `stop`, `max_records` or `idle`
-    seconds with nothing new. How many. (capture writes them to a file, read prints them.)"""
+    from now (default), the beginning or a time, until `stop`, `max_records` or `idle`
+    seconds with nothing new. How many. (capture writes them to a file, read prints them.)
+    `started` is told where reading starts (a time, or "the beginning") once it does."""
     consumer = assigned_reader(bootstrap, **(options or {}))
     count = 0
     try:
@@ -90,6 +94,9 @@ async def follow(
                 at = found.get(tp)
                 consumer.seek(tp, at.offset if at is not None else ends[tp])
         oldest = moment or 0
+        if started is not None:  # told where it reads from, once it reads from there
+            when = datetime.fromtimestamp(moment / 1000, UTC) if moment is not None else None
+            started(when.isoformat(timespec="milliseconds") if when else "the beginning")
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         while not stop.is_set():
