@@ -26,6 +26,7 @@ from gateway.iso20022.profiles import ProfileSet
 from gateway.issuing import issue
 from gateway.messages.registry import profile_set
 from gateway.settlement.netting import Netting, NettingError, from_minor
+from gateway.settlement.statement import participant_of
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,7 @@ def settlement_request(
     currency = netting.currency
     records = []
     for sequence, (bic, units) in enumerate(netting.positions.items(), start=1):
-        participant = directory.participant(bic)
-        if participant is None:
-            raise NettingError(f"cycle {cycle}: participant {bic} is not in the directory")
+        participant = participant_of(directory, cycle, bic)
         records.append(
             MovementRecord(
                 id=derive_id("MR", cycle, currency, bic),
@@ -78,8 +77,22 @@ def settlement_request(
         records=tuple(records),
         control_sum=sum((r.amount.amount for r in records), start=from_minor(0, currency)),
     )
-    rtgs = config.settlement.rtgs_side
     biz_msg_idr = derive_id("GWC", cycle, currency)
+    return _instructed(body, msg_id, biz_msg_idr, cut_off, config, directory, charset, profiles)
+
+
+def _instructed(
+    body: NetSettlement | Payment,
+    msg_id: str,
+    biz_msg_idr: str,
+    cut_off: datetime,
+    config: Config,
+    directory: Directory,
+    charset: CharsetPolicy,
+    profiles: ProfileSet | None,
+) -> Instructed:
+    """`body` as the gateway's instruction to the RTGS side, validated against its profile."""
+    rtgs = config.settlement.rtgs_side
     issued = issue(
         body,
         side=rtgs,
@@ -113,14 +126,11 @@ def settlement_transfers(
     if agent is None:
         raise NettingError(f"settlement.agent_bic {agent_bic} is not in the directory")
     currency = netting.currency
-    rtgs = config.settlement.rtgs_side
     created = iso_datetime(cut_off)
     reference = derive_id("SI", cycle, currency)
     out = []
     for bic, units in netting.positions.items():
-        participant = directory.participant(bic)
-        if participant is None:
-            raise NettingError(f"cycle {cycle}: participant {bic} is not in the directory")
+        participant = participant_of(directory, cycle, bic)
         payer, payee = (participant, agent) if units < 0 else (agent, participant)
         msg_id = derive_id("GWP", cycle, bic)
         body = Payment(
@@ -144,16 +154,8 @@ def settlement_transfers(
             creditor_account=Account(payee.settlement_account),
         )
         biz_msg_idr = derive_id("GWQ", cycle, bic)
-        issued = issue(
-            body,
-            side=rtgs,
-            msg_id=msg_id,
-            biz_msg_idr=biz_msg_idr,
-            created=cut_off,
-            config=config,
-            directory=directory,
-            charset=charset,
-            profiles=profiles or profile_set(rtgs),
+        instructed = _instructed(
+            body, msg_id, biz_msg_idr, cut_off, config, directory, charset, profiles
         )
-        out.append((bic, Instructed(issued.msg_def, msg_id, biz_msg_idr, issued.data)))
+        out.append((bic, instructed))
     return out
